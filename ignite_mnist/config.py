@@ -1,0 +1,120 @@
+"""``TrainConfig``: every setting of a training run, its default and its valid range.
+
+The command line (``cli.py``), ``config.json`` in the run directory and the W&B
+config are all derived from this one dataclass, so a setting is declared once:
+its default, its help text, its choices and its range check live in the
+``field`` metadata below.
+
+Example:
+    >>> config = TrainConfig(epochs=3, model="cnn")
+    >>> config.validate()
+    >>> TrainConfig.from_dict(config.to_dict()) == config
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ignite_mnist.errors import ConfigError
+
+__all__ = ["DATA_DIR_ENV", "TrainConfig", "default_data_dir", "flag_name"]
+
+DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"
+
+Check = tuple[Callable[[Any], bool], str]
+
+POSITIVE: Check = (lambda v: v > 0, "must be > 0")
+NON_NEGATIVE: Check = (lambda v: v >= 0, "must be >= 0")
+PROBABILITY: Check = (lambda v: 0 <= v < 1, "must be in [0, 1)")
+
+
+def default_data_dir() -> str:
+    """The dataset root: ``$IGNITE_MNIST_DATA_DIR`` when set, else ``./data``."""
+    return os.environ.get(DATA_DIR_ENV) or "./data"
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a config field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    choices: tuple[str, ...] | None = None,
+    check: Check | None = None,
+    type: Callable[[str], Any] | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """Declare one setting: a dataclass field whose metadata feeds the CLI and validation."""
+    metadata = {"help": help, "choices": choices, "check": check, "type": type}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """All settings of one training run. The defaults are the tutorial's recipe."""
+
+    # data
+    dataset: str = setting("mnist", "which dataset to train on", choices=("mnist", "fashion-mnist"))
+    data_dir: str = setting(
+        help=f"dataset root holding <DATASET>/raw/ (default: ${DATA_DIR_ENV} or ./data)",
+        default_factory=default_data_dir,
+    )
+    val_size: int = setting(5000, "training images held out (seeded) for validation", check=POSITIVE)
+    # model and optimisation
+    model: str = setting("mlp", "network: the tutorial's MLP or a small ConvNet", choices=("mlp", "cnn"))
+    epochs: int = setting(10, "number of training epochs", check=POSITIVE)
+    batch_size: int = setting(32, "training batch size", check=POSITIVE)
+    lr: float = setting(1e-3, "learning rate", check=POSITIVE)
+    optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw", "sgd"))
+    momentum: float = setting(0.0, "SGD momentum (sgd only)", check=PROBABILITY)
+    weight_decay: float = setting(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", check=NON_NEGATIVE)
+    seed: int = setting(0, "seed for weights, dropout, data order and the validation split", check=NON_NEGATIVE)
+    device: str = setting("auto", "where to train; auto picks cuda when available", choices=("auto", "cpu", "cuda"))
+    # outputs
+    output_dir: str = setting("runs", "folder that holds the run directories")
+    run_name: str | None = setting(
+        None, "name of this run's directory under --output-dir (default: <dataset>-<model>-<time>)", type=str
+    )
+    progress: str = setting(
+        "auto", "progress display: tqdm bars on a terminal, log lines otherwise", choices=("auto", "bar", "log", "none")
+    )
+
+    def validate(self) -> None:
+        """Check every setting against its declared range and choices.
+
+        Raises:
+            ConfigError: naming the flag and the accepted values.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {', '.join(choices)})")
+            check = f.metadata.get("check")
+            if check is not None and value is not None and not check[0](value):
+                raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
+            raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON-serialisable values (what ``config.json`` holds)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown setting(s): {', '.join(unknown)}")
+        return cls(**values)

@@ -1,0 +1,412 @@
+"""MNIST and Fashion-MNIST: find or fetch the files, check them, split, normalise, batch.
+
+Two ways to feed a trainer:
+
+* :class:`TensorLoader` (the default): the whole split as one normalised tensor on
+  the training device, a seeded permutation per epoch, batches by indexing. No
+  per-sample Python, no PIL, and a position that can be saved and restored, which
+  is what makes an interrupted run resume exactly.
+* :func:`torch_loaders` (``--loader torch``): torchvision's ``Dataset`` with
+  ``ToTensor`` + ``Normalize`` and a ``torch.utils.data.DataLoader``, the
+  tutorial's classic path.
+
+Files are read through ``torchvision.datasets`` (its ``<root>/<Name>/raw/`` layout
+and its download). What torchvision lacks is added here: gzipped or Debian-installed
+files are unpacked into that layout, every IDX file is checked before it is read
+(so a truncated file is reported as such), and offline failures name the folder
+and the files that were expected.
+
+Example:
+    >>> splits = load_splits("./data", "mnist", val_size=5000, seed=0)  # doctest: +SKIP
+    >>> loader = TensorLoader(*splits.train, batch_size=32, shuffle=True, seed=0)  # doctest: +SKIP
+    >>> images, labels = next(iter(loader))  # doctest: +SKIP
+    >>> images.shape, labels.shape  # doctest: +SKIP
+    (torch.Size([32, 1, 28, 28]), torch.Size([32]))
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torchvision
+
+from ignite_mnist.config import DATA_DIR_ENV
+from ignite_mnist.errors import ConfigError, DataError
+
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "Splits",
+    "TensorLoader",
+    "check_idx_pair",
+    "load_splits",
+    "normalise",
+    "prepare_files",
+    "split_indices",
+    "torch_loaders",
+]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+DOWNLOAD_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What ignite-mnist needs to know about one dataset."""
+
+    name: str
+    torchvision_class: type[torchvision.datasets.MNIST]
+    mean: float
+    std: float
+    classes: tuple[str, ...]
+    debian_dir: Path | None = None
+
+    @property
+    def folder(self) -> str:
+        """The folder torchvision keeps this dataset in under the root (``MNIST``)."""
+        return self.torchvision_class.__name__
+
+    def raw_dir(self, root: str | Path) -> Path:
+        return Path(root) / self.folder / "raw"
+
+    @staticmethod
+    def file_names(train: bool) -> tuple[str, str]:
+        prefix = "train" if train else "t10k"
+        return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        "mnist", torchvision.datasets.MNIST, 0.1307, 0.3081, tuple(str(d) for d in range(10))
+    ),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist",
+        torchvision.datasets.FashionMNIST,
+        0.2860,
+        0.3530,
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        debian_dir=Path("/usr/share/datasets/fashion-mnist"),
+    ),
+}
+
+ALL_FILES = DatasetSpec.file_names(True) + DatasetSpec.file_names(False)
+
+
+def _unpack_gz(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    partial.replace(target)
+
+
+def _download(spec: DatasetSpec, root: Path) -> str | None:
+    """Let torchvision fetch the files; return why it failed, or None."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    try:
+        spec.torchvision_class(str(root), train=True, download=True)
+    except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".strip()
+    finally:
+        socket.setdefaulttimeout(previous)
+    return None
+
+
+def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> Path:
+    """Make sure the four IDX files sit uncompressed in ``<root>/<Name>/raw/``.
+
+    Missing files are unpacked from ``.gz`` siblings (or, for Fashion-MNIST, from
+    Debian's ``dataset-fashion-mnist`` package), else downloaded by torchvision.
+
+    Returns:
+        The raw folder.
+
+    Raises:
+        DataError: when files are still missing; the message names the folder,
+            the four files and how to point ``--data-dir`` at existing ones.
+
+    Example:
+        >>> prepare_files("../shared/data", "mnist")  # doctest: +SKIP
+        PosixPath('../shared/data/MNIST/raw')
+    """
+    spec = DATASETS[dataset]
+    raw = spec.raw_dir(root)
+    for name in ALL_FILES:
+        if (raw / name).is_file():
+            continue
+        for packed in (raw / f"{name}.gz", (spec.debian_dir / f"{name}.gz") if spec.debian_dir else None):
+            if packed is not None and packed.is_file():
+                try:
+                    _unpack_gz(packed, raw / name)
+                except (OSError, EOFError, gzip.BadGzipFile) as error:
+                    raise DataError(f"{packed}: cannot unpack ({error}); replace the file") from None
+                break
+    missing = [name for name in ALL_FILES if not (raw / name).is_file()]
+    if missing and download:
+        reason = _download(spec, Path(root))
+        missing = [name for name in ALL_FILES if not (raw / name).is_file()]
+        if missing:
+            raise DataError(
+                f"{spec.name} files missing in {raw} (expected {', '.join(ALL_FILES)}) and the download "
+                f"failed ({reason}); copy them there or point --data-dir (or ${DATA_DIR_ENV}) "
+                f"at a folder holding {spec.folder}/raw/"
+            )
+    elif missing:
+        raise DataError(f"{spec.name} files missing in {raw}: {', '.join(missing)}; point --data-dir at them")
+    return raw
+
+
+def _read_header(path: Path, magic: int, ndim: int) -> tuple[int, ...]:
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: file is empty; delete it and download again or point --data-dir elsewhere")
+    header_bytes = 4 + 4 * ndim
+    with open(path, "rb") as f:
+        header = f.read(header_bytes)
+    if len(header) < header_bytes:
+        raise DataError(f"{path}: truncated IDX header ({size} bytes); replace the file")
+    found = int.from_bytes(header[:4], "big")
+    if found != magic:
+        raise DataError(
+            f"{path}: wrong magic number 0x{found:08x} (expected 0x{magic:08x}); not an IDX file of this kind"
+        )
+    dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    payload = 1
+    for d in dims:
+        payload *= d
+    if size != header_bytes + payload:
+        raise DataError(
+            f"{path}: {'truncated' if size < header_bytes + payload else 'oversized'} IDX file: "
+            f"{size} bytes, header says {header_bytes + payload}; replace the file"
+        )
+    return dims
+
+
+def check_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes: int = 10) -> int:
+    """Check an images/labels IDX pair before it is read; return the sample count.
+
+    Checks magic numbers, sizes against the headers, 28x28 images, equal counts and
+    labels in ``range(num_classes)``.
+
+    Raises:
+        DataError: naming the file and the problem.
+
+    Example:
+        >>> check_idx_pair("data/MNIST/raw/t10k-images-idx3-ubyte",
+        ...                "data/MNIST/raw/t10k-labels-idx1-ubyte")  # doctest: +SKIP
+        10000
+    """
+    images_path, labels_path = Path(images_path), Path(labels_path)
+    count, rows, cols = _read_header(images_path, IMAGES_MAGIC, 3)
+    if (rows, cols) != (28, 28):
+        raise DataError(f"{images_path}: images are {rows}x{cols}, expected 28x28")
+    (label_count,) = _read_header(labels_path, LABELS_MAGIC, 1)
+    if label_count != count:
+        raise DataError(f"{labels_path}: {label_count} labels but {images_path.name} holds {count} images")
+    labels = torch.frombuffer(bytearray(labels_path.read_bytes()[8:]), dtype=torch.uint8)
+    if labels.numel() and int(labels.max()) >= num_classes:
+        bad = int((labels >= num_classes).nonzero()[0])
+        raise DataError(f"{labels_path}: label {int(labels[bad])} at index {bad} is outside 0-{num_classes - 1}")
+    return count
+
+
+def load_split_tensors(root: str | Path, dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split."""
+    spec = DATASETS[dataset]
+    raw = prepare_files(root, dataset)
+    images_name, labels_name = spec.file_names(train)
+    check_idx_pair(raw / images_name, raw / labels_name, len(spec.classes))
+    data = spec.torchvision_class(str(root), train=train, download=False)
+    return data.data, data.targets.long()
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded split of ``range(n)`` into sorted (train, validation) indices.
+
+    Example:
+        >>> train, val = split_indices(10, 3, seed=0)
+        >>> len(train), len(val), set(train.tolist()).isdisjoint(val.tolist())
+        (7, 3, True)
+    """
+    if not 0 < val_size < n:
+        raise ConfigError("--val-size", f"must be between 1 and {n - 1} (the training set holds {n}), got {val_size}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def normalise(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """``uint8 (N, 28, 28)`` -> ``float32 (N, 1, 28, 28)``, exactly ``ToTensor`` then ``Normalize``.
+
+    Example:
+        >>> normalise(torch.zeros(2, 28, 28, dtype=torch.uint8), 0.5, 0.5)[0, 0, 0, 0].item()
+        -1.0
+    """
+    return images.unsqueeze(1).float().div(255).sub(mean).div(std)
+
+
+class Splits(NamedTuple):
+    """Raw ``(images, labels)`` of train, validation and test, plus the dataset's spec."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    spec: DatasetSpec
+    train_indices: torch.Tensor
+    val_indices: torch.Tensor
+
+
+def load_splits(root: str | Path, dataset: str, *, val_size: int, seed: int) -> Splits:
+    """Load a dataset and hold a seeded validation split out of its training set."""
+    images, labels = load_split_tensors(root, dataset, train=True)
+    train_idx, val_idx = split_indices(len(labels), val_size, seed)
+    test = load_split_tensors(root, dataset, train=False)
+    return Splits(
+        (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]), test,
+        DATASETS[dataset], train_idx, val_idx,
+    )
+
+
+class TensorLoader:
+    """Batches cut from tensors that already sit, normalised, on the target device.
+
+    Each epoch draws a permutation from ``seed`` and the epoch number, so the order
+    of any epoch can be recomputed; :meth:`state_dict` records the epoch and how
+    many batches of it were handed out, and :meth:`load_state_dict` makes the next
+    iteration continue with the remaining batches in the same order.
+    With ``world_size > 1`` each rank takes every ``world_size``-th sample of the
+    shared permutation, so ranks see disjoint parts of each epoch.
+
+    Args:
+        images: ``uint8 (N, 28, 28)`` raw images.
+        labels: ``int64 (N,)`` labels.
+        batch_size: samples per batch (per rank).
+        mean, std: normalisation constants.
+        shuffle: draw a new permutation each epoch (else dataset order).
+        seed: seed of the per-epoch permutations.
+        drop_last: drop a last, smaller batch.
+        device: where the tensors live and batches are cut.
+        rank, world_size: this process's shard.
+        transform: optional batch-wise function applied to training images.
+
+    Example:
+        >>> loader = TensorLoader(torch.zeros(10, 28, 28, dtype=torch.uint8), torch.arange(10),
+        ...                       batch_size=4, mean=0.0, std=1.0, shuffle=True)
+        >>> [len(y) for _, y in loader]
+        [4, 4, 2]
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        mean: float,
+        std: float,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        self.images = normalise(images, mean, std).to(device)
+        self.labels = labels.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.transform = transform
+        self._epoch = 0
+        self._position = 0
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch."""
+        return len(self.labels) // self.world_size
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """This rank's sample indices, in the order epoch ``epoch`` visits them."""
+        n = len(self.labels)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        usable = n - n % self.world_size
+        return order[:usable][self.rank :: self.world_size].to(self.labels.device)
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch, start = self._epoch, self._position
+        if start >= len(self):
+            epoch, start = epoch + 1, 0
+        order = self.epoch_order(epoch)
+        for index in range(start, len(self)):
+            self._epoch, self._position = epoch, index + 1
+            chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+            images = self.images[chosen]
+            if self.transform is not None:
+                images = self.transform(images)
+            yield images, self.labels[chosen]
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch in progress and how many of its batches were handed out."""
+        return {"epoch": self._epoch, "position": self._position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`: the next iteration yields the remaining batches."""
+        self._epoch, self._position = int(state["epoch"]), int(state["position"])
+
+
+def torch_loaders(
+    splits: Splits,
+    root: str | Path,
+    batch_size: int,
+    *,
+    seed: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    eval_batch_size: int = 1000,
+) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+    """The classic path: torchvision ``Dataset`` + ``ToTensor``/``Normalize`` + ``DataLoader``.
+
+    Uses the same validation split as :func:`load_splits` (``splits.train_indices``).
+    """
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import transforms
+
+    spec = splits.spec
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((spec.mean,), (spec.std,))])
+    full_train = spec.torchvision_class(str(root), train=True, download=False, transform=transform)
+    test = spec.torchvision_class(str(root), train=False, download=False, transform=transform)
+    common: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
+    train_loader = DataLoader(
+        Subset(full_train, splits.train_indices.tolist()), batch_size=batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed), **common,
+    )
+    val_loader = DataLoader(Subset(full_train, splits.val_indices.tolist()), batch_size=eval_batch_size, **common)
+    test_loader = DataLoader(test, batch_size=eval_batch_size, **common)
+    return train_loader, val_loader, test_loader

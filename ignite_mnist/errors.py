@@ -1,0 +1,71 @@
+"""Errors that end a run with one line for the user, and the exit codes they map to.
+
+Anything raised as an :class:`IgniteMnistError` is the user's to fix (a bad flag,
+missing data, an unusable checkpoint): the CLI prints its message on one line,
+without a traceback, and exits with :attr:`IgniteMnistError.exit_code`.
+
+Example:
+    >>> raise DataError("train-images-idx3-ubyte: file is empty")
+    Traceback (most recent call last):
+    ...
+    ignite_mnist.errors.DataError: train-images-idx3-ubyte: file is empty
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "IgniteMnistError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+    "RunDirError",
+    "TrainingError",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class IgniteMnistError(Exception):
+    """A failure the user can fix; its message is the whole report."""
+
+    exit_code = EXIT_FAILURE
+
+
+class ConfigError(IgniteMnistError, ValueError):
+    """A setting is out of range or conflicts with another one (a usage error).
+
+    Args:
+        flag: the command-line flag at fault, e.g. ``"--epochs"``.
+        message: what is wrong and what to do, e.g. ``"must be > 0, got 0"``.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"{flag}: {message}")
+        self.flag = flag
+
+
+class DataError(IgniteMnistError):
+    """Dataset files are missing, cannot be downloaded, or are malformed."""
+
+
+class CheckpointError(IgniteMnistError):
+    """A checkpoint is missing, unreadable, unsafe, or belongs to another run."""
+
+
+class RunDirError(IgniteMnistError):
+    """The run directory cannot be used (not writable, holds another run, busy)."""
+
+
+class TrainingError(IgniteMnistError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""

@@ -1,0 +1,130 @@
+"""Progress display that suits where the output goes.
+
+On a terminal: Ignite's ``ProgressBar`` (tqdm) for the trainer, with the running
+loss, and for each evaluator. Elsewhere (CI, ``nohup``, a log file): plain log
+lines, at most one every ``interval`` seconds plus one per epoch and per
+evaluation, and never a carriage return. Ignite has no such log mode; it is
+written here.
+
+Example:
+    >>> attach_progress(trainer, {"val": evaluator}, mode="log")  # doctest: +SKIP
+    epoch 1/10  iteration 512/1719  loss 0.4121  1830 it/s
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from ignite.engine import Engine, Events
+from ignite.handlers import ProgressBar
+
+__all__ = ["LogProgress", "attach_progress", "resolve_progress_mode"]
+
+MODES = ("auto", "bar", "log", "none")
+
+
+def resolve_progress_mode(mode: str, stream: TextIO | None = None) -> str:
+    """``auto`` becomes ``bar`` when both stdout and stderr are terminals, else ``log``."""
+    if mode not in MODES:
+        raise ValueError(f"progress mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    streams = [stream] if stream is not None else [sys.stdout, sys.stderr]
+    return "bar" if all(s.isatty() for s in streams) else "log"
+
+
+def _format_metrics(metrics: dict[str, Any]) -> str:
+    return "  ".join(f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, (int, float)))
+
+
+class LogProgress:
+    """Log lines for a trainer: rate-limited per iteration, one per epoch, one per evaluation.
+
+    Args:
+        interval: the least number of seconds between two iteration lines.
+        stream: where to write (default stdout).
+    """
+
+    def __init__(self, interval: float = 10.0, stream: TextIO | None = None) -> None:
+        if interval < 0:
+            raise ValueError(f"interval must be >= 0, got {interval}")
+        self.interval = interval
+        self.stream = stream
+        self._last_line = 0.0
+        self._last_iteration = 0
+
+    def _write(self, line: str) -> None:
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+    def _where(self, engine: Engine) -> str:
+        length = engine.state.epoch_length or 0
+        in_epoch = (engine.state.iteration - 1) % length + 1 if length else engine.state.iteration
+        return f"epoch {engine.state.epoch}/{engine.state.max_epochs}  iteration {in_epoch}/{length}"
+
+    def started(self, engine: Engine) -> None:
+        self._last_line = time.monotonic()
+        self._last_iteration = engine.state.iteration
+
+    def iteration_completed(self, engine: Engine) -> None:
+        now = time.monotonic()
+        if now - self._last_line < self.interval:
+            return
+        rate = (engine.state.iteration - self._last_iteration) / max(now - self._last_line, 1e-9)
+        loss = engine.state.metrics.get("loss")
+        loss_text = f"  loss {float(loss):.4f}" if loss is not None else ""
+        self._write(f"{self._where(engine)}{loss_text}  {rate:.0f} it/s")
+        self._last_line, self._last_iteration = now, engine.state.iteration
+
+    def epoch_completed(self, engine: Engine) -> None:
+        shown = {k: v for k, v in engine.state.metrics.items() if k != "loss"}
+        self._write(f"epoch {engine.state.epoch}/{engine.state.max_epochs} done  {_format_metrics(shown)}".rstrip())
+
+    def evaluation_completed(self, name: str) -> Any:
+        def log(evaluator: Engine) -> None:
+            self._write(f"{name}: {_format_metrics(evaluator.state.metrics)}")
+
+        return log
+
+
+def attach_progress(
+    trainer: Engine,
+    evaluators: dict[str, Engine] | None = None,
+    *,
+    mode: str = "auto",
+    interval: float = 10.0,
+    metric_names: list[str] | None = None,
+) -> list[Any]:
+    """Show the progress of ``trainer`` (and named ``evaluators``) as ``mode`` says.
+
+    Args:
+        trainer: the training engine; its ``state.metrics["loss"]`` is shown if present.
+        evaluators: e.g. ``{"validation": evaluator}``.
+        mode: ``auto`` (bars on a terminal, log lines otherwise), ``bar``, ``log`` or ``none``.
+        interval: seconds between log lines in ``log`` mode.
+        metric_names: trainer metrics the bar shows, e.g. ``["loss"]``.
+
+    Returns:
+        What was attached: ``ProgressBar`` objects, or the :class:`LogProgress`.
+    """
+    evaluators = evaluators or {}
+    mode = resolve_progress_mode(mode)
+    if mode == "none":
+        return []
+    if mode == "bar":
+        bars = [ProgressBar(persist=False)]
+        bars[0].attach(trainer, metric_names=metric_names)
+        for name, evaluator in evaluators.items():
+            bar = ProgressBar(persist=False, desc=name)
+            bar.attach(evaluator)
+            bars.append(bar)
+        return bars
+    log = LogProgress(interval)
+    trainer.add_event_handler(Events.STARTED, log.started)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, log.iteration_completed)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
+    for name, evaluator in evaluators.items():
+        evaluator.add_event_handler(Events.COMPLETED, log.evaluation_completed(name))
+    return [log]
+

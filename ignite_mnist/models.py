@@ -1,0 +1,80 @@
+"""The networks: the tutorial's MLP (returning logits) and a small ConvNet.
+
+Example:
+    >>> model = build_model("mlp")
+    >>> count_parameters(model)
+    102762
+    >>> model(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["MODELS", "ConvNet", "TutorialMLP", "build_model", "count_parameters"]
+
+
+class TutorialMLP(nn.Sequential):
+    """The tutorial network, 784 -> 96 tanh -> dropout -> 256 sigmoid -> dropout -> 10.
+
+    Unlike the tutorial it ends in the logits, not a ``Softmax``: the loss
+    (``CrossEntropyLoss``) applies the softmax itself, and a second one would
+    flatten the gradients. 102,762 parameters.
+    """
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.2) -> None:
+        super().__init__(
+            nn.Flatten(),
+            nn.Linear(28 * 28, 96),
+            nn.Tanh(),
+            nn.Dropout(dropout),
+            nn.Linear(96, 256),
+            nn.Sigmoid(),
+            nn.Dropout(dropout),
+            nn.Linear(256, num_classes),
+        )
+
+
+class ConvNet(nn.Sequential):
+    """A small LeNet-style CNN: two 5x5 conv + max-pool stages and a 128-unit head.
+
+    215,370 parameters; about 99 % MNIST test accuracy after a few epochs.
+    """
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.25) -> None:
+        super().__init__(
+            nn.Conv2d(1, 16, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, num_classes),
+        )
+
+
+MODELS: dict[str, type[nn.Module]] = {"mlp": TutorialMLP, "cnn": ConvNet}
+
+
+def build_model(name: str, num_classes: int = 10) -> nn.Module:
+    """A freshly initialised model by its ``--model`` name (``mlp`` or ``cnn``).
+
+    Example:
+        >>> type(build_model("cnn")).__name__
+        'ConvNet'
+    """
+    try:
+        return MODELS[name](num_classes)
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
