@@ -42,17 +42,23 @@ def _field_type(f: dataclasses.Field) -> Any:
     return type(default)
 
 
-def build_train_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The training parser: one flag per ``TrainConfig`` field, defaults shown."""
+def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """The training parser: one flag per ``TrainConfig`` field, defaults shown.
+
+    With ``suppress_defaults`` the parsed namespace holds only the flags given.
+    """
     parser = OneLineParser(
         prog=prog,
         description="Train an MNIST classifier with PyTorch-Ignite. The defaults are the tutorial's recipe.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS if suppress_defaults else None,
     )
     for f in dataclasses.fields(TrainConfig):
         kind = _field_type(f)
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-        options: dict[str, Any] = {"default": default, "help": f.metadata["help"], "dest": f.name}
+        options: dict[str, Any] = {"help": f.metadata["help"], "dest": f.name}
+        if not suppress_defaults:
+            options["default"] = default
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         else:
@@ -66,7 +72,10 @@ def build_train_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Command-line arguments -> a validated ``TrainConfig`` (exit 2 on a bad flag)."""
+    """Command-line arguments -> a validated ``TrainConfig`` (exit 2 on a bad flag).
+
+    With ``--resume``, settings not given on the command line come from the checkpoint.
+    """
     parser = build_train_parser()
     args = parser.parse_args(argv)
     config = TrainConfig(**vars(args))
@@ -74,6 +83,11 @@ def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
         config.validate()
     except ConfigError as error:
         parser.error(str(error))
+    if config.resume is not None:
+        from ignite_mnist.training import config_for_resume
+
+        explicit = set(vars(build_train_parser(suppress_defaults=True).parse_args(argv)))
+        config = config_for_resume(config, explicit)
     return config
 
 
@@ -87,7 +101,18 @@ def train_command(argv: Sequence[str] | None) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": train_command}
+def _inference_command(name: str) -> Any:
+    """A subcommand of :mod:`ignite_mnist.inference_cli`, imported only when it runs."""
+
+    def command(argv: Sequence[str]) -> int:
+        from ignite_mnist import inference_cli
+
+        return getattr(inference_cli, f"{name}_command")(argv)
+
+    return command
+
+
+COMMANDS = {"train": train_command, **{name: _inference_command(name) for name in ("evaluate", "predict", "export")}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,19 @@ from typing import Any
 
 from ignite_mnist.errors import ConfigError
 
-__all__ = ["DATA_DIR_ENV", "TrainConfig", "default_data_dir", "flag_name"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "EXACT_RESUME_SETTINGS",
+    "IDENTITY_SETTINGS",
+    "TrainConfig",
+    "default_data_dir",
+    "flag_name",
+]
+
+#: A checkpoint is never resumed with other values of these: it would be another experiment.
+IDENTITY_SETTINGS = ("model", "dataset")
+#: Changing these on resume breaks the exact continuation (refused unless --allow-config-change).
+EXACT_RESUME_SETTINGS = ("batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay")
 
 DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"
 
@@ -87,6 +99,33 @@ class TrainConfig:
     )
     progress: str = setting(
         "auto", "progress display: tqdm bars on a terminal, log lines otherwise", choices=("auto", "bar", "log", "none")
+    )
+    progress_interval: float = setting(10.0, "seconds between progress lines in log mode", check=NON_NEGATIVE)
+    # validation, early stopping, checkpoints, resume
+    val_every: int = setting(1, "validate every N epochs (and after the last one)", check=POSITIVE)
+    val_every_iterations: int | None = setting(
+        None, "also validate every N training iterations (default: off)", check=POSITIVE, type=int
+    )
+    monitor: str = setting(
+        "val_accuracy", "metric that picks the best checkpoint and drives early stopping (accuracy: max, loss: min)",
+        choices=("val_accuracy", "val_loss"),
+    )
+    patience: int | None = setting(
+        None, "stop after this many epochs without improvement of --monitor (default: never)", check=POSITIVE, type=int
+    )
+    min_delta: float = setting(0.0, "smallest change of --monitor that counts as an improvement", check=NON_NEGATIVE)
+    keep_best: int = setting(2, "how many best checkpoints (by --monitor) to keep", check=POSITIVE)
+    checkpoint_every: int | None = setting(
+        None, "also save a resumable checkpoint every N iterations (one is always saved each epoch)",
+        check=POSITIVE, type=int,
+    )
+    resume: str | None = setting(
+        None, "continue a run: a checkpoint path, or 'auto' for the newest one of --run-name "
+        "(or of the newest run in --output-dir)", type=str,
+    )
+    allow_config_change: bool = setting(
+        False, "let --resume go on although batch size, seed, split or optimisation settings differ "
+        "from the checkpoint (the result is then no longer an exact continuation)",
     )
 
     def validate(self) -> None:

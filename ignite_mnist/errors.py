@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointError",
     "RunDirError",
     "TrainingError",
+    "Interrupted",
 ]
 
 EXIT_OK = 0
@@ -69,3 +70,14 @@ class RunDirError(IgniteMnistError):
 
 class TrainingError(IgniteMnistError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class Interrupted(IgniteMnistError):
+    """Training stopped on SIGINT/SIGTERM after saving a resumable checkpoint.
+
+    Its exit code is the shell's for the signal: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number

@@ -1,5 +1,8 @@
 """``run(config)``: the one place that puts data, model, engines and handlers together.
 
+Reading order for any flag: ``config.py`` declares it, this module passes it on,
+the handler named here uses it.
+
 Example:
     >>> from ignite_mnist import TrainConfig, run
     >>> summary = run(TrainConfig(epochs=1, data_dir="../shared/data"))  # doctest: +SKIP
@@ -19,18 +22,41 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, TerminateOnNan
 from ignite.utils import manual_seed
 
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
 from ignite_mnist.data import TensorLoader, load_splits
 from ignite_mnist.engines import build_optimizer, create_evaluator, create_trainer
-from ignite_mnist.errors import ConfigError, RunDirError
-from ignite_mnist.handlers import attach_metrics_log, attach_progress, attach_validation
+from ignite_mnist.errors import CheckpointError, ConfigError, Interrupted, RunDirError, TrainingError
+from ignite_mnist.handlers import (
+    ConfigState,
+    RNGStates,
+    attach_checkpointing,
+    attach_early_stopping,
+    attach_metrics_log,
+    attach_progress,
+    attach_signal_checkpoint,
+    attach_validation,
+    find_latest_checkpoint,
+    load_checkpoint,
+    resume_from,
+    stopped_early,
+)
+from ignite_mnist.handlers.metrics_log import truncate_metrics_log
 from ignite_mnist.models import build_model
 
-__all__ = ["EVAL_BATCH_SIZE", "Summary", "resolve_device", "run"]
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "Summary",
+    "check_resume_compatible",
+    "locate_resume_checkpoint",
+    "resolve_device",
+    "run",
+]
 
 EVAL_BATCH_SIZE = 1000
+CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass
@@ -45,6 +71,9 @@ class Summary:
     train_seconds: float
     samples_per_second: float
     best_checkpoint: str | None = None
+    stopped_early: bool = False
+    stopped_epoch: int | None = None
+    resumed_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,32 +92,117 @@ def default_run_name(config: TrainConfig) -> str:
     return f"{config.dataset}-{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_run_dir(config: TrainConfig) -> Path:
-    """Create ``<output-dir>/<run-name>/``, refusing one that already holds a run."""
+def _write_json(path: Path, values: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(values, indent=2) + "\n")
+    partial.replace(path)
+
+
+def prepare_run_dir(config: TrainConfig, *, resuming: bool = False) -> Path:
+    """Create ``<output-dir>/<run-name>/`` and write ``config.json``.
+
+    A directory that already holds a run is refused unless this is a resume of it.
+    """
     run_dir = Path(config.output_dir) / (config.run_name or default_run_name(config))
-    if (run_dir / "config.json").exists():
-        raise RunDirError(f"{run_dir} already holds a run; choose another --run-name")
+    if not resuming and (run_dir / "config.json").exists():
+        raise RunDirError(
+            f"{run_dir} already holds a run; resume it with --resume auto or choose another --run-name"
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        _write_json(run_dir / "config.json", config.to_dict())
     except OSError as error:
         raise RunDirError(f"cannot write to {run_dir} ({error.strerror}); choose a writable --output-dir") from None
     return run_dir
 
 
-def _max_metric(trainer: Engine, name: str, best: float | None) -> float | None:
-    value = trainer.state.metrics.get(name)
-    if value is None:
-        return best
-    return float(value) if best is None else max(best, float(value))
+def locate_resume_checkpoint(config: TrainConfig) -> Path:
+    """The checkpoint ``--resume`` names: a path, or ``auto`` for the newest of the run.
+
+    With ``auto`` and no ``--run-name``, the newest run directory in ``--output-dir``
+    that holds a checkpoint is used.
+    """
+    assert config.resume is not None
+    if config.resume != "auto":
+        path = Path(config.resume)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file; check the path or use --resume auto")
+        return path
+    output = Path(config.output_dir)
+    if config.run_name is not None:
+        run_dirs = [output / config.run_name]
+    else:
+        run_dirs = sorted((d for d in output.glob("*") if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    for run_dir in run_dirs:
+        latest = find_latest_checkpoint(run_dir / CHECKPOINT_DIR)
+        if latest is not None:
+            return latest
+    where = run_dirs[0] if config.run_name is not None else output
+    raise CheckpointError(f"no checkpoint to resume in {where}; start without --resume or check --output-dir/--run-name")
+
+
+def check_resume_compatible(saved: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse a resume that would be another experiment or not an exact continuation."""
+    for name in IDENTITY_SETTINGS:
+        if saved.get(name) != getattr(config, name):
+            raise CheckpointError(
+                f"checkpoint is for {name} {saved.get(name)!r}, not {getattr(config, name)!r}; "
+                f"resume with {flag_name(name)} {saved.get(name)} or start a new run"
+            )
+    changed = [n for n in EXACT_RESUME_SETTINGS if n in saved and saved[n] != getattr(config, n)]
+    if changed and not config.allow_config_change:
+        details = ", ".join(f"{flag_name(n)} {saved[n]} -> {getattr(config, n)}" for n in changed)
+        raise ConfigError(
+            flag_name(changed[0]),
+            f"differs from the checkpoint ({details}); an exact resume needs the same values "
+            "(pass --allow-config-change to continue anyway)",
+        )
+
+
+def config_for_resume(config: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """The settings of a resumed run: the checkpoint's, overridden by flags given explicitly.
+
+    Example:
+        >>> config_for_resume(TrainConfig(resume="auto", run_name="a"), {"resume", "run_name"})  # doctest: +SKIP
+    """
+    path = locate_resume_checkpoint(config)
+    saved = load_checkpoint(path)["config"]
+    run_dir = path.parent.parent
+    values = {k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    values.update({name: getattr(config, name) for name in explicit})
+    values.update(resume=str(path), output_dir=str(run_dir.parent), run_name=run_dir.name)
+    return TrainConfig(**values)
+
+
+def _samples_seen(iteration: int, epoch_length: int, num_samples: int, batch_size: int) -> int:
+    full_epochs, rest = divmod(iteration, epoch_length)
+    return full_epochs * num_samples + min(rest * batch_size, num_samples)
+
+
+def _interrupted_message(stop: Any, trainer: Engine, run_dir: Path) -> str:
+    return (
+        f"interrupted by {stop.received.name} at iteration {trainer.state.iteration} "
+        f"(epoch {trainer.state.epoch}); checkpoint saved to {stop.saved_to}; resume with: "
+        f"ignite-mnist --resume auto --output-dir {run_dir.parent} --run-name {run_dir.name}"
+    )
 
 
 def run(config: TrainConfig) -> Summary:
-    """Train, validate and test as ``config`` says; write the run directory; return the summary."""
+    """Train, validate and test as ``config`` says; write the run directory; return the summary.
+
+    Raises:
+        IgniteMnistError: a user-fixable problem (bad setting, data, checkpoint, run dir);
+            :class:`~ignite_mnist.errors.Interrupted` after a signal saved a checkpoint;
+            :class:`~ignite_mnist.errors.TrainingError` when the loss stops being finite.
+    """
     config.validate()
     device = resolve_device(config.device)
+    resume_path = locate_resume_checkpoint(config) if config.resume else None
+    checkpoint = load_checkpoint(resume_path) if resume_path else None
+    if checkpoint is not None:
+        check_resume_compatible(checkpoint["config"], config)
     splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
-    run_dir = prepare_run_dir(config)
+    run_dir = prepare_run_dir(config, resuming=checkpoint is not None)
     manual_seed(config.seed)
 
     spec = splits.spec
@@ -105,25 +219,75 @@ def run(config: TrainConfig) -> Summary:
     trainer = create_trainer(model, optimizer, device=device)
     evaluator = create_evaluator(model, device)
 
-    attach_validation(trainer, evaluator, val_loader)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan())
+    attach_validation(trainer, evaluator, val_loader, every=config.val_every,
+                      every_iterations=config.val_every_iterations)
+    stopper = None
+    if config.patience is not None:
+        stopper = attach_early_stopping(
+            trainer, patience=config.patience, monitor=config.monitor, min_delta=config.min_delta,
+            every=config.val_every,
+        )
     attach_metrics_log(trainer, run_dir / "metrics.jsonl", optimizer)
-    attach_progress(trainer, {"validation": evaluator}, mode=config.progress, metric_names=["loss"])
+    to_save: dict[str, Any] = {
+        "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGStates(),
+        "train_loader": train_loader, "config": ConfigState(config.to_dict()),
+    }
+    if stopper is not None:
+        to_save["early_stopping"] = stopper
+    checkpoints = attach_checkpointing(
+        trainer, to_save, run_dir / CHECKPOINT_DIR, evaluator=evaluator,
+        score_name=config.monitor.removeprefix("val_"), score_mode="min" if config.monitor == "val_loss" else "max",
+        keep_best=config.keep_best, every_iterations=config.checkpoint_every,
+    )
+    attach_progress(trainer, {"validation": evaluator}, mode=config.progress, interval=config.progress_interval,
+                    metric_names=["loss"])
+    stop = attach_signal_checkpoint(trainer, checkpoints.save_now)
 
     best_val_accuracy: float | None = None
 
     def track_best(engine: Engine) -> None:
         nonlocal best_val_accuracy
-        best_val_accuracy = _max_metric(engine, "val_accuracy", best_val_accuracy)
+        value = engine.state.metrics.get("val_accuracy")
+        if value is not None and getattr(engine.state, "validated_at", None) == engine.state.iteration:
+            best_val_accuracy = float(value) if best_val_accuracy is None else max(best_val_accuracy, float(value))
 
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, track_best)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, track_best)
 
+    start_iteration = 0
+    if checkpoint is not None:
+        resume_from(checkpoint, to_save | {"checkpointer": checkpoints.last})
+        start_iteration = trainer.state.iteration
+        best_val_accuracy = _best_val_accuracy(run_dir / "metrics.jsonl", start_iteration)
+        truncate_metrics_log(run_dir / "metrics.jsonl", start_iteration)
+    finished = checkpoint is not None and (
+        start_iteration >= len(train_loader) * config.epochs or stopped_early(stopper)
+    )
+
     started = time.perf_counter()
-    trainer.run(train_loader, max_epochs=config.epochs)
+    if finished:
+        print(f"{run_dir} already finished at epoch {trainer.state.epoch}; nothing to train")
+    else:
+        trainer.run(train_loader, max_epochs=config.epochs)
     train_seconds = time.perf_counter() - started
 
+    if stop.received is not None:
+        raise Interrupted(_interrupted_message(stop, trainer, run_dir), int(stop.received))
+    output = trainer.state.output
+    if isinstance(output, torch.Tensor) and not bool(torch.isfinite(output).all()):
+        raise TrainingError(
+            f"loss became {output.item()} at iteration {trainer.state.iteration} (epoch {trainer.state.epoch}); "
+            f"stopped. The last good checkpoint is in {run_dir / CHECKPOINT_DIR}; try a lower --lr"
+        )
+
+    best_path = checkpoints.best_path
+    if best_path is not None:
+        Checkpoint.load_objects({"model": model}, load_checkpoint(best_path))
     tester = create_evaluator(model, device, num_classes=len(spec.classes), confusion_matrix=True)
     test_metrics = tester.run(test_loader).metrics
-    samples = trainer.state.epoch * len(splits.train[1])
+    samples = _samples_seen(trainer.state.iteration, len(train_loader), train_loader.num_samples, config.batch_size)
+    samples -= _samples_seen(start_iteration, len(train_loader), train_loader.num_samples, config.batch_size)
     summary = Summary(
         run_dir=str(run_dir),
         test_accuracy=float(test_metrics["accuracy"]),
@@ -131,7 +295,23 @@ def run(config: TrainConfig) -> Summary:
         best_val_accuracy=best_val_accuracy,
         epochs_completed=trainer.state.epoch,
         train_seconds=round(train_seconds, 3),
-        samples_per_second=round(samples / train_seconds, 1),
+        samples_per_second=round(samples / train_seconds, 1) if samples else 0.0,
+        best_checkpoint=str(best_path) if best_path is not None else None,
+        stopped_early=stopped_early(stopper),
+        stopped_epoch=trainer.state.epoch if stopped_early(stopper) else None,
+        resumed_from=str(resume_path) if resume_path is not None else None,
     )
-    (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    _write_json(run_dir / "summary.json", summary.to_dict())
     return summary
+
+
+def _best_val_accuracy(metrics_path: Path, up_to_iteration: int) -> float | None:
+    from ignite_mnist.handlers import read_metrics_log
+
+    if not metrics_path.exists():
+        return None
+    values = [
+        row["val_accuracy"] for row in read_metrics_log(metrics_path)
+        if row.get("val_accuracy") is not None and row["iteration"] <= up_to_iteration
+    ]
+    return max(values) if values else None

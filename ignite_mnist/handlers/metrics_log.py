@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["MetricsLog", "attach_metrics_log", "read_metrics_log"]
+__all__ = ["MetricsLog", "attach_metrics_log", "read_metrics_log", "truncate_metrics_log"]
 
 
 def _plain(value: Any) -> Any:
@@ -95,3 +95,14 @@ def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
     """All rows of a ``metrics.jsonl`` file."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> None:
+    """Drop rows written after ``up_to_iteration`` (a resumed run writes them again)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [row for row in read_metrics_log(path) if row["iteration"] <= up_to_iteration]
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+    partial.replace(path)

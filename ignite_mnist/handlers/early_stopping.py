@@ -1,0 +1,72 @@
+"""Early stopping whose patience counts trainer epochs, on Ignite's ``EarlyStopping``.
+
+Ignite's handler counts the calls it receives. Attached to an evaluator that
+runs every epoch that equals epochs; with validation every N epochs (or also
+mid-epoch) it does not. Here the handler is called once per *validated epoch*
+on the trainer, and ``patience`` (in epochs) is turned into validations:
+``ceil(patience / every)``. It is added with ``add_event_handler`` rather than
+Ignite's ``attach``, which would reset its state when a resumed run starts.
+
+Example:
+    >>> stopper = attach_early_stopping(trainer, patience=3, monitor="val_loss")  # doctest: +SKIP
+    >>> stopper.counter, stopper.best_score  # doctest: +SKIP
+    (0, None)
+"""
+
+from __future__ import annotations
+
+import math
+
+from ignite.engine import Engine, Events
+from ignite.handlers import EarlyStopping
+
+__all__ = ["attach_early_stopping", "stopped_early"]
+
+
+def attach_early_stopping(
+    trainer: Engine,
+    *,
+    patience: int,
+    monitor: str = "val_accuracy",
+    mode: str | None = None,
+    min_delta: float = 0.0,
+    every: int = 1,
+) -> EarlyStopping:
+    """Stop ``trainer`` when ``trainer.state.metrics[monitor]`` stops improving.
+
+    Args:
+        trainer: the engine to stop; validation must write ``monitor`` into its
+            ``state.metrics`` (as :func:`~ignite_mnist.handlers.attach_validation` does).
+        patience: epochs without an improvement larger than ``min_delta``.
+        monitor: the metric, e.g. ``val_accuracy`` or ``val_loss``.
+        mode: ``max`` or ``min``; by default ``min`` for names containing "loss", else ``max``.
+        min_delta: the smallest change that counts as an improvement.
+        every: validation runs every this many epochs.
+
+    Returns:
+        Ignite's ``EarlyStopping``; keep it in the checkpoint (it has ``state_dict``).
+    """
+    if patience <= 0:
+        raise ValueError(f"patience must be > 0, got {patience}")
+    if every <= 0:
+        raise ValueError(f"every must be > 0, got {every}")
+    mode = mode or ("min" if "loss" in monitor else "max")
+    stopper = EarlyStopping(
+        patience=math.ceil(patience / every),
+        score_function=lambda engine: float(engine.state.metrics[monitor]),
+        trainer=trainer,
+        threshold=min_delta,
+        mode=mode,
+    )
+
+    def validated_this_epoch(engine: Engine, epoch: int) -> bool:
+        first_iteration = (epoch - 1) * (engine.state.epoch_length or 0)
+        return getattr(engine.state, "validated_at", -1) > first_iteration and monitor in engine.state.metrics
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(event_filter=validated_this_epoch), stopper)
+    return stopper
+
+
+def stopped_early(stopper: EarlyStopping | None) -> bool:
+    """Whether ``stopper`` has used up its patience (and so terminated the trainer)."""
+    return stopper is not None and stopper.counter >= stopper.patience
