@@ -1,0 +1,154 @@
+"""Export a trained model for deployment (TorchScript or ONNX) and prove the file matches it.
+
+The conversion is torch's own: ``torch.jit.script`` for TorchScript and
+``torch.onnx.export`` (the ``torch.export``-based exporter, which needs
+``onnxscript``) for ONNX, with a dynamic batch dimension. Added here: the exported
+file is loaded back (``torch.jit.load``, or an ``onnxruntime`` session) and run on
+real test digits, and its logits must equal the eager model's within
+:data:`TOLERANCE` (largest absolute difference); otherwise the file is deleted
+and :class:`ExportError` raised. ONNX is optional: ``pip install "ignite-mnist[onnx]"``.
+
+Example:
+    >>> from ignite_mnist.inference import load_model
+    >>> result = export_model(load_model("runs/demo"), "mnist.onnx", "onnx")  # doctest: +SKIP
+    >>> result.max_abs_difference < TOLERANCE  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ignite_mnist.data import load_split_tensors, normalise
+from ignite_mnist.errors import IgniteMnistError
+from ignite_mnist.inference import LoadedModel
+
+__all__ = ["CHECK_SAMPLES", "FORMATS", "TOLERANCE", "ExportError", "ExportResult", "export_model", "run_exported"]
+
+FORMATS = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+#: Largest absolute difference allowed between exported and eager logits.
+TOLERANCE = 1e-4
+#: How many real test digits the round-trip check runs.
+CHECK_SAMPLES = 1000
+ONNX_INSTALL = 'pip install "ignite-mnist[onnx]" (onnx, onnxscript, onnxruntime)'
+
+
+class ExportError(IgniteMnistError):
+    """The model could not be exported, or the exported file does not match it."""
+
+
+@dataclass
+class ExportResult:
+    """Where the model went and how closely the exported file reproduces it."""
+
+    path: Path
+    format: str
+    samples: int
+    max_abs_difference: float
+    tolerance: float = TOLERANCE
+
+
+def default_export_path(checkpoint: Path, format: str) -> Path:
+    """``runs/x/checkpoints/best.pt`` -> ``runs/x/checkpoints/best.onnx`` (or ``.torchscript.pt``)."""
+    return checkpoint.with_name(checkpoint.name.removesuffix(".pt") + SUFFIXES[format])
+
+
+@contextlib.contextmanager
+def _torchscript_deprecation_silenced() -> Iterator[None]:
+    # Recent torch marks TorchScript as deprecated; it still works and is what many runtimes load.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _save_torchscript(model: nn.Module, path: Path) -> None:
+    with _torchscript_deprecation_silenced():
+        torch.jit.script(model).save(str(path))
+
+
+def _save_onnx(model: nn.Module, path: Path) -> None:
+    try:
+        import onnx  # noqa: F401  (the exporter needs it; fail early with the install hint)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ExportError(f"ONNX export needs the onnx extra: {ONNX_INSTALL}") from None
+    example = torch.zeros(2, 1, 28, 28)
+    batch = torch.export.Dim("batch")
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        torch.onnx.export(
+            model, (example,), str(path), input_names=["images"], output_names=["logits"],
+            dynamic_shapes=({0: batch},), dynamo=True, external_data=False,
+        )
+
+
+def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:
+    """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images.
+
+    Example:
+        >>> run_exported("mnist.onnx", "onnx", torch.zeros(4, 1, 28, 28)).shape  # doctest: +SKIP
+        torch.Size([4, 10])
+    """
+    if format == "torchscript":
+        with _torchscript_deprecation_silenced(), torch.inference_mode():
+            return torch.jit.load(str(path), map_location="cpu")(images)
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError(f"checking an ONNX file needs onnxruntime: {ONNX_INSTALL}") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    return torch.from_numpy(logits)
+
+
+def export_model(
+    loaded: LoadedModel,
+    path: str | Path | None,
+    format: str,
+    *,
+    data_dir: str | Path | None = None,
+    samples: int = CHECK_SAMPLES,
+) -> ExportResult:
+    """Write ``loaded``'s model as ``format`` and check it on ``samples`` real test images.
+
+    Args:
+        loaded: from :func:`ignite_mnist.inference.load_model`.
+        path: output file; default next to the checkpoint (``.torchscript.pt`` / ``.onnx``).
+        format: ``torchscript`` or ``onnx``.
+        data_dir: dataset root for the check images; default the run's.
+        samples: how many test images the check runs.
+
+    Raises:
+        ExportError: unknown format, ONNX packages missing, or outputs that differ
+            by more than :data:`TOLERANCE` (the file is removed).
+
+    Example:
+        >>> export_model(load_model("runs/demo"), None, "torchscript").max_abs_difference  # doctest: +SKIP
+        0.0
+    """
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
+    path = Path(path) if path is not None else default_export_path(loaded.path, format)
+    images, _ = load_split_tensors(data_dir or loaded.config.data_dir, loaded.config.dataset, train=False)
+    inputs = normalise(images[:samples], loaded.spec.mean, loaded.spec.std)
+    model = loaded.model.cpu().eval()
+    with torch.inference_mode():
+        eager = model(inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (_save_torchscript if format == "torchscript" else _save_onnx)(model, path)
+    difference = float((run_exported(path, format, inputs) - eager).abs().max())
+    if not difference <= TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise ExportError(
+            f"the exported {format} model differs from the eager model by {difference:.3g} "
+            f"(tolerance {TOLERANCE:g}) on {len(inputs)} test images; nothing was written"
+        )
+    return ExportResult(path, format, len(inputs), difference)

@@ -1,0 +1,138 @@
+"""The ``evaluate``, ``predict`` and ``export`` subcommands of ``ignite-mnist``.
+
+Each takes a checkpoint file (``.pt``) or a run directory (its best checkpoint,
+else its newest one). The work is done by :mod:`ignite_mnist.inference`,
+:mod:`ignite_mnist.export` and :mod:`ignite_mnist.plots`; this module only parses
+arguments and prints.
+
+Example:
+    $ ignite-mnist evaluate runs/mnist-cnn-20261125-101500
+    $ ignite-mnist predict runs/mnist-cnn-20261125-101500 my_seven.png --json
+    $ ignite-mnist export runs/mnist-cnn-20261125-101500 --format onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ignite_mnist.cli import PROG, OneLineParser
+from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK
+
+__all__ = [
+    "SUBCOMMAND_PARSERS",
+    "build_evaluate_parser",
+    "build_export_parser",
+    "build_predict_parser",
+    "evaluate_command",
+    "export_command",
+    "predict_command",
+]
+
+
+def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=f"{PROG} {name}", description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file (.pt) or a run directory")
+    return parser
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="dataset root (default: the one the run was trained on)")
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    """``ignite-mnist evaluate CKPT``: test accuracy, loss, per-class accuracy, confusion matrix."""
+    parser = _parser("evaluate", "Evaluate a checkpoint on the test set: accuracy, loss, per-class accuracy and "
+                                 "the confusion matrix (printed and drawn as a PNG).")
+    _add_data_dir(parser)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to evaluate")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="where to draw the confusion matrix (default: <checkpoint>.confusion_matrix.png; "
+                             "needs matplotlib)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    return parser
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    """``ignite-mnist predict CKPT IMAGE...``: the class and its probability per image file."""
+    parser = _parser("predict", "Classify image files (PNG, JPEG, any size; dark-on-light or light-on-dark): "
+                                "each is cropped to the digit and centred the MNIST way before the model sees it.")
+    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
+    return parser
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    """``ignite-mnist export CKPT --format torchscript|onnx``: a deployable model file, checked."""
+    from ignite_mnist.export import CHECK_SAMPLES, FORMATS, TOLERANCE
+
+    parser = _parser("export", f"Export the model for deployment and check that the file's outputs equal the "
+                               f"model's on {CHECK_SAMPLES} real test images (largest absolute logit difference "
+                               f"at most {TOLERANCE:g}).")
+    parser.add_argument("--format", default="torchscript", choices=FORMATS, help="file format (onnx needs the "
+                                                                                 "onnx extra)")
+    parser.add_argument("--output", metavar="PATH", default=None,
+                        help="output file (default: next to the checkpoint, .torchscript.pt or .onnx)")
+    _add_data_dir(parser)
+    return parser
+
+
+def evaluate_command(argv: Sequence[str]) -> int:
+    from ignite_mnist.inference import evaluate, load_model
+    from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix, save_figure
+    from ignite_mnist.training import resolve_device
+
+    args = build_evaluate_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    loaded = load_model(args.checkpoint, device)
+    result = evaluate(loaded, args.data_dir, device)
+    plot = Path(args.plot) if args.plot else loaded.path.with_name(loaded.path.stem + ".confusion_matrix.png")
+    if matplotlib_available():
+        save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
+        note = f"confusion matrix drawn to {plot}"
+    else:
+        plot, note = None, 'confusion matrix not drawn: matplotlib is not installed (pip install "ignite-mnist[plots]")'
+    if args.json:
+        print(json.dumps(result.to_dict() | {"checkpoint": str(loaded.path), "plot": str(plot) if plot else None}))
+    else:
+        print(f"checkpoint {loaded.path}\n{result.format()}\n{note}")
+    return EXIT_OK
+
+
+def predict_command(argv: Sequence[str]) -> int:
+    from ignite_mnist.inference import load_model, predict
+
+    args = build_predict_parser().parse_args(argv)
+    predictions = predict(load_model(args.checkpoint), args.images)
+    for failed in (p for p in predictions if p.error is not None):
+        print(f"{PROG}: error: {failed.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        for p in (p for p in predictions if p.error is None):
+            print(f"{p.file}: {p.label} (probability {p.probability:.4f})")
+    return EXIT_FAILURE if any(p.error is not None for p in predictions) else EXIT_OK
+
+
+def export_command(argv: Sequence[str]) -> int:
+    from ignite_mnist.export import export_model
+    from ignite_mnist.inference import load_model
+
+    args = build_export_parser().parse_args(argv)
+    result = export_model(load_model(args.checkpoint), args.output, args.format, data_dir=args.data_dir)
+    print(f"{result.format} model written to {result.path}; on {result.samples} test images its logits differ "
+          f"from the eager model's by at most {result.max_abs_difference:.2e} (tolerance {result.tolerance:g})")
+    return EXIT_OK
+
+
+#: Subcommand name -> its parser builder (the CLI reference in the docs is generated from these).
+SUBCOMMAND_PARSERS = {
+    "evaluate": build_evaluate_parser,
+    "predict": build_predict_parser,
+    "export": build_export_parser,
+}

@@ -1,0 +1,193 @@
+"""Figures of a run: loss/accuracy curves, the confusion matrix, misclassified test digits.
+
+Drawn with matplotlib's object API (``matplotlib.figure.Figure``, no pyplot, no
+global state, no display needed). matplotlib is optional
+(``pip install "ignite-mnist[plots]"``): without it :func:`write_run_plots`
+prints one line and returns nothing, and training goes on.
+
+Each figure has a fixed size in pixels (:data:`FIGURE_PIXELS`). The files land in
+``<run_dir>/plots/`` under the names of :data:`PLOT_FILES`; :func:`write_run_plots`
+returns their paths, which is what a logger such as W&B needs to log the same images.
+
+Example:
+    >>> paths = write_run_plots("runs/demo", model, splits.test, splits.spec)  # doctest: +SKIP
+    >>> sorted(paths)  # doctest: +SKIP
+    ['confusion_matrix', 'curves', 'misclassified']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ignite_mnist.data import DatasetSpec, normalise
+from ignite_mnist.handlers.metrics_log import read_metrics_log
+from ignite_mnist.inference import predict_tensors
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DPI",
+    "FIGURE_PIXELS",
+    "PLOT_FILES",
+    "confusion_from_predictions",
+    "matplotlib_available",
+    "plot_confusion_matrix",
+    "plot_curves",
+    "plot_misclassified",
+    "save_figure",
+    "write_run_plots",
+]
+
+DPI = 100
+#: (width, height) in pixels of each saved figure.
+FIGURE_PIXELS = {"curves": (1000, 400), "confusion_matrix": (700, 600), "misclassified": (800, 880)}
+PLOT_FILES = {name: f"{name}.png" for name in FIGURE_PIXELS}
+PLOTS_INSTALL = 'pip install "ignite-mnist[plots]"'
+
+
+def matplotlib_available() -> bool:
+    """Whether matplotlib can be imported (the ``plots`` extra)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(name: str) -> Figure:
+    from matplotlib.figure import Figure
+
+    width, height = FIGURE_PIXELS[name]
+    return Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+
+
+def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
+    """Loss (train and validation) and validation accuracy per epoch, from ``metrics.jsonl`` rows.
+
+    Example:
+        >>> from ignite_mnist.handlers import read_metrics_log
+        >>> figure = plot_curves(read_metrics_log("runs/demo/metrics.jsonl"))  # doctest: +SKIP
+    """
+    epochs = [row for row in rows if row.get("kind") == "epoch"]
+    figure = _figure("curves")
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        points = [(row["epoch"], row[key]) for row in epochs if row.get(key) is not None]
+        if points:
+            loss_axes.plot(*zip(*points), marker="o", label=label)
+    points = [(row["epoch"], row["val_accuracy"] * 100) for row in epochs if row.get("val_accuracy") is not None]
+    if points:
+        accuracy_axes.plot(*zip(*points), marker="o", color="tab:green", label="validation")
+    loss_axes.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
+    accuracy_axes.set(title="accuracy", xlabel="epoch", ylabel="%")
+    for axes in (loss_axes, accuracy_axes):
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend()
+    return figure
+
+
+def plot_confusion_matrix(matrix: torch.Tensor | Sequence[Sequence[int]], classes: Sequence[str]) -> Figure:
+    """The confusion matrix as a heat map with counts (rows: true class, columns: predicted).
+
+    Example:
+        >>> figure = plot_confusion_matrix([[5, 1], [0, 6]], ["0", "1"])  # doctest: +SKIP
+    """
+    counts = torch.as_tensor(matrix).long()
+    figure = _figure("confusion_matrix")
+    axes = figure.subplots()
+    shown = axes.imshow(counts.numpy(), cmap="Blues")
+    figure.colorbar(shown, ax=axes)
+    ticks = range(len(classes))
+    axes.set_xticks(ticks, classes, rotation=45 if max(len(c) for c in classes) > 2 else 0)
+    axes.set_yticks(ticks, classes)
+    axes.set(title="confusion matrix", xlabel="predicted", ylabel="true")
+    threshold = float(counts.max()) / 2
+    for true in ticks:
+        for predicted in ticks:
+            value = int(counts[true, predicted])
+            axes.text(predicted, true, str(value), ha="center", va="center", fontsize=7,
+                      color="white" if value > threshold else "black")
+    return figure
+
+
+def plot_misclassified(
+    images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, classes: Sequence[str], limit: int = 36
+) -> Figure:
+    """A grid of the first ``limit`` misclassified images, titled ``true -> predicted``.
+
+    Args:
+        images: ``uint8 (N, 28, 28)`` raw test images.
+        labels, predictions: ``(N,)`` class indices.
+        classes: class names.
+        limit: most images shown (a square grid).
+
+    Example:
+        >>> figure = plot_misclassified(images, labels, predictions, [str(d) for d in range(10)])  # doctest: +SKIP
+    """
+    wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
+    figure = _figure("misclassified")
+    side = max(1, int(limit**0.5))
+    figure.suptitle(f"misclassified test images ({int((predictions != labels).sum())} in all): true -> predicted")
+    for position, axes in enumerate(figure.subplots(side, side).flat):
+        axes.axis("off")
+        if position < len(wrong):
+            index = wrong[position]
+            axes.imshow(images[index].numpy(), cmap="gray")
+            axes.set_title(f"{classes[int(labels[index])]} -> {classes[int(predictions[index])]}", fontsize=8)
+    return figure
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG at its own size (``FIGURE_PIXELS``) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def confusion_from_predictions(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(classes, classes)`` counts, rows the true class (the layout of Ignite's ``ConfusionMatrix``).
+
+    Example:
+        >>> confusion_from_predictions(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
+        [[1, 0], [1, 1]]
+    """
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def write_run_plots(
+    run_dir: str | Path, model: nn.Module, test: tuple[torch.Tensor, torch.Tensor], spec: DatasetSpec
+) -> dict[str, Path]:
+    """Draw a finished run's figures into ``<run_dir>/plots/`` and return ``{name: path}``.
+
+    ``curves`` comes from ``<run_dir>/metrics.jsonl``; ``confusion_matrix`` and
+    ``misclassified`` from ``model``'s predictions on the raw ``test`` images.
+    Without matplotlib, prints one line and returns ``{}``.
+
+    Example:
+        >>> write_run_plots("runs/demo", model, splits.test, splits.spec)["curves"]  # doctest: +SKIP
+        PosixPath('runs/demo/plots/curves.png')
+    """
+    if not matplotlib_available():
+        print(f"plots skipped: matplotlib is not installed ({PLOTS_INSTALL})")
+        return {}
+    run_dir = Path(run_dir)
+    images, labels = test
+    predictions = predict_tensors(model, normalise(images, spec.mean, spec.std)).argmax(1)
+    metrics_file = run_dir / "metrics.jsonl"
+    figures = {
+        "curves": plot_curves(read_metrics_log(metrics_file) if metrics_file.is_file() else []),
+        "confusion_matrix": plot_confusion_matrix(
+            confusion_from_predictions(labels, predictions, len(spec.classes)), spec.classes
+        ),
+        "misclassified": plot_misclassified(images, labels, predictions, spec.classes),
+    }
+    return {name: save_figure(figure, run_dir / "plots" / PLOT_FILES[name]) for name, figure in figures.items()}
