@@ -1,29 +1,36 @@
 """ignite-mnist: train handwritten-digit classifiers with PyTorch-Ignite.
 
+The names below are imported on first use, so ``ignite-mnist --help`` and usage
+errors answer without loading torch.
+
 Example:
     >>> from ignite_mnist import TrainConfig, run
     >>> summary = run(TrainConfig(model="cnn", epochs=3))  # doctest: +SKIP
 """
 
-from ignite_mnist.config import TrainConfig
-from ignite_mnist.data import TensorLoader, load_splits
-from ignite_mnist.engines import create_evaluator, create_trainer
-from ignite_mnist.handlers import attach_metrics_log, attach_progress, attach_validation
-from ignite_mnist.models import ConvNet, TutorialMLP, build_model
-from ignite_mnist.training import Summary, run
+from __future__ import annotations
 
-__all__ = [
-    "ConvNet",
-    "Summary",
-    "TensorLoader",
-    "TrainConfig",
-    "TutorialMLP",
-    "attach_metrics_log",
-    "attach_progress",
-    "attach_validation",
-    "build_model",
-    "create_evaluator",
-    "create_trainer",
-    "load_splits",
-    "run",
-]
+import importlib
+from typing import Any
+
+from ignite_mnist.config import TrainConfig
+
+_LAZY = {
+    "ConvNet": "ignite_mnist.models",
+    "TutorialMLP": "ignite_mnist.models",
+    "build_model": "ignite_mnist.models",
+    "TensorLoader": "ignite_mnist.data",
+    "load_splits": "ignite_mnist.data",
+    "create_evaluator": "ignite_mnist.engines",
+    "create_trainer": "ignite_mnist.engines",
+    "Summary": "ignite_mnist.training",
+    "run": "ignite_mnist.training",
+}
+
+__all__ = ["TrainConfig", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ignite_mnist' has no attribute {name!r}")

@@ -92,9 +92,9 @@ def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 
 def train_command(argv: Sequence[str] | None) -> int:
+    config = parse_train_args(argv)  # before importing torch: usage errors answer at once
     from ignite_mnist.training import run
 
-    config = parse_train_args(argv)
     summary = run(config)
     print(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
           f"run directory {summary.run_dir}")

@@ -1,0 +1,97 @@
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ignite_mnist.config import TrainConfig, flag_name
+from tests.conftest import REPO, run_cli
+
+QUIET = ("--progress", "none", "--wandb-mode", "disabled")
+
+
+def test_help_lists_every_flag_with_its_default():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for field in dataclasses.fields(TrainConfig):
+        assert flag_name(field.name) in text
+    assert "--epochs EPOCHS number of training epochs (default: 10)" in text
+    assert "(default: 32)" in text and "(default: 0.001)" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("--model", "resnet"), "--model"),
+        (("--dataset", "cifar10"), "--dataset"),
+        (("--epochs", "0"), "--epochs"),
+        (("--batch-size", "-4"), "--batch-size"),
+        (("--lr", "0"), "--lr"),
+        (("--epochs", "ten"), "--epochs"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args, flag):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert flag in result.stderr
+
+
+def test_val_size_not_smaller_than_the_training_set(idx_root, tmp_path):
+    result = run_cli("--data-dir", str(idx_root), "--val-size", "1200", "--output-dir", str(tmp_path / "runs"), *QUIET)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("(see --help)") and "--val-size" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "runs").exists()  # nothing was created for a refused run
+
+
+def test_unreadable_idx_file_is_one_line_exit_1(fresh_idx_root, tmp_path):
+    labels = fresh_idx_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:20])
+    result = run_cli("--data-dir", str(fresh_idx_root), "--val-size", "200", "--output-dir", str(tmp_path / "runs"), *QUIET)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "t10k-labels-idx1-ubyte: truncated IDX file" in result.stderr
+
+
+def test_console_script_and_module_run_the_same_cli():
+    script = shutil.which("ignite-mnist", path=str(REPO / ".venv" / "bin") + ":" + str(sys.prefix) + "/bin")
+    assert script is not None
+    assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout == run_cli("--help").stdout
+
+
+def test_fashion_mnist_choice_trains(tmp_path):
+    from tests.conftest import make_idx_dataset
+
+    root = make_idx_dataset(tmp_path / "data", n_train=600, n_test=100, folder="FashionMNIST")
+    result = run_cli("--dataset", "fashion-mnist", "--data-dir", str(root), "--val-size", "100", "--epochs", "1",
+                     "--output-dir", str(tmp_path / "runs"), "--run-name", "f", *QUIET)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "runs" / "f" / "config.json").read_text())["dataset"] == "fashion-mnist"
+
+
+@pytest.mark.integration
+def test_one_epoch_on_real_mnist_via_the_example_script(mnist_root, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "train_mnist.py"), "--data-dir", str(mnist_root), "--epochs", "1",
+         "--output-dir", str(tmp_path), "--run-name", "one", *QUIET],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.95
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert last_line == (f"test accuracy {summary['test_accuracy'] * 100:.2f} % (loss {summary['test_loss']:.4f}); "
+                         f"run directory {tmp_path / 'one'}")
+
+
+@pytest.mark.integration
+def test_default_recipe_reaches_97_percent_in_10_epochs(mnist_root, tmp_path):
+    result = run_cli("--data-dir", str(mnist_root), "--output-dir", str(tmp_path), "--run-name", "ten", *QUIET)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "ten" / "summary.json").read_text())
+    assert summary["epochs_completed"] == 10
+    assert summary["test_accuracy"] >= 0.97
