@@ -101,6 +101,10 @@ class TrainConfig:
         "auto", "progress display: tqdm bars on a terminal, log lines otherwise", choices=("auto", "bar", "log", "none")
     )
     progress_interval: float = setting(10.0, "seconds between progress lines in log mode", check=NON_NEGATIVE)
+    plots: bool = setting(
+        True, "draw loss/accuracy curves, the confusion matrix and misclassified test digits into "
+        "<run dir>/plots/ after training (needs matplotlib: the plots extra)",
+    )
     # validation, early stopping, checkpoints, resume
     val_every: int = setting(1, "validate every N epochs (and after the last one)", check=POSITIVE)
     val_every_iterations: int | None = setting(

@@ -74,6 +74,8 @@ def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
         >>> from ignite_mnist.handlers import read_metrics_log
         >>> figure = plot_curves(read_metrics_log("runs/demo/metrics.jsonl"))  # doctest: +SKIP
     """
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row for row in rows if row.get("kind") == "epoch"]
     figure = _figure("curves")
     loss_axes, accuracy_axes = figure.subplots(1, 2)
@@ -87,6 +89,7 @@ def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
     loss_axes.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
     accuracy_axes.set(title="accuracy", xlabel="epoch", ylabel="%")
     for axes in (loss_axes, accuracy_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend()

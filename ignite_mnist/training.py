@@ -45,6 +45,7 @@ from ignite_mnist.handlers import (
 )
 from ignite_mnist.handlers.metrics_log import truncate_metrics_log
 from ignite_mnist.models import build_model
+from ignite_mnist.plots import write_run_plots
 
 __all__ = [
     "EVAL_BATCH_SIZE",
@@ -302,6 +303,8 @@ def run(config: TrainConfig) -> Summary:
         resumed_from=str(resume_path) if resume_path is not None else None,
     )
     _write_json(run_dir / "summary.json", summary.to_dict())
+    if config.plots:
+        write_run_plots(run_dir, model, splits.test, spec)
     return summary
 
 

@@ -1,0 +1,82 @@
+"""``evaluate``: a real run's checkpoint reproduces its summary; per-class numbers; bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ignite_mnist.cli import main
+from ignite_mnist.data import load_split_tensors, normalise
+from ignite_mnist.inference import evaluate, load_model, predict_tensors, resolve_checkpoint
+from tests.conftest import run_cli
+
+
+def test_evaluate_reproduces_the_test_accuracy_of_the_runs_summary(idx_run: Path) -> None:
+    summary = json.loads((idx_run / "summary.json").read_text())
+    assert summary["best_checkpoint"] and Path(summary["best_checkpoint"]).is_file()
+    result = evaluate(load_model(summary["best_checkpoint"]))
+    assert result.samples == 300
+    assert result.accuracy == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert result.loss == pytest.approx(summary["test_loss"], rel=1e-5)
+    # a run directory stands for its best checkpoint
+    assert resolve_checkpoint(idx_run) == Path(summary["best_checkpoint"])
+
+
+def test_evaluate_cli_prints_the_report_and_draws_the_confusion_matrix(idx_run: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "cm.png"
+    result = run_cli("evaluate", str(idx_run), "--plot", str(plot), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    summary = json.loads((idx_run / "summary.json").read_text())
+    assert report["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = run_cli("evaluate", str(idx_run), "--plot", str(plot))
+    assert f"test accuracy {summary['test_accuracy'] * 100:.2f} %" in text.stdout
+    assert "confusion matrix (rows: true class, columns: predicted):" in text.stdout
+
+
+def test_per_class_accuracy_and_confusion_matrix_match_the_models_predictions(mnist_checkpoint: Path) -> None:
+    loaded = load_model(mnist_checkpoint)
+    result = evaluate(loaded)
+    images, labels = load_split_tensors(loaded.config.data_dir, "mnist", train=False)
+    predicted = predict_tensors(loaded.model, normalise(images, loaded.spec.mean, loaded.spec.std)).argmax(1)
+    assert result.samples == 10_000
+    assert result.accuracy == pytest.approx(int((predicted == labels).sum()) / 10_000, abs=1e-12)
+    assert result.accuracy > 0.95
+    for digit in range(10):
+        mine = labels == digit
+        expected = int((predicted[mine] == digit).sum()) / int(mine.sum())
+        assert result.per_class_accuracy[digit] == pytest.approx(expected, abs=1e-6)
+        assert result.confusion_matrix[digit][digit] == int((predicted[mine] == digit).sum())
+        assert sum(result.confusion_matrix[digit]) == int(mine.sum())
+
+
+class NotATensor:
+    """Pickled into a checkpoint, this makes ``weights_only=True`` loading refuse the file."""
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "unsafe", "not a checkpoint", "wrong weights"])
+def test_unusable_checkpoints_end_in_one_line(
+    damage: str, mnist_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.pt"
+    good = torch.load(mnist_checkpoint, weights_only=True)
+    if damage == "truncated":
+        path.write_bytes(mnist_checkpoint.read_bytes()[:5000])
+    elif damage == "unsafe":
+        torch.save({"model": NotATensor(), "config": good["config"]}, path)
+    elif damage == "not a checkpoint":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif damage == "wrong weights":
+        torch.save({"model": good["model"], "config": good["config"] | {"model": "mlp"}}, path)
+    expected = {
+        "missing": "no such checkpoint file", "truncated": "corrupted or truncated", "unsafe": "refused to load",
+        "not a checkpoint": "not an ignite-mnist checkpoint", "wrong weights": "weights do not fit the 'mlp' model",
+    }[damage]
+    assert main(["evaluate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ignite-mnist: error: {path}: ") and expected in err
+    assert err.count("\n") == 1
