@@ -1,4 +1,4 @@
-"""The networks: the tutorial's MLP (returning logits) and a small ConvNet.
+"""The networks: the tutorial's MLP (returning logits), a small ConvNet and the fast recipe's FastCNN.
 
 Example:
     >>> model = build_model("mlp")
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "ConvNet", "TutorialMLP", "build_model", "count_parameters"]
+__all__ = ["MODELS", "ConvNet", "FastCNN", "TutorialMLP", "build_model", "count_parameters"]
 
 
 class TutorialMLP(nn.Sequential):
@@ -59,7 +59,38 @@ class ConvNet(nn.Sequential):
         )
 
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": TutorialMLP, "cnn": ConvNet}
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
+
+
+class FastCNN(nn.Sequential):
+    """The fast recipe's network: two conv + BatchNorm + max-pool stages and a linear head.
+
+    BatchNorm lets it train at a high learning rate, so with a one-cycle schedule
+    it passes 99 % MNIST test accuracy within two epochs (see ``docs/benchmarks.md``).
+    About 2.5 M multiply-adds per image; 34,642 parameters.
+
+    Example:
+        >>> FastCNN()(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__(
+            *_conv_bn_relu(1, 24, 5),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(24, 48, 3),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(48 * 7 * 7, num_classes),
+        )
+
+
+MODELS: dict[str, type[nn.Module]] = {"mlp": TutorialMLP, "cnn": ConvNet, "fastcnn": FastCNN}
 
 
 def build_model(name: str, num_classes: int = 10) -> nn.Module:
