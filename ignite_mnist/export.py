@@ -29,7 +29,7 @@ from torch import nn
 
 from ignite_mnist.data import load_split_tensors, normalise
 from ignite_mnist.errors import IgniteMnistError
-from ignite_mnist.inference import LoadedModel
+from ignite_mnist.inference import LoadedModel, default_output_path
 
 __all__ = ["CHECK_SAMPLES", "FORMATS", "TOLERANCE", "ExportError", "ExportResult", "export_model", "run_exported"]
 
@@ -55,11 +55,6 @@ class ExportResult:
     samples: int
     max_abs_difference: float
     tolerance: float = TOLERANCE
-
-
-def default_export_path(checkpoint: Path, format: str) -> Path:
-    """``runs/x/checkpoints/best.pt`` -> ``runs/x/checkpoints/best.onnx`` (or ``.torchscript.pt``)."""
-    return checkpoint.with_name(checkpoint.name.removesuffix(".pt") + SUFFIXES[format])
 
 
 @contextlib.contextmanager
@@ -121,7 +116,8 @@ def export_model(
 
     Args:
         loaded: from :func:`ignite_mnist.inference.load_model`.
-        path: output file; default next to the checkpoint (``.torchscript.pt`` / ``.onnx``).
+        path: output file; default in the run directory, named after the checkpoint
+            (``.torchscript.pt`` / ``.onnx``).
         format: ``torchscript`` or ``onnx``.
         data_dir: dataset root for the check images; default the run's.
         samples: how many test images the check runs.
@@ -136,7 +132,7 @@ def export_model(
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
-    path = Path(path) if path is not None else default_export_path(loaded.path, format)
+    path = Path(path) if path is not None else default_output_path(loaded.path, SUFFIXES[format])
     images, _ = load_split_tensors(data_dir or loaded.config.data_dir, loaded.config.dataset, train=False)
     inputs = normalise(images[:samples], loaded.spec.mean, loaded.spec.std)
     model = loaded.model.cpu().eval()

@@ -40,6 +40,7 @@ __all__ = [
     "Evaluation",
     "LoadedModel",
     "Prediction",
+    "default_output_path",
     "evaluate",
     "load_model",
     "predict",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 EVAL_BATCH_SIZE = 1000
+CHECKPOINT_DIR = "checkpoints"  # where training.run keeps a run's checkpoints
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -74,10 +76,21 @@ def resolve_checkpoint(path: str | Path) -> Path:
             best = None
         if best and Path(best).is_file():
             return Path(best)
-    latest = find_latest_checkpoint(path / "checkpoints")
+    latest = find_latest_checkpoint(path / CHECKPOINT_DIR)
     if latest is None:
         raise CheckpointError(f"{path}: a directory without checkpoints; pass a .pt file or a run directory")
     return latest
+
+
+def default_output_path(checkpoint: Path, suffix: str) -> Path:
+    """Where a file derived from a checkpoint goes by default: the run directory, named after it.
+
+    Example:
+        >>> default_output_path(Path("runs/a/checkpoints/best_checkpoint_9_accuracy=0.9.pt"), ".onnx")
+        PosixPath('runs/a/best_checkpoint_9_accuracy=0.9.onnx')
+    """
+    folder = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
+    return folder / (checkpoint.name.removesuffix(".pt") + suffix)
 
 
 @dataclass

@@ -52,8 +52,8 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     _add_data_dir(parser)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to evaluate")
     parser.add_argument("--plot", metavar="PNG", default=None,
-                        help="where to draw the confusion matrix (default: <checkpoint>.confusion_matrix.png; "
-                             "needs matplotlib)")
+                        help="where to draw the confusion matrix (default: <checkpoint name>.confusion_matrix.png "
+                             "in the run directory; needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     return parser
 
@@ -77,13 +77,13 @@ def build_export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="torchscript", choices=FORMATS, help="file format (onnx needs the "
                                                                                  "onnx extra)")
     parser.add_argument("--output", metavar="PATH", default=None,
-                        help="output file (default: next to the checkpoint, .torchscript.pt or .onnx)")
+                        help="output file (default: <checkpoint name>.torchscript.pt or .onnx in the run directory)")
     _add_data_dir(parser)
     return parser
 
 
 def evaluate_command(argv: Sequence[str]) -> int:
-    from ignite_mnist.inference import evaluate, load_model
+    from ignite_mnist.inference import default_output_path, evaluate, load_model
     from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix, save_figure
     from ignite_mnist.training import resolve_device
 
@@ -91,7 +91,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device)
     result = evaluate(loaded, args.data_dir, device)
-    plot = Path(args.plot) if args.plot else loaded.path.with_name(loaded.path.stem + ".confusion_matrix.png")
+    plot = Path(args.plot) if args.plot else default_output_path(loaded.path, ".confusion_matrix.png")
     if matplotlib_available():
         save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
         note = f"confusion matrix drawn to {plot}"

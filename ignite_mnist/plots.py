@@ -127,7 +127,8 @@ def plot_misclassified(
 
     Args:
         images: ``uint8 (N, 28, 28)`` raw test images.
-        labels, predictions: ``(N,)`` class indices.
+        labels: ``(N,)`` true class indices.
+        predictions: ``(N,)`` predicted class indices.
         classes: class names.
         limit: most images shown (a square grid).
 

@@ -25,17 +25,26 @@ def test_evaluate_reproduces_the_test_accuracy_of_the_runs_summary(idx_run: Path
     assert resolve_checkpoint(idx_run) == Path(summary["best_checkpoint"])
 
 
-def test_evaluate_cli_prints_the_report_and_draws_the_confusion_matrix(idx_run: Path, tmp_path: Path) -> None:
+def test_evaluate_cli_json_and_confusion_matrix_png(idx_run: Path, tmp_path: Path) -> None:
     plot = tmp_path / "cm.png"
     result = run_cli("evaluate", str(idx_run), "--plot", str(plot), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     summary = json.loads((idx_run / "summary.json").read_text())
     assert report["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert report["checkpoint"] == summary["best_checkpoint"] and report["plot"] == str(plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = run_cli("evaluate", str(idx_run), "--plot", str(plot))
-    assert f"test accuracy {summary['test_accuracy'] * 100:.2f} %" in text.stdout
-    assert "confusion matrix (rows: true class, columns: predicted):" in text.stdout
+
+
+def test_evaluate_cli_text_report(idx_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(idx_run)]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((idx_run / "summary.json").read_text())
+    assert f"test accuracy {summary['test_accuracy'] * 100:.2f} % (300 images)" in out
+    assert "per-class accuracy:" in out
+    assert "confusion matrix (rows: true class, columns: predicted):" in out
+    default_plot = idx_run / (Path(summary["best_checkpoint"]).stem + ".confusion_matrix.png")
+    assert out.rstrip().endswith(f"confusion matrix drawn to {default_plot}") and default_plot.is_file()
 
 
 def test_per_class_accuracy_and_confusion_matrix_match_the_models_predictions(mnist_checkpoint: Path) -> None:
