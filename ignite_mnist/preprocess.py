@@ -5,7 +5,8 @@ its aspect ratio, to fit a 20x20 box, then placed in a 28x28 field so that its
 centre of mass sits in the middle. :func:`preprocess_image` applies the same
 recipe to an image of any size:
 
-1. grayscale (Pillow);
+1. grayscale (Pillow), after applying a photo's EXIF rotation and laying a
+   transparent background on white;
 2. a light background (the median of the border pixels is above mid-grey) is
    inverted, so dark ink on paper becomes light strokes on black;
 3. the background level is subtracted and the contrast stretched to 0-1;
@@ -53,17 +54,19 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
         >>> load_grayscale("digit.png").shape  # doctest: +SKIP
         torch.Size([280, 200])
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image.load()
+            image = ImageOps.exif_transpose(image)  # phone photos: apply the EXIF rotation
+            if "A" in image.getbands():  # transparent background: lay it on white paper
+                image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
             gray = image.convert("L")
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read (use PNG or JPEG)") from None
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageError(f"{path}: cannot read image ({error})") from None
     data = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
     return data.reshape(gray.height, gray.width).float().div(255)

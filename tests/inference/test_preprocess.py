@@ -58,6 +58,26 @@ def test_colour_images_are_read_as_grayscale(tmp_path: Path) -> None:
     assert image.shape == (30, 40) and 0.25 < float(image.mean()) < 0.35  # ITU-R 601 luma of red: 0.299
 
 
+def test_ink_on_a_transparent_background_counts_as_ink_on_paper(tmp_path: Path) -> None:
+    strokes = np.zeros((90, 70), dtype=np.uint8)
+    strokes[15:75, 30:40] = 255
+    Image.fromarray(strokes).save(tmp_path / "light.png")
+    rgba = np.zeros((90, 70, 4), dtype=np.uint8)  # transparent black everywhere...
+    rgba[..., 3] = strokes  # ...except opaque black ink where the strokes are
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "transparent.png")
+    assert torch.allclose(_field(tmp_path / "light.png"), _field(tmp_path / "transparent.png"), atol=0.02)
+
+
+def test_exif_rotation_is_applied(tmp_path: Path) -> None:
+    strokes = np.zeros((90, 70), dtype=np.uint8)
+    strokes[15:75, 30:40] = 255  # a vertical bar, stored lying down with "rotate 90" in its EXIF
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(np.rot90(strokes).copy()).save(tmp_path / "photo.jpg", exif=exif)
+    field = _field(tmp_path / "photo.jpg")
+    assert int(((field > 0.5).any(1)).sum()) == BOX_SIZE  # upright again: 20 rows tall
+
+
 @pytest.mark.parametrize("kind", ["missing", "text", "truncated", "blank"])
 def test_unusable_files_raise_one_line_image_errors(kind: str, tmp_path: Path) -> None:
     path = tmp_path / "image.png"
