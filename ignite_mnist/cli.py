@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -115,6 +116,16 @@ def _inference_command(name: str) -> Any:
 COMMANDS = {"train": train_command, **{name: _inference_command(name) for name in ("evaluate", "predict", "export")}}
 
 
+class _ReportedBelow(logging.Filter):
+    """Drops Ignite's "Engine run is terminating due to exception" lines: :func:`main` reports the error once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is terminating due to exception" not in record.getMessage()
+
+
+_REPORTED_BELOW = _ReportedBelow()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code. ``train`` is the default command.
 
@@ -124,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         2
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
     command = COMMANDS["train"]
     if args and args[0] in COMMANDS:
         command = COMMANDS[args.pop(0)]

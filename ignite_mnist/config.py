@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ Check = tuple[Callable[[Any], bool], str]
 POSITIVE: Check = (lambda v: v > 0, "must be > 0")
 NON_NEGATIVE: Check = (lambda v: v >= 0, "must be >= 0")
 PROBABILITY: Check = (lambda v: 0 <= v < 1, "must be in [0, 1)")
+SEED: Check = (lambda v: 0 <= v < 2**32, "must be between 0 and 4294967295 (NumPy's seed range)")
 
 
 def default_data_dir() -> str:
@@ -90,7 +92,7 @@ class TrainConfig:
     optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw", "sgd"))
     momentum: float = setting(0.0, "SGD momentum (sgd only)", check=PROBABILITY)
     weight_decay: float = setting(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", check=NON_NEGATIVE)
-    seed: int = setting(0, "seed for weights, dropout, data order and the validation split", check=NON_NEGATIVE)
+    seed: int = setting(0, "seed for weights, dropout, data order and the validation split", check=SEED)
     device: str = setting("auto", "where to train; auto picks cuda when available", choices=("auto", "cpu", "cuda"))
     # outputs
     output_dir: str = setting("runs", "folder that holds the run directories")
@@ -131,6 +133,10 @@ class TrainConfig:
         False, "let --resume go on although batch size, seed, split or optimisation settings differ "
         "from the checkpoint (the result is then no longer an exact continuation)",
     )
+    overwrite: bool = setting(
+        False, "start afresh in a --run-name that already holds a run; the old run's files are moved to "
+        "<run-name>.old-N/ beside it, never deleted",
+    )
 
     def validate(self) -> None:
         """Check every setting against its declared range and choices.
@@ -144,10 +150,20 @@ class TrainConfig:
             if choices and value not in choices:
                 raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {', '.join(choices)})")
             check = f.metadata.get("check")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(flag_name(f.name), f"must be a finite number, got {value}")
             if check is not None and value is not None and not check[0](value):
                 raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
+        if self.overwrite and self.resume is not None:
+            raise ConfigError("--overwrite", "cannot be combined with --resume (one continues a run, the other "
+                              "replaces it); leave one out")
+        if self.momentum and self.optimizer != "sgd":
+            raise ConfigError("--momentum", f"only --optimizer sgd uses it, got --optimizer {self.optimizer}; "
+                              "leave --momentum out or use --optimizer sgd")
+        if self.min_delta and self.patience is None:
+            raise ConfigError("--min-delta", "only early stopping uses it; add --patience N or leave it out")
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain JSON-serialisable values (what ``config.json`` holds)."""

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -46,6 +47,7 @@ from ignite_mnist.handlers import (
 from ignite_mnist.handlers.metrics_log import truncate_metrics_log
 from ignite_mnist.models import build_model
 from ignite_mnist.plots import write_run_plots
+from ignite_mnist.run_dirs import lock_run_dir, set_aside, unwritable
 
 __all__ = [
     "EVAL_BATCH_SIZE",
@@ -99,21 +101,33 @@ def _write_json(path: Path, values: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def prepare_run_dir(config: TrainConfig, *, resuming: bool = False) -> Path:
-    """Create ``<output-dir>/<run-name>/`` and write ``config.json``.
+def prepare_run_dir(
+    config: TrainConfig, *, resuming: bool = False, held: contextlib.ExitStack | None = None
+) -> Path:
+    """Create ``<output-dir>/<run-name>/``, lock it for this process and write ``config.json``.
 
-    A directory that already holds a run is refused unless this is a resume of it.
+    The lock (see :mod:`ignite_mnist.run_dirs`) stays in ``held`` until that stack closes.
+    A directory that already holds a run is refused unless this is a resume of it,
+    or ``--overwrite`` moves the old run's files aside; one another process runs in is refused.
     """
     run_dir = Path(config.output_dir) / (config.run_name or default_run_name(config))
-    if not resuming and (run_dir / "config.json").exists():
-        raise RunDirError(
-            f"{run_dir} already holds a run; resume it with --resume auto or choose another --run-name"
-        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable(run_dir, error) from None
+    if held is not None:
+        held.enter_context(lock_run_dir(run_dir))
+    if not resuming and (run_dir / "config.json").exists():
+        if not config.overwrite:
+            raise RunDirError(
+                f"{run_dir} already holds a run; resume it with --resume auto, choose another --run-name, "
+                "or pass --overwrite to move it aside"
+            )
+        print(f"--overwrite: moved the previous run in {run_dir} to {set_aside(run_dir)}")
+    try:
         _write_json(run_dir / "config.json", config.to_dict())
     except OSError as error:
-        raise RunDirError(f"cannot write to {run_dir} ({error.strerror}); choose a writable --output-dir") from None
+        raise unwritable(run_dir, error) from None
     return run_dir
 
 
@@ -125,10 +139,7 @@ def locate_resume_checkpoint(config: TrainConfig) -> Path:
     """
     assert config.resume is not None
     if config.resume != "auto":
-        path = Path(config.resume)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file; check the path or use --resume auto")
-        return path
+        return Path(config.resume)  # load_checkpoint says so when it is missing
     output = Path(config.output_dir)
     if config.run_name is not None:
         run_dirs = [output / config.run_name]
@@ -163,16 +174,49 @@ def check_resume_compatible(saved: dict[str, Any], config: TrainConfig) -> None:
 def config_for_resume(config: TrainConfig, explicit: set[str]) -> TrainConfig:
     """The settings of a resumed run: the checkpoint's, overridden by flags given explicitly.
 
+    A checkpoint in ``<run>/checkpoints/`` continues that run; given another
+    ``--run-name``/``--output-dir``, or a checkpoint kept outside a run, a new run
+    starts from it in the directory those flags name.
+
     Example:
         >>> config_for_resume(TrainConfig(resume="auto", run_name="a"), {"resume", "run_name"})  # doctest: +SKIP
     """
     path = locate_resume_checkpoint(config)
     saved = load_checkpoint(path)["config"]
-    run_dir = path.parent.parent
     values = {k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
     values.update({name: getattr(config, name) for name in explicit})
-    values.update(resume=str(path), output_dir=str(run_dir.parent), run_name=run_dir.name)
+    values.update(resume=str(path), overwrite=config.overwrite)
+    values.update(output_dir=config.output_dir, run_name=config.run_name)  # a new run, unless...
+    if path.parent.name == CHECKPOINT_DIR:  # ...the checkpoint's own run goes on, unless flags name another
+        run_dir = path.parent.parent
+        values.update(output_dir=str(run_dir.parent), run_name=run_dir.name)
+        values.update({name: getattr(config, name) for name in explicit & {"output_dir", "run_name"}})
     return TrainConfig(**values)
+
+
+def _resumes_in_place(config: TrainConfig, checkpoint_path: Path) -> bool:
+    """Whether ``--resume`` continues the checkpoint's own run (else a new run starts from the checkpoint)."""
+    if config.run_name is None:
+        return False
+    own = Path(config.output_dir) / config.run_name / CHECKPOINT_DIR
+    return checkpoint_path.resolve().parent == own.resolve()
+
+
+def _apply_changed_settings(optimizer: torch.optim.Optimizer, saved: dict[str, Any], config: TrainConfig) -> None:
+    """After loading the optimizer's state, give it the lr/momentum/weight decay ``--allow-config-change`` set."""
+    for name in ("lr", "momentum", "weight_decay"):
+        if saved.get(name) != getattr(config, name):
+            for group in optimizer.param_groups:
+                if name in group:
+                    group[name] = getattr(config, name)
+
+
+def _last_good(checkpoint_dir: Path) -> str:
+    latest = find_latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        return "No checkpoint was saved before; start again with a lower --lr"
+    return (f"The last good checkpoint is {latest}; continue from it with a lower --lr: "
+            f"--resume {latest} --lr LR --allow-config-change")
 
 
 def _samples_seen(iteration: int, epoch_length: int, num_samples: int, batch_size: int) -> int:
@@ -196,14 +240,20 @@ def run(config: TrainConfig) -> Summary:
             :class:`~ignite_mnist.errors.Interrupted` after a signal saved a checkpoint;
             :class:`~ignite_mnist.errors.TrainingError` when the loss stops being finite.
     """
+    with contextlib.ExitStack() as held:  # holds the run directory's lock until the run ends, however it ends
+        return _run(config, held)
+
+
+def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     config.validate()
     device = resolve_device(config.device)
     resume_path = locate_resume_checkpoint(config) if config.resume else None
     checkpoint = load_checkpoint(resume_path) if resume_path else None
     if checkpoint is not None:
         check_resume_compatible(checkpoint["config"], config)
+    in_place = resume_path is not None and _resumes_in_place(config, resume_path)
     splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
-    run_dir = prepare_run_dir(config, resuming=checkpoint is not None)
+    run_dir = prepare_run_dir(config, resuming=in_place, held=held)
     manual_seed(config.seed)
 
     spec = splits.spec
@@ -220,7 +270,9 @@ def run(config: TrainConfig) -> Summary:
     trainer = create_trainer(model, optimizer, device=device)
     evaluator = create_evaluator(model, device)
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan())
+    nan_stop = TerminateOnNan()
+    nan_stop.logger.disabled = True  # the TrainingError below reports it, in one line
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, nan_stop)
     attach_validation(trainer, evaluator, val_loader, every=config.val_every,
                       every_iterations=config.val_every_iterations)
     stopper = None
@@ -258,10 +310,15 @@ def run(config: TrainConfig) -> Summary:
 
     start_iteration = 0
     if checkpoint is not None:
-        resume_from(checkpoint, to_save | {"checkpointer": checkpoints.last})
+        to_load = to_save | ({"checkpointer": checkpoints.last} if in_place else {})  # a new run keeps its own files
+        if checkpoint["config"].get("optimizer") != config.optimizer:  # --allow-config-change: start it afresh
+            del to_load["optimizer"]
+        resume_from(checkpoint, to_load)
+        _apply_changed_settings(optimizer, checkpoint["config"], config)
         start_iteration = trainer.state.iteration
-        best_val_accuracy = _best_val_accuracy(run_dir / "metrics.jsonl", start_iteration)
-        truncate_metrics_log(run_dir / "metrics.jsonl", start_iteration)
+        if in_place:
+            best_val_accuracy = _best_val_accuracy(run_dir / "metrics.jsonl", start_iteration)
+            truncate_metrics_log(run_dir / "metrics.jsonl", start_iteration)
     finished = checkpoint is not None and (
         start_iteration >= len(train_loader) * config.epochs or stopped_early(stopper)
     )
@@ -279,7 +336,7 @@ def run(config: TrainConfig) -> Summary:
     if isinstance(output, torch.Tensor) and not bool(torch.isfinite(output).all()):
         raise TrainingError(
             f"loss became {output.item()} at iteration {trainer.state.iteration} (epoch {trainer.state.epoch}); "
-            f"stopped. The last good checkpoint is in {run_dir / CHECKPOINT_DIR}; try a lower --lr"
+            f"stopped. {_last_good(run_dir / CHECKPOINT_DIR)}"
         )
 
     best_path = checkpoints.best_path

@@ -26,10 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import random
 import re
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,7 @@ BEST_PREFIX = "best"
 #: Bookkeeping a checkpoint may lack (a best-k file has no "last" handler state) or that is never loaded.
 _OPTIONAL_KEYS = {"config", "checkpointer", "best_checkpointer"}
 _LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 class RNGStates:
@@ -122,7 +123,7 @@ class CheckpointHandlers:
 
     def save_now(self, trainer: Engine) -> Path:
         """Write a "last" checkpoint of the trainer's current state (used on signals)."""
-        self.last(trainer)
+        save_or_explain(trainer, self.last)
         return self.latest_path
 
     @property
@@ -135,6 +136,44 @@ class CheckpointHandlers:
             return None
         best_item = max(self.best._saved, key=lambda item: item.priority)
         return Path(self.best.save_handler.dirname) / best_item.filename  # type: ignore[attr-defined]
+
+
+class _DiskSaver(DiskSaver):
+    """Ignite's ``DiskSaver``, for which removing a file that is already gone is not an error.
+
+    ``Checkpoint`` deletes the oldest file *before* writing the next; a crash or a
+    full disk in between leaves the saved bookkeeping naming a deleted file, which
+    the resumed run would otherwise fail to remove.
+    """
+
+    def remove(self, filename: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            super().remove(filename)
+
+
+def save_or_explain(engine: Engine, checkpoint: Checkpoint) -> None:
+    """Run an Ignite ``Checkpoint`` on ``engine``; turn a failed write (disk full, read-only) into a one-line error.
+
+    ``DiskSaver(atomic=True)`` writes a temporary file and renames it, so a failed
+    write leaves every earlier checkpoint complete; the message names the newest.
+
+    Raises:
+        CheckpointError: the write failed; the run cannot go on safely.
+    """
+    try:
+        checkpoint(engine)
+    except (OSError, RuntimeError) as raised:
+        # torch's zip writer turns a failed write into a RuntimeError; the OSError is its context
+        error = raised if isinstance(raised, OSError) else raised.__context__
+        if not isinstance(error, OSError):
+            raise
+        dirname = Path(checkpoint.save_handler.dirname)  # type: ignore[attr-defined]
+        latest = find_latest_checkpoint(dirname)
+        kept = f"the newest intact one is {latest}" if latest is not None else "no earlier checkpoint exists"
+        raise CheckpointError(
+            f"cannot write a checkpoint to {dirname} ({error.strerror or error}); {kept}. "
+            "Free space (or fix the folder) and continue with --resume auto"
+        ) from None
 
 
 def _loss_is_finite(engine: Engine) -> bool:
@@ -175,7 +214,7 @@ def attach_checkpointing(
         raise ValueError(f"keep_best must be > 0, got {keep_best}")
     if every_iterations is not None and every_iterations <= 0:
         raise ValueError(f"every_iterations must be > 0 or None, got {every_iterations}")
-    saver = DiskSaver(str(dirname), require_empty=False, atomic=True, create_dir=True)
+    saver = _DiskSaver(str(dirname), require_empty=False, atomic=True, create_dir=True)
     iteration_step = global_step_from_engine(trainer, Events.ITERATION_COMPLETED)
     to_save = dict(to_save)
 
@@ -188,7 +227,7 @@ def attach_checkpointing(
             score_name=score_name, global_step_transform=iteration_step,
         )
         to_save["best_checkpointer"] = best
-        evaluator.add_event_handler(Events.COMPLETED, best)
+        evaluator.add_event_handler(Events.COMPLETED, save_or_explain, best)
 
     last = Checkpoint(
         to_save, saver, filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
@@ -197,7 +236,7 @@ def attach_checkpointing(
 
     def save_last(engine: Engine) -> None:
         if _loss_is_finite(engine):
-            last(engine)
+            save_or_explain(engine, last)
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, save_last)
     if every_iterations is not None:
@@ -208,6 +247,10 @@ def attach_checkpointing(
             save_last,
         )
     return CheckpointHandlers(last=last, best=best)
+
+
+def _corrupted(path: Path, error: Exception) -> str:
+    return f"{path}: corrupted or truncated checkpoint ({type(error).__name__}); use another checkpoint of the run"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -227,14 +270,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unsupported content"
+        # torch's weights-only unpickler names the first global it refused ("GLOBAL builtins.exec")
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused is None:  # not a pickle of objects at all: damaged bytes
+            raise CheckpointError(_corrupted(path, error)) from None
         raise CheckpointError(
-            f"{path}: refused to load: the file holds objects other than tensors and plain values ({first[:160]})"
+            f"{path}: refused to load: the file holds objects other than tensors and plain values "
+            f"({refused.group(1)}), which could run code; load only checkpoints written by ignite-mnist"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(
-            f"{path}: corrupted or truncated checkpoint ({type(error).__name__}); use another checkpoint of the run"
-        ) from None
+    except Exception as error:  # a damaged file fails anywhere in the reader: zip, pickle, storage sizes
+        raise CheckpointError(_corrupted(path, error)) from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise CheckpointError(f"{path}: not an ignite-mnist checkpoint (no model and config inside)")
     return checkpoint
