@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -97,8 +98,9 @@ def train_command(argv: Sequence[str] | None) -> int:
     from ignite_mnist.training import run
 
     summary = run(config)
-    print(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
-          f"run directory {summary.run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
+        print(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
+              f"run directory {summary.run_dir}")
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
 __all__ = ["SignalCheckpoint", "attach_signal_checkpoint"]
@@ -37,6 +38,7 @@ class SignalCheckpoint:
         self.received: signal.Signals | None = None
         self.saved_to: Path | None = None
         self._previous: dict[signal.Signals, Any] = {}
+        self._distributed = False  # set when the run starts; asking idist every iteration costs ~5 % of a step
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         received = signal.Signals(signum)
@@ -47,6 +49,7 @@ class SignalCheckpoint:
         self.received = received
 
     def install(self, engine: Engine) -> None:
+        self._distributed = idist.get_world_size() > 1
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         for signum in HANDLED:
@@ -63,6 +66,10 @@ class SignalCheckpoint:
         raise error
 
     def check(self, engine: Engine) -> None:
+        if self._distributed:  # ranks must stop at the same iteration: agree on any rank's signal
+            agreed = int(idist.all_reduce(int(self.received or 0), op="MAX"))
+            if agreed and self.received is None:
+                self.received = signal.Signals(agreed)
         if self.received is not None and self.saved_to is None:
             self.saved_to = self.save(engine)
             engine.terminate()
