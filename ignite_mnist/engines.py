@@ -4,8 +4,12 @@ The trainer's update function is our own rather than Ignite's
 ``supervised_training_step`` because the hot path must not sync with the device:
 it returns the loss as a detached tensor (read back only when something logs
 it), switches the model to train mode only when an evaluation left it in eval
-mode, and zeroes gradients with ``set_to_none=True``. The evaluator is Ignite's
-``create_supervised_evaluator`` with Ignite's ``Accuracy`` and ``Loss``.
+mode, and zeroes gradients with ``set_to_none=True``. It can run the forward pass
+under autocast (``--amp``) and feed a CNN channels-last batches (on CUDA). The
+trainer's loss metrics come from :mod:`ignite_mnist.handlers.loss_averages`
+(device-side, cheaper than Ignite's ``RunningAverage`` + ``Average``). The
+evaluator is Ignite's ``create_supervised_evaluator`` with Ignite's ``Accuracy``
+and ``Loss``. Optimizers use torch's fused implementations where they exist.
 
 Example:
     >>> model = torch.nn.Linear(4, 3)
@@ -19,15 +23,38 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, create_supervised_evaluator
-from ignite.metrics import Accuracy, Average, ConfusionMatrix, Loss, RunningAverage
+from ignite.metrics import Accuracy, ConfusionMatrix, Loss
 from torch import nn
 
-__all__ = ["create_evaluator", "create_trainer", "make_train_step", "build_optimizer"]
+from ignite_mnist.handlers.loss_averages import attach_loss_averages
+
+__all__ = ["amp_dtype", "create_evaluator", "create_trainer", "make_train_step", "build_optimizer"]
+
+#: On a GPU the running loss is read back (a device sync) only every this many iterations.
+CUDA_LOSS_REFRESH = 50
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype:
+    """The autocast dtype ``--amp`` uses on ``device``.
+
+    bfloat16 on CPU (fast where the CPU has bfloat16 instructions, e.g. AVX512-BF16
+    or AMX; slower elsewhere) and on GPUs that support it; float16 on older GPUs.
+
+    Example:
+        >>> amp_dtype("cpu")
+        torch.bfloat16
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
 def build_optimizer(
@@ -40,12 +67,15 @@ def build_optimizer(
         ... # doctest: +ELLIPSIS
         SGD (...
     """
+    parameters = list(parameters)
+    # torch's fused kernels do a whole step in one call: about 2x faster Adam steps for the tutorial MLP on CPU
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters) or None
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
     raise ValueError(f"unknown optimizer {name!r}; choose from adam, adamw, sgd")
 
 
@@ -54,21 +84,49 @@ def make_train_step(
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
     device: torch.device | str | None = None,
+    *,
+    amp: bool = False,
+    channels_last: bool = False,
 ) -> Callable[[Engine, Any], torch.Tensor]:
-    """One optimisation step as an Ignite update function; returns the detached loss."""
+    """One optimisation step as an Ignite update function; returns the detached loss.
+
+    With several processes (``ignite.distributed``) the loss returned is the mean
+    over all ranks, so every handler on every rank (NaN stop, checkpoints, loss
+    averages) sees the same value and acts at the same iteration.
+
+    Args:
+        amp: run forward pass and loss under ``torch.autocast`` with :func:`amp_dtype`
+            (float16 on old GPUs adds a ``GradScaler``).
+        channels_last: hand the model channels-last batches (for a CNN whose
+            weights were converted with ``model.to(memory_format=torch.channels_last)``).
+    """
     device = torch.device(device) if device is not None else None
+    device_type = device.type if device is not None else "cpu"
+    dtype = amp_dtype(device_type) if amp else None
+    scaler = torch.amp.GradScaler(device_type) if dtype == torch.float16 else None
+    world_size = idist.get_world_size()
 
     def train_step(engine: Engine, batch: Any) -> torch.Tensor:
         images, labels = batch
         if device is not None and images.device != device:
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         if not model.training:
             model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), labels)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+            loss = loss_fn(model(images), labels)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if world_size > 1:
+            return idist.all_reduce(loss.detach()) / world_size
         return loss.detach()
 
     return train_step
@@ -79,16 +137,20 @@ def create_trainer(
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
     device: torch.device | str | None = None,
+    *,
+    amp: bool = False,
+    channels_last: bool = False,
 ) -> Engine:
     """An Ignite trainer with two metrics on its state.
 
     ``state.metrics["loss"]`` is a running average of the batch loss (for progress
-    displays) and ``state.metrics["train_loss"]`` the mean loss of the last epoch.
+    displays; on CUDA refreshed every 50 iterations to spare device syncs) and
+    ``state.metrics["train_loss"]`` the mean loss of the last epoch. ``amp`` and
+    ``channels_last`` are passed to :func:`make_train_step`.
     """
-    trainer = Engine(make_train_step(model, optimizer, loss_fn, device))
-    metric_device = device if device is not None else "cpu"
-    RunningAverage(output_transform=lambda loss: loss, device=metric_device).attach(trainer, "loss")
-    Average(output_transform=lambda loss: loss, device=metric_device).attach(trainer, "train_loss")
+    trainer = Engine(make_train_step(model, optimizer, loss_fn, device, amp=amp, channels_last=channels_last))
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    attach_loss_averages(trainer, refresh_every=CUDA_LOSS_REFRESH if on_cuda else 1)
     return trainer
 
 

@@ -71,7 +71,7 @@ class FastCNN(nn.Sequential):
     """The fast recipe's network: two conv + BatchNorm + max-pool stages and a linear head.
 
     BatchNorm lets it train at a high learning rate, so with a one-cycle schedule
-    it passes 99 % MNIST test accuracy within two epochs (see ``docs/benchmarks.md``).
+    it passes 99 % MNIST test accuracy within three epochs (see ``docs/benchmarks.md``).
     About 2.5 M multiply-adds per image; 34,642 parameters.
 
     Example:
