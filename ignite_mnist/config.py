@@ -137,6 +137,21 @@ class TrainConfig:
         False, "start afresh in a --run-name that already holds a run; the old run's files are moved to "
         "<run-name>.old-N/ beside it, never deleted",
     )
+    # experiment tracking (Weights & Biases; $WANDB_* variables work as usual)
+    wandb_mode: str = setting(
+        "auto", "W&B tracking: auto is online with W&B credentials and offline (wandb sync later) without",
+        choices=("auto", "online", "offline", "disabled"),
+    )
+    wandb_project: str | None = setting(None, "W&B project (default: $WANDB_PROJECT or ignite-mnist)", type=str)
+    wandb_entity: str | None = setting(None, "W&B user or team (default: $WANDB_ENTITY or your default)", type=str)
+    wandb_name: str | None = setting(None, "W&B run name (default: $WANDB_NAME or the run directory's name)", type=str)
+    wandb_tags: str | None = setting(None, "comma-separated W&B tags (default: $WANDB_TAGS)", type=str)
+    wandb_log_every: int = setting(50, "log the training loss and learning rate to W&B every N iterations",
+                                   check=POSITIVE)
+    wandb_watch: str = setting(
+        "off", "also log gradient and/or parameter histograms to W&B (wandb.watch, every --wandb-log-every)",
+        choices=("off", "gradients", "parameters", "all"),
+    )
 
     def validate(self) -> None:
         """Check every setting against its declared range and choices.

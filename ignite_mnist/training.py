@@ -39,6 +39,7 @@ from ignite_mnist.handlers import (
     attach_progress,
     attach_signal_checkpoint,
     attach_validation,
+    attach_wandb,
     find_latest_checkpoint,
     load_checkpoint,
     resume_from,
@@ -282,9 +283,15 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
             every=config.val_every,
         )
     attach_metrics_log(trainer, run_dir / "metrics.jsonl", optimizer)
+    tracker = attach_wandb(  # before checkpointing, so a saved checkpoint holds this validation's best
+        trainer, optimizer=optimizer, evaluators={"val": evaluator}, model=model, config=config.to_dict(),
+        mode=config.wandb_mode, project=config.wandb_project, entity=config.wandb_entity, name=config.wandb_name,
+        tags=config.wandb_tags, dir=run_dir, log_every=config.wandb_log_every, watch=config.wandb_watch,
+        run_id=checkpoint["wandb"]["run_id"] if in_place and "wandb" in checkpoint else None,  # same run, same W&B run
+    )
     to_save: dict[str, Any] = {
         "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGStates(),
-        "train_loader": train_loader, "config": ConfigState(config.to_dict()),
+        "train_loader": train_loader, "config": ConfigState(config.to_dict()), "wandb": tracker,
     }
     if stopper is not None:
         to_save["early_stopping"] = stopper
@@ -311,6 +318,8 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     start_iteration = 0
     if checkpoint is not None:
         to_load = to_save | ({"checkpointer": checkpoints.last} if in_place else {})  # a new run keeps its own files
+        if not in_place:  # nor does it continue the checkpoint's W&B run
+            del to_load["wandb"]
         if checkpoint["config"].get("optimizer") != config.optimizer:  # --allow-config-change: start it afresh
             del to_load["optimizer"]
         resume_from(checkpoint, to_load)
@@ -331,9 +340,11 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     train_seconds = time.perf_counter() - started
 
     if stop.received is not None:
+        tracker.finish(exit_code=128 + int(stop.received))
         raise Interrupted(_interrupted_message(stop, trainer, run_dir), int(stop.received))
     output = trainer.state.output
     if isinstance(output, torch.Tensor) and not bool(torch.isfinite(output).all()):
+        tracker.finish(exit_code=1)
         raise TrainingError(
             f"loss became {output.item()} at iteration {trainer.state.iteration} (epoch {trainer.state.epoch}); "
             f"stopped. {_last_good(run_dir / CHECKPOINT_DIR)}"
@@ -343,6 +354,7 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     if best_path is not None:
         Checkpoint.load_objects({"model": model}, load_checkpoint(best_path))
     tester = create_evaluator(model, device, num_classes=len(spec.classes), confusion_matrix=True)
+    tracker.attach_test_report(tester, class_names=spec.classes)
     test_metrics = tester.run(test_loader).metrics
     samples = _samples_seen(trainer.state.iteration, len(train_loader), train_loader.num_samples, config.batch_size)
     samples -= _samples_seen(start_iteration, len(train_loader), train_loader.num_samples, config.batch_size)
@@ -362,6 +374,8 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     _write_json(run_dir / "summary.json", summary.to_dict())
     if config.plots:
         write_run_plots(run_dir, model, splits.test, spec)
+    tracker.log_model(best_path)
+    tracker.finish()
     return summary
 
 

@@ -18,17 +18,20 @@ from ignite_mnist.handlers.metrics_log import attach_metrics_log, read_metrics_l
 from ignite_mnist.handlers.progress import attach_progress
 from ignite_mnist.handlers.signals import attach_signal_checkpoint
 from ignite_mnist.handlers.validation import attach_validation
+from ignite_mnist.handlers.wandb import WandbTracker, attach_wandb
 
 __all__ = [
     "CheckpointHandlers",
     "ConfigState",
     "RNGStates",
+    "WandbTracker",
     "attach_checkpointing",
     "attach_early_stopping",
     "attach_metrics_log",
     "attach_progress",
     "attach_signal_checkpoint",
     "attach_validation",
+    "attach_wandb",
     "find_latest_checkpoint",
     "load_checkpoint",
     "read_metrics_log",

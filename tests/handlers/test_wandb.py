@@ -1,0 +1,248 @@
+"""W&B tracking: real offline runs, read back with W&B's own reader (``wandb leet inspect``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+
+from ignite_mnist import TrainConfig, run
+from ignite_mnist.cli import parse_train_args
+from ignite_mnist.handlers import attach_wandb, find_latest_checkpoint, load_checkpoint, read_metrics_log
+from ignite_mnist.handlers.checkpoint import checkpoint_iteration
+from ignite_mnist.handlers.wandb import has_wandb_credentials, resolve_wandb_mode
+from tests.conftest import REPO, run_cli
+
+WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or "wandb"
+WANDB_HOMES = ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR")
+
+
+def inspect(path: Path, *options: str) -> Any:
+    """Records of a run's ``.wandb`` file (or its summary) as parsed by ``wandb leet inspect --json``."""
+    result = subprocess.run([WANDB_CLI, "leet", "inspect", "--json", *options, str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    return json.loads(out) if "--summary" in options else [json.loads(line) for line in out.splitlines() if line]
+
+
+def history(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r["history"]["item"] for r in records if r["type"] == "history"]
+
+
+def offline_runs(wandb_dir: Path) -> list[Path]:
+    return sorted(wandb_dir.glob("wandb/offline-run-*"))
+
+
+def small_config(idx_root: Path, out: Path, **changes: Any) -> TrainConfig:
+    values = dict(data_dir=str(idx_root), output_dir=str(out), val_size=200, epochs=2, batch_size=32,
+                  progress="none", run_name="r", wandb_mode="offline")
+    return TrainConfig(**values | changes)
+
+
+@pytest.fixture(scope="module")
+def tracked(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real offline-tracked training, shared by the read-back tests (W&B start-up is slow)."""
+    home = tmp_path_factory.mktemp("wandb-home")
+    with pytest.MonkeyPatch.context() as env:
+        for name in WANDB_HOMES:
+            env.setenv(name, str(home / name.lower()))
+        env.delenv("WANDB_DIR", raising=False)  # the default: W&B files inside the run directory
+        env.delenv("WANDB_API_KEY", raising=False)
+        config = small_config(idx_root, tmp_path_factory.mktemp("runs"), val_every_iterations=10,
+                              wandb_log_every=5, wandb_watch="gradients", wandb_tags="smoke,ci")
+        summary = run(config)
+    (wandb_run,) = offline_runs(Path(summary.run_dir))
+    return {"config": config, "summary": summary, "wandb_run": wandb_run,
+            "records": inspect(wandb_run), "wandb_summary": inspect(wandb_run, "--summary")}
+
+
+def test_config_equals_config_json(tracked):
+    on_disk = json.loads((Path(tracked["summary"].run_dir) / "config.json").read_text())
+    logged = {k: v for k, v in tracked["wandb_summary"]["config"].items() if k != "_wandb"}
+    assert logged == on_disk
+    assert tracked["wandb_summary"]["project"] == "ignite-mnist"
+    assert tracked["wandb_summary"]["name"] == "r" and tracked["wandb_summary"]["tags"] == ["smoke", "ci"]
+    assert tracked["wandb_summary"]["state"] == "finished"
+
+
+def test_history_is_on_the_trainer_iteration_axis(tracked):
+    steps = [row["_step"] for row in history(tracked["records"])]
+    assert steps == sorted(set(steps)), "W&B drops rows whose step goes backwards"
+    last_iteration = 64  # 1000 training images / 32 = 32 iterations per epoch, 2 epochs
+    loss_steps = [row["_step"] for row in history(tracked["records"]) if "train/loss" in row]
+    assert loss_steps == list(range(5, last_iteration + 1, 5))
+    assert all(row["lr/group_0"] == 1e-3 for row in history(tracked["records"]) if "train/loss" in row)
+    epochs = {row["_step"]: row["epoch/epoch"] for row in history(tracked["records"]) if "epoch/epoch" in row}
+    assert epochs == {last_iteration // 2: 1, last_iteration: 2}
+    assert any(key.startswith("gradients/") for row in history(tracked["records"]) for key in row)
+
+
+def test_every_validation_has_its_row(tracked):
+    validations = [row for row in read_metrics_log(Path(tracked["summary"].run_dir) / "metrics.jsonl")
+                   if row.get("val_accuracy") is not None]
+    logged = {row["_step"]: row["val/accuracy"] for row in history(tracked["records"]) if "val/accuracy" in row}
+    assert len(validations) == 8  # every 10 iterations of 64, plus both epoch ends
+    assert logged == pytest.approx({row["iteration"]: row["val_accuracy"] for row in validations})
+
+
+def test_summary_holds_test_and_best_values(tracked):
+    summary, logged = tracked["summary"], tracked["wandb_summary"]["summary"]
+    assert logged["test_accuracy"] == pytest.approx(summary.test_accuracy)
+    assert logged["test_loss"] == pytest.approx(summary.test_loss)
+    assert logged["best_val_accuracy"] == pytest.approx(summary.best_val_accuracy)
+
+
+def test_confusion_matrix_and_misclassified_digits(tracked):
+    files = tracked["wandb_run"] / "files"
+    logged = tracked["wandb_summary"]["summary"]
+    matrix = json.loads((files / logged["test/confusion_matrix_table"]["path"]).read_text())
+    counts = {(actual, predicted): n for actual, predicted, n in matrix["data"]}
+    assert sum(counts.values()) == 300  # every test image once
+    correct = sum(n for (actual, predicted), n in counts.items() if actual == predicted)
+    assert correct / 300 == pytest.approx(tracked["summary"].test_accuracy)
+    table = json.loads((files / logged["test/misclassified"]["path"]).read_text())
+    assert table["columns"] == ["image", "label", "prediction", "confidence"]
+    assert len(table["data"]) == min(32, 300 - correct)
+    assert all(label != prediction for _, label, prediction, _ in table["data"])
+
+
+def test_best_checkpoint_is_the_model_artifact(tracked):
+    artifacts = [r["artifact"] for r in tracked["records"] if r["type"] == "artifact"]
+    (model,) = [a for a in artifacts if a["type"] == "model"]
+    assert model["name"] == f"model-{tracked['wandb_summary']['run_id']}"
+    assert set(model["aliases"]) == {"best", "latest"}
+    (entry,) = model["manifest"]["contents"]
+    assert entry["path"] == Path(tracked["summary"].best_checkpoint).name
+
+
+def test_run_id_is_checkpointed(tracked):
+    checkpoint = load_checkpoint(tracked["summary"].best_checkpoint)
+    assert checkpoint["wandb"]["run_id"] == tracked["wandb_summary"]["run_id"]
+    assert checkpoint["wandb"]["best"]["best_val_accuracy"] <= tracked["summary"].best_val_accuracy
+
+
+@pytest.fixture
+def own_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Child processes start their own W&B service instead of joining this process's ($WANDB_SERVICE)."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
+def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch, own_wandb_service):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.delenv("WANDB_SILENT")  # show that W&B's own banner and sync hint give way to our one line
+    env = {"WANDB_BASE_URL": f"http://127.0.0.1:{port}", "WANDB_API_KEY": "0" * 40}
+    result = run_cli("--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--epochs", "1",
+                     "--val-size", "200", "--progress", "none", "--wandb-mode", "online", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    (warning,) = [line for line in lines if "warning" in line.lower()]
+    assert "offline" in warning and [line for line in lines if "wandb sync" in line] == [warning]
+    # The attempt is cut at ONLINE_INIT_TIMEOUT (10 s); W&B alone retries for 90 s. Loose bound: a loaded machine.
+    waited = float(re.search(r"failed after (\d+) s", warning).group(1))
+    assert waited < 60
+    (wandb_run,) = offline_runs(isolated_wandb / "wandb_dir")
+    logged = inspect(wandb_run, "--summary")
+    assert logged["state"] == "finished"
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert logged["summary"]["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+
+
+def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolated_wandb, own_wandb_service):
+    args = ["--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--val-size", "200",
+            "--progress", "none", "--wandb-mode", "offline", "--epochs", "5", "--checkpoint-every", "10"]
+    checkpoints = tmp_path / "r" / "checkpoints"
+    process = subprocess.Popen([sys.executable, "-m", "ignite_mnist", *args], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not list(checkpoints.glob("last_*.pt")) and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)  # no chance to finish the W&B run or save anything more
+    assert process.wait(timeout=60) == -signal.SIGKILL, "training ended before it could be killed"
+
+    run(parse_train_args([*args, "--resume", "auto"]))
+    first, second = offline_runs(isolated_wandb / "wandb_dir")
+    # W&B names each run's file run-<id>.wandb; the killed run's records may be lost with its W&B process.
+    (killed_id,) = [path.stem.removeprefix("run-") for path in first.glob("run-*.wandb")]
+    assert inspect(second, "--summary")["run_id"] == killed_id
+    assert load_checkpoint(find_latest_checkpoint(tmp_path / "r" / "checkpoints"))["wandb"]["run_id"] == killed_id
+    start = checkpoint_iteration(json.loads((tmp_path / "r" / "summary.json").read_text())["resumed_from"])
+    assert min(row["_step"] for row in history(inspect(second))) > start
+    assert inspect(second, "--summary")["summary"]["test_accuracy"] > 0
+
+
+def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, capsys):
+    # A plain hand-written Engine; the W&B error is real: the run is finished under the logger's feet.
+    import wandb
+
+    trainer = Engine(lambda engine, batch: torch.tensor(float(batch)))
+    tracker = attach_wandb(trainer, mode="offline", log_every=1, epoch_metrics=())
+    assert len(tracker.handles) == 2 and tracker.mode == "offline"
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda _: wandb.finish())
+    state = trainer.run(range(10), max_epochs=2)
+    assert state.iteration == 20 and tracker.failed
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "W&B logging failed" in warnings[0]
+    steps = [row["_step"] for row in history(inspect(tracker.run_dir))]
+    assert steps == [1, 2, 3]  # the rows logged before the run was finished
+
+
+def test_disabled_costs_nothing(idx_root, tmp_path, isolated_wandb):
+    out = tmp_path / "runs"
+    code = (
+        "import sys; from ignite_mnist import TrainConfig, run\n"
+        "assert 'wandb' not in sys.modules, 'imported by the package'\n"
+        f"run(TrainConfig(data_dir={str(idx_root)!r}, output_dir={str(out)!r}, run_name='r', epochs=1, "
+        "val_size=200, progress='none', wandb_mode='disabled'))\n"
+        "print('wandb' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False" and result.stderr == ""
+    assert not list(out.rglob("*wandb*")) and not list(isolated_wandb.rglob("*.wandb"))
+    assert load_checkpoint(find_latest_checkpoint(out / "r" / "checkpoints"))["wandb"]["run_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "offline"), ({"WANDB_API_KEY": "k" * 40}, "online"), ({"WANDB_MODE": "disabled"}, "disabled"),
+     ({"WANDB_MODE": "dryrun", "WANDB_API_KEY": "k" * 40}, "offline"), ({"WANDB_DISABLED": "true"}, "disabled")],
+)
+def test_auto_mode(env, expected, monkeypatch, tmp_path):
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert resolve_wandb_mode("auto") == expected
+    assert resolve_wandb_mode("offline") == "offline"
+
+
+def test_netrc_login_counts_as_credentials(tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    netrc.write_text("machine api.wandb.ai login user password " + "k" * 40 + "\n")
+    assert not has_wandb_credentials()  # a login for another host
+    netrc.write_text("machine wandb.example.org login user password " + "k" * 40 + "\n")
+    assert has_wandb_credentials() and resolve_wandb_mode("auto") == "online"
+
+
+def test_bad_arguments():
+    trainer = Engine(lambda engine, batch: 0.0)
+    with pytest.raises(ValueError, match="log_every must be > 0"):
+        attach_wandb(trainer, mode="disabled", log_every=0)
+    with pytest.raises(ValueError, match="watch must be one of"):
+        attach_wandb(trainer, mode="disabled", watch="weights")
+    with pytest.raises(ValueError, match="W&B mode must be one of"):
+        attach_wandb(trainer, mode="cloud")
