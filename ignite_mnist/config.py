@@ -35,7 +35,9 @@ __all__ = [
 #: A checkpoint is never resumed with other values of these: it would be another experiment.
 IDENTITY_SETTINGS = ("model", "dataset")
 #: Changing these on resume breaks the exact continuation (refused unless --allow-config-change).
-EXACT_RESUME_SETTINGS = ("batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay")
+EXACT_RESUME_SETTINGS = (
+    "batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay", "lr_schedule", "augment", "amp",
+)
 
 DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"
 
@@ -85,15 +87,43 @@ class TrainConfig:
     )
     val_size: int = setting(5000, "training images held out (seeded) for validation", check=POSITIVE)
     # model and optimisation
-    model: str = setting("mlp", "network: the tutorial's MLP or a small ConvNet", choices=("mlp", "cnn"))
+    model: str = setting(
+        "mlp", "network: the tutorial's MLP, a small ConvNet, or the fast recipe's BatchNorm CNN",
+        choices=("mlp", "cnn", "fastcnn"),
+    )
     epochs: int = setting(10, "number of training epochs", check=POSITIVE)
-    batch_size: int = setting(32, "training batch size", check=POSITIVE)
+    batch_size: int = setting(
+        32, "training batch size; with several processes the global one, split evenly over them", check=POSITIVE
+    )
     lr: float = setting(1e-3, "learning rate", check=POSITIVE)
     optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw", "sgd"))
     momentum: float = setting(0.0, "SGD momentum (sgd only)", check=PROBABILITY)
     weight_decay: float = setting(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", check=NON_NEGATIVE)
     seed: int = setting(0, "seed for weights, dropout, data order and the validation split", check=SEED)
     device: str = setting("auto", "where to train; auto picks cuda when available", choices=("auto", "cpu", "cuda"))
+    # speed (see docs/benchmarks.md)
+    loader: str = setting(
+        "tensor", "tensor: the whole split as one tensor on the device (fast); torch: torchvision Dataset + "
+        "DataLoader (workers, pinned memory on CUDA); both give the same batches", choices=("tensor", "torch"),
+    )
+    num_workers: int = setting(0, "DataLoader worker processes (--loader torch only)", check=NON_NEGATIVE)
+    augment: bool = setting(False, "random shifts (2 px) and rotations (10 degrees) of each training image")
+    lr_schedule: str = setting(
+        "constant", "learning rate: constant, or onecycle (warm up to --lr over the first fifth of the run, "
+        "then down to --lr/1000)",
+        choices=("constant", "onecycle"),
+    )
+    amp: bool = setting(False, "mixed precision: bfloat16 autocast (CPU, recent GPUs) or float16 (older GPUs)")
+    compile: bool = setting(False, "torch.compile the model (slow start, faster steps for long runs)")
+    # distributed training (ignite.distributed; see docs/distributed.md)
+    nproc_per_node: int = setting(
+        1, "processes to start on this machine for data-parallel training (leave it out under torchrun, "
+        "which starts them itself)", check=POSITIVE,
+    )
+    backend: str = setting(
+        "auto", "distributed backend: auto is nccl when training on CUDA, gloo otherwise",
+        choices=("auto", "gloo", "nccl"),
+    )
     # outputs
     output_dir: str = setting("runs", "folder that holds the run directories")
     run_name: str | None = setting(
@@ -179,6 +209,16 @@ class TrainConfig:
                               "leave --momentum out or use --optimizer sgd")
         if self.min_delta and self.patience is None:
             raise ConfigError("--min-delta", "only early stopping uses it; add --patience N or leave it out")
+        if self.backend == "nccl" and self.device == "cpu":
+            raise ConfigError("--backend", "nccl runs on CUDA GPUs only; use --backend gloo with --device cpu")
+        if self.num_workers and self.loader != "torch":
+            raise ConfigError("--num-workers", "only --loader torch uses worker processes; add --loader torch "
+                              "or leave --num-workers out")
+        if self.batch_size % self.nproc_per_node:
+            raise ConfigError(
+                "--batch-size", f"{self.batch_size} cannot be split evenly over --nproc-per-node "
+                f"{self.nproc_per_node} (it is the global batch size); use a multiple of {self.nproc_per_node}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain JSON-serialisable values (what ``config.json`` holds)."""

@@ -231,7 +231,9 @@ def run_on_rank(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     """
     rank = idist.get_rank()
     try:
-        return fn(config)
+        result = fn(config)
+        idist.barrier()  # nobody tears the process group down while another rank still uses it
+        return result
     except IgniteMnistError as error:
         if not str(error).startswith(f"rank {rank}:"):
             error.args = (f"rank {rank}: {error}",)

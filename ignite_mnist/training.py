@@ -21,18 +21,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, TerminateOnNan
+from ignite.handlers import Checkpoint
 from ignite.utils import manual_seed
 
+from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
-from ignite_mnist.data import TensorLoader, load_splits
+from ignite_mnist.data import build_loaders, load_splits
+from ignite_mnist.distributed import (
+    RankRNGStates,
+    broadcast_module,
+    check_world,
+    launch,
+    needs_launch,
+    rank_device,
+)
 from ignite_mnist.engines import build_optimizer, create_evaluator, create_trainer
 from ignite_mnist.errors import CheckpointError, ConfigError, Interrupted, RunDirError, TrainingError
+from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.handlers import (
     ConfigState,
-    RNGStates,
     attach_checkpointing,
     attach_early_stopping,
     attach_metrics_log,
@@ -45,6 +55,8 @@ from ignite_mnist.handlers import (
     resume_from,
     stopped_early,
 )
+from ignite_mnist.handlers.loss_averages import terminate_on_non_finite_loss
+from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.handlers.metrics_log import truncate_metrics_log
 from ignite_mnist.models import build_model
 from ignite_mnist.plots import write_run_plots
@@ -247,33 +259,50 @@ def run(config: TrainConfig) -> Summary:
 
 def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     config.validate()
-    device = resolve_device(config.device)
+    if needs_launch(config):  # --nproc-per-node N or torchrun: run this function on every rank
+        return launch(run, config)
+    check_world(config)
+    rank, world_size = idist.get_rank(), idist.get_world_size()
+    device = rank_device(resolve_device(config.device))
     resume_path = locate_resume_checkpoint(config) if config.resume else None
     checkpoint = load_checkpoint(resume_path) if resume_path else None
     if checkpoint is not None:
         check_resume_compatible(checkpoint["config"], config)
     in_place = resume_path is not None and _resumes_in_place(config, resume_path)
-    splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
-    run_dir = prepare_run_dir(config, resuming=in_place, held=held)
-    manual_seed(config.seed)
+    with idist.one_rank_first(local=True):  # one process per machine unpacks or downloads the files
+        splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
+    # rank 0 creates the run directory (its name may hold the time) and tells the others
+    run_dir = Path(idist.broadcast(
+        str(prepare_run_dir(config, resuming=in_place, held=held)) if rank == 0 else None, safe_mode=True
+    ))
+    manual_seed(config.seed + rank)
 
     spec = splits.spec
-    train_loader = TensorLoader(
-        *splits.train, config.batch_size, mean=spec.mean, std=spec.std, shuffle=True, seed=config.seed, device=device
+    train_loader, val_loader, test_loader = build_loaders(  # --batch-size is global: each rank takes its share
+        splits, batch_size=config.batch_size // world_size, seed=config.seed, device=device,
+        eval_batch_size=EVAL_BATCH_SIZE, rank=rank, world_size=world_size,
+        loader=config.loader, root=config.data_dir, num_workers=config.num_workers,
+        transform=random_shift_rotate if config.augment else None,
     )
-    val_loader = TensorLoader(*splits.val, EVAL_BATCH_SIZE, mean=spec.mean, std=spec.std, device=device)
-    test_loader = TensorLoader(*splits.test, EVAL_BATCH_SIZE, mean=spec.mean, std=spec.std, device=device)
 
     model = build_model(config.model, len(spec.classes)).to(device)
     optimizer = build_optimizer(
         config.optimizer, model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    trainer = create_trainer(model, optimizer, device=device)
+    # DistributedDataParallel (averages gradients) for several processes; evaluation uses the plain model
+    trainer = create_trainer(
+        prepare_model(idist.auto_model(model) if world_size > 1 else model, device, compile=config.compile),
+        optimizer, device=device, amp=config.amp, channels_last=uses_channels_last(model, device),
+    )
+    scheduler = attach_lr_schedule(
+        trainer, optimizer, config.lr_schedule, lr=config.lr, total_iterations=config.epochs * len(train_loader)
+    )
+    if device.type == "cpu":
+        held.enter_context(flush_denormals())  # denormal floats slow the tutorial MLP down ~3x on CPU
     evaluator = create_evaluator(model, device)
 
-    nan_stop = TerminateOnNan()
-    nan_stop.logger.disabled = True  # the TrainingError below reports it, in one line
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, nan_stop)
+    # Ignite's TerminateOnNan, cheaper for a scalar loss; the TrainingError below reports it, in one line
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, terminate_on_non_finite_loss)
     attach_validation(trainer, evaluator, val_loader, every=config.val_every,
                       every_iterations=config.val_every_iterations)
     stopper = None
@@ -282,7 +311,8 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
             trainer, patience=config.patience, monitor=config.monitor, min_delta=config.min_delta,
             every=config.val_every,
         )
-    attach_metrics_log(trainer, run_dir / "metrics.jsonl", optimizer)
+    if rank == 0:  # files, progress and W&B come from rank 0 only
+        attach_metrics_log(trainer, run_dir / "metrics.jsonl", optimizer)
     tracker = attach_wandb(  # before checkpointing, so a saved checkpoint holds this validation's best
         trainer, optimizer=optimizer, evaluators={"val": evaluator}, model=model, config=config.to_dict(),
         mode=config.wandb_mode, project=config.wandb_project, entity=config.wandb_entity, name=config.wandb_name,
@@ -290,9 +320,11 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
         run_id=checkpoint["wandb"]["run_id"] if in_place and "wandb" in checkpoint else None,  # same run, same W&B run
     )
     to_save: dict[str, Any] = {
-        "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGStates(),
+        "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RankRNGStates(),
         "train_loader": train_loader, "config": ConfigState(config.to_dict()), "wandb": tracker,
     }
+    if scheduler is not None:
+        to_save["lr_scheduler"] = scheduler
     if stopper is not None:
         to_save["early_stopping"] = stopper
     checkpoints = attach_checkpointing(
@@ -300,8 +332,8 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
         score_name=config.monitor.removeprefix("val_"), score_mode="min" if config.monitor == "val_loss" else "max",
         keep_best=config.keep_best, every_iterations=config.checkpoint_every,
     )
-    attach_progress(trainer, {"validation": evaluator}, mode=config.progress, interval=config.progress_interval,
-                    metric_names=["loss"])
+    attach_progress(trainer, {"validation": evaluator}, mode=config.progress if rank == 0 else "none",
+                    interval=config.progress_interval, metric_names=["loss"])
     stop = attach_signal_checkpoint(trainer, checkpoints.save_now)
 
     best_val_accuracy: float | None = None
@@ -325,7 +357,7 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
         resume_from(checkpoint, to_load)
         _apply_changed_settings(optimizer, checkpoint["config"], config)
         start_iteration = trainer.state.iteration
-        if in_place:
+        if rank == 0 and in_place:
             best_val_accuracy = _best_val_accuracy(run_dir / "metrics.jsonl", start_iteration)
             truncate_metrics_log(run_dir / "metrics.jsonl", start_iteration)
     finished = checkpoint is not None and (
@@ -333,9 +365,9 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
     )
 
     started = time.perf_counter()
-    if finished:
+    if finished and rank == 0:
         print(f"{run_dir} already finished at epoch {trainer.state.epoch}; nothing to train")
-    else:
+    elif not finished:
         trainer.run(train_loader, max_epochs=config.epochs)
     train_seconds = time.perf_counter() - started
 
@@ -352,12 +384,16 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
 
     best_path = checkpoints.best_path
     if best_path is not None:
-        Checkpoint.load_objects({"model": model}, load_checkpoint(best_path))
+        if rank == 0:  # only rank 0 wrote it; the others get the weights from rank 0
+            Checkpoint.load_objects({"model": model}, load_checkpoint(best_path))
+        broadcast_module(model)
     tester = create_evaluator(model, device, num_classes=len(spec.classes), confusion_matrix=True)
     tracker.attach_test_report(tester, class_names=spec.classes)
     test_metrics = tester.run(test_loader).metrics
-    samples = _samples_seen(trainer.state.iteration, len(train_loader), train_loader.num_samples, config.batch_size)
-    samples -= _samples_seen(start_iteration, len(train_loader), train_loader.num_samples, config.batch_size)
+    rank_batch = config.batch_size // world_size
+    samples = _samples_seen(trainer.state.iteration, len(train_loader), train_loader.num_samples, rank_batch)
+    samples -= _samples_seen(start_iteration, len(train_loader), train_loader.num_samples, rank_batch)
+    samples *= world_size
     summary = Summary(
         run_dir=str(run_dir),
         test_accuracy=float(test_metrics["accuracy"]),
@@ -371,8 +407,9 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
         stopped_epoch=trainer.state.epoch if stopped_early(stopper) else None,
         resumed_from=str(resume_path) if resume_path is not None else None,
     )
-    _write_json(run_dir / "summary.json", summary.to_dict())
-    if config.plots:
+    if rank == 0:
+        _write_json(run_dir / "summary.json", summary.to_dict())
+    if config.plots and rank == 0:
         write_run_plots(run_dir, model, splits.test, spec)
     tracker.log_model(best_path)
     tracker.finish()

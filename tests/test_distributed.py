@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig, run
+from ignite_mnist.cli import parse_train_args
 from ignite_mnist.data import TensorLoader, build_loaders, load_splits, normalise
 from ignite_mnist.engines import create_evaluator
 from ignite_mnist.errors import ConfigError
@@ -135,17 +136,29 @@ def test_torchrun_launch_trains_the_same_weights(spawned: dict[str, Any], idx_ro
 def test_sigterm_then_resume_of_a_two_process_run(spawned: dict[str, Any], idx_root: Path, tmp_path: Path) -> None:
     flags = train_flags(idx_root, tmp_path / "runs", "k") + ["--nproc-per-node", "2", "--wandb-mode", "disabled"]
     process = subprocess.Popen([sys.executable, "-m", "ignite_mnist", *flags], env=quiet_env(tmp_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     checkpoints = tmp_path / "runs" / "k" / "checkpoints"
-    deadline = time.monotonic() + 240
-    while not list(checkpoints.glob("last_checkpoint_*.pt")) and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)  # to the launcher only: it forwards to both ranks
-    _, stderr = process.communicate(timeout=240)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(checkpoints.glob("last_checkpoint_*.pt")) and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)  # to the launcher only: it forwards to both ranks
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:  # a hang: leave no processes behind
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 143, stderr[-3000:]
     assert "interrupted by SIGTERM" in stderr and "rank " in stderr
     assert len(list(checkpoints.glob("last_checkpoint_*.pt"))) >= 1
+    rng = load_checkpoint(max(checkpoints.glob("last_checkpoint_*.pt"), key=lambda p: p.stat().st_mtime))["rng"]
+    assert len(rng["ranks"]) == 2 and not torch.equal(rng["ranks"][0]["torch"], rng["ranks"][1]["torch"])
+
+    # another world size: a copy of the run goes on in this single process
+    shutil.copytree(tmp_path / "runs" / "k", tmp_path / "runs" / "k1")
+    single = run(parse_train_args(["--resume", "auto", "--output-dir", str(tmp_path / "runs"), "--run-name", "k1",
+                                   "--nproc-per-node", "1"]))
+    assert single.epochs_completed == EPOCHS and single.test_accuracy > 0.5
 
     resumed = run_cli("--resume", "auto", "--output-dir", str(tmp_path / "runs"), "--run-name", "k",
                       env=quiet_env(tmp_path), timeout=300)

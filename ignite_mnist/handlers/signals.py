@@ -66,11 +66,12 @@ class SignalCheckpoint:
         raise error
 
     def check(self, engine: Engine) -> None:
+        received = self.received  # read once: a signal may land while this runs
         if self._distributed:  # ranks must stop at the same iteration: agree on any rank's signal
-            agreed = int(idist.all_reduce(int(self.received or 0), op="MAX"))
-            if agreed and self.received is None:
-                self.received = signal.Signals(agreed)
-        if self.received is not None and self.saved_to is None:
+            agreed = int(idist.all_reduce(int(received or 0), op="MAX"))
+            received = signal.Signals(agreed) if agreed else None
+        if received is not None and self.saved_to is None:
+            self.received = received
             self.saved_to = self.save(engine)
             engine.terminate()
 
