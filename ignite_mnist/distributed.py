@@ -16,11 +16,17 @@ write on rank 0 only. Added here, because neither Ignite nor torch has it:
 * :func:`broadcast_module`: rank 0's weights to every rank (the best checkpoint
   is read on rank 0 only, so nodes need no shared disk for it).
 
+Elsewhere, for the same reason: the train step returns the loss averaged over
+ranks (:func:`~ignite_mnist.engines.make_train_step`) and
+:class:`~ignite_mnist.handlers.signals.SignalCheckpoint` makes all ranks stop at
+the same iteration. ``training.run`` shards the data and keeps files, progress
+and W&B on rank 0 (see ``docs/distributed.md``).
+
 Example:
     >>> from ignite_mnist import TrainConfig, run
     >>> summary = run(TrainConfig(nproc_per_node=2, backend="gloo", epochs=1))  # doctest: +SKIP
-    >>> summary.test_accuracy  # rank 0's summary, evaluated on the whole test set  # doctest: +SKIP
-    0.9598
+    >>> summary.test_accuracy > 0.9  # rank 0's summary, over the whole test set  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
