@@ -123,7 +123,7 @@ class CheckpointHandlers:
 
     def save_now(self, trainer: Engine) -> Path:
         """Write a "last" checkpoint of the trainer's current state (used on signals)."""
-        save_or_explain(trainer, self.last)
+        _save_or_explain(trainer, self.last)
         return self.latest_path
 
     @property
@@ -151,7 +151,7 @@ class _DiskSaver(DiskSaver):
             super().remove(filename)
 
 
-def save_or_explain(engine: Engine, checkpoint: Checkpoint) -> None:
+def _save_or_explain(engine: Engine, checkpoint: Checkpoint) -> None:
     """Run an Ignite ``Checkpoint`` on ``engine``; turn a failed write (disk full, read-only) into a one-line error.
 
     ``DiskSaver(atomic=True)`` writes a temporary file and renames it, so a failed
@@ -227,7 +227,7 @@ def attach_checkpointing(
             score_name=score_name, global_step_transform=iteration_step,
         )
         to_save["best_checkpointer"] = best
-        evaluator.add_event_handler(Events.COMPLETED, save_or_explain, best)
+        evaluator.add_event_handler(Events.COMPLETED, _save_or_explain, best)
 
     last = Checkpoint(
         to_save, saver, filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
@@ -236,7 +236,7 @@ def attach_checkpointing(
 
     def save_last(engine: Engine) -> None:
         if _loss_is_finite(engine):
-            save_or_explain(engine, last)
+            _save_or_explain(engine, last)
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, save_last)
     if every_iterations is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ QUIET = (
     + (("--wandb-mode", "disabled") if "wandb_mode" in _SETTINGS else ())
     + (("--no-plots",) if "plots" in _SETTINGS else ())
 )
+#: The environment of the fault tests' subprocesses (see :func:`one_thread`).
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 #: 1000 training images (200 held out) in batches of 64: 16 iterations per epoch.
 TINY = ("--val-size", "200", "--batch-size", "64", "--epochs", "1")
 
@@ -45,6 +48,16 @@ def assert_one_line_error(result: Result, code: int, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, as in the subprocesses (``OMP_NUM_THREADS=1``): the same arithmetic
+    in both, and far less CPU on a shared machine where a second spinning thread only waits."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.cli import main
 from ignite_mnist.handlers import find_latest_checkpoint
 from ignite_mnist.handlers.checkpoint import checkpoint_iteration
-from tests.faults.conftest import QUIET, assert_loadable
+from tests.faults.conftest import QUIET, SUBPROCESS_ENV, assert_loadable
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +35,23 @@ def newest_iteration(checkpoints: Path) -> int:
     return checkpoint_iteration(latest) if latest is not None else 0
 
 
+def train(mnist_root: Path, output: Path, name: str) -> list[str]:
+    return [sys.executable, "-m", "ignite_mnist", "--data-dir", str(mnist_root), "--output-dir", str(output),
+            "--run-name", name, *SETTINGS]
+
+
 def test_five_sigkills_then_resume_auto_match_the_uninterrupted_run(mnist_root: Path, tmp_path: Path) -> None:
     output = tmp_path / "runs"
-    assert main(["--data-dir", str(mnist_root), "--output-dir", str(output), "--run-name", "alone", *SETTINGS]) == 0
+    alone = subprocess.run(train(mnist_root, output, "alone"), env=SUBPROCESS_ENV, capture_output=True, text=True,
+                           timeout=900)
+    assert alone.returncode == 0, alone.stderr
     expected = assert_loadable(find_latest_checkpoint(output / "alone" / "checkpoints"))
 
     rng = random.Random(6)
     checkpoints = output / "killed" / "checkpoints"
-    base = [sys.executable, "-m", "ignite_mnist", "--data-dir", str(mnist_root), "--output-dir", str(output),
-            "--run-name", "killed", *SETTINGS]
+    base = train(mnist_root, output, "killed")
     for number, target in enumerate(kill_points(seed=6)):
-        process = subprocess.Popen(base + (["--resume", "auto"] if number else []),
+        process = subprocess.Popen(base + (["--resume", "auto"] if number else []), env=SUBPROCESS_ENV,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             while newest_iteration(checkpoints) < target:
@@ -58,7 +63,8 @@ def test_five_sigkills_then_resume_auto_match_the_uninterrupted_run(mnist_root: 
             process.communicate()
         assert process.returncode == -signal.SIGKILL, f"kill {number} at {target}: the run had already ended"
 
-    finished = subprocess.run(base + ["--resume", "auto"], capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(base + ["--resume", "auto"], env=SUBPROCESS_ENV, capture_output=True, text=True,
+                              timeout=900)
     assert finished.returncode == 0, finished.stderr
     final = assert_loadable(find_latest_checkpoint(checkpoints))
     assert final["trainer"]["iteration"] == expected["trainer"]["iteration"] == FINAL_ITERATION

@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from ignite_mnist.handlers import find_latest_checkpoint
-from tests.faults.conftest import QUIET, TINY, assert_loadable, assert_one_line_error, snapshot
+from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, assert_one_line_error, snapshot
 
 
 def train_args(idx_root: Path, output: Path, name: str = "run", *extra: str) -> tuple[str, ...]:
@@ -23,7 +23,7 @@ def train_args(idx_root: Path, output: Path, name: str = "run", *extra: str) -> 
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[callable]:
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
     """Mount size-limited or read-only tmpfs folders; skips where mounting is not allowed (no CAP_SYS_ADMIN)."""
     mounted: list[Path] = []
 
@@ -83,6 +83,7 @@ def test_second_process_on_the_same_run_dir_is_refused_and_the_first_goes_on(
     first = subprocess.Popen(
         [sys.executable, "-m", "ignite_mnist", *train_args(idx_root, output, "shared", "--epochs", "10000")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=SUBPROCESS_ENV,
     )
     checkpoints = output / "shared" / "checkpoints"
     try:

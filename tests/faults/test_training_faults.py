@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ignite_mnist.handlers import find_latest_checkpoint
-from tests.faults.conftest import QUIET, TINY, assert_loadable, assert_one_line_error
+from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, assert_one_line_error
 
 # Holds the first validation open until the test has sent its signal: the signal lands during
 # validation on every machine, however loaded. A test instrument, not a stand-in for the code under test.
@@ -64,7 +64,7 @@ def test_sigint_during_validation_leaves_a_resumable_checkpoint(cli, idx_root: P
     args = ("--data-dir", str(idx_root), "--output-dir", str(output), *TINY, *QUIET, "--epochs", "2")
     process = subprocess.Popen(
         [sys.executable, "-c", HOLD_VALIDATION, str(inside), str(sent), *args, "--run-name", "held"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV,
     )
     try:
         while not inside.exists():  # epoch 1 is done and its validation is running
