@@ -270,7 +270,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch's weights-only unpickler names the first global it refused ("GLOBAL builtins.exec")
+        # torch's weights-only unpickler names the first global it refused ("Unsupported global: GLOBAL exec")
         refused = _REFUSED_GLOBAL.search(str(error))
         if refused is None:  # not a pickle of objects at all: damaged bytes
             raise CheckpointError(_corrupted(path, error)) from None
