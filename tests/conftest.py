@@ -77,6 +77,8 @@ def isolated_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(name, str(path))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    # W&B hands its service to child processes in $WANDB_SERVICE; each CLI subprocess gets its own instead
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
     return wandb_home
 

@@ -133,13 +133,7 @@ def test_run_id_is_checkpointed(tracked):
     assert checkpoint["wandb"]["best"]["best_val_accuracy"] <= tracked["summary"].best_val_accuracy
 
 
-@pytest.fixture
-def own_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Child processes start their own W&B service instead of joining this process's ($WANDB_SERVICE)."""
-    monkeypatch.delenv("WANDB_SERVICE", raising=False)
-
-
-def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch, own_wandb_service):
+def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -161,7 +155,7 @@ def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_w
     assert logged["summary"]["test_accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
-def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolated_wandb, own_wandb_service):
+def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolated_wandb):
     args = ["--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--val-size", "200",
             "--progress", "none", "--wandb-mode", "offline", "--epochs", "5", "--checkpoint-every", "10"]
     checkpoints = tmp_path / "r" / "checkpoints"
