@@ -50,7 +50,9 @@ class Clock:
         accuracy = accuracy_fn()
         elapsed = paused_at - self.spawned_at - self.paused
         self.paused += time.time() - paused_at
-        print(json.dumps({"seconds": round(elapsed, 2), "samples": samples, "accuracy": accuracy}), flush=True)
+        row = json.dumps({"seconds": round(elapsed, 2), "samples": samples, "accuracy": accuracy})
+        print(row, flush=True)
+        print(f"  {row}", file=sys.stderr, flush=True)  # progress for the person watching
         return accuracy
 
 
@@ -205,7 +207,7 @@ def parent(args: argparse.Namespace, passthrough: list[str]) -> dict[str, Any]:
         spawned_at = time.time()
         done = subprocess.run(
             [sys.executable, __file__, "--contender", name, "--spawned-at", repr(spawned_at), *passthrough],
-            capture_output=True, text=True, check=True,
+            stdout=subprocess.PIPE, text=True, check=True,
         )
         rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         results[name] = {
