@@ -76,7 +76,7 @@ def test_fashion_mnist_choice_trains(tmp_path):
 @pytest.mark.integration
 def test_one_epoch_on_real_mnist_via_the_example_script(mnist_root, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "train_mnist.py"), "--data-dir", str(mnist_root), "--epochs", "1",
+        [sys.executable, str(REPO / "examples" / "train_mnist.py"), "--data-dir", str(mnist_root), "--epochs", "1", "--model", "cnn",
          "--output-dir", str(tmp_path), "--run-name", "one", *QUIET],
         capture_output=True, text=True, timeout=600,
     )

@@ -57,8 +57,8 @@ __all__ = [
 
 LAST_PREFIX = "last"
 BEST_PREFIX = "best"
-#: Bookkeeping a checkpoint may lack (a best-k file has no "last" handler state) or that is never loaded.
-_OPTIONAL_KEYS = {"config", "checkpointer", "best_checkpointer"}
+#: Bookkeeping a checkpoint may lack (a best-k file has no "last" handler state, a run without W&B state) or that is never loaded.
+_OPTIONAL_KEYS = {"config", "checkpointer", "best_checkpointer", "wandb"}
 _LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
