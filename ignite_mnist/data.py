@@ -306,6 +306,14 @@ def load_splits(root: str | Path, dataset: str, *, val_size: int, seed: int) -> 
     )
 
 
+def _check_batching(batch_size: int, rank: int, world_size: int) -> None:
+    """The argument checks both loaders share."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+
+
 class TensorLoader:
     """Batches cut from tensors that already sit, normalised, on the target device.
 
@@ -351,10 +359,7 @@ class TensorLoader:
         world_size: int = 1,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        _check_batching(batch_size, rank, world_size)
         self.images = normalise(images, mean, std).to(device)
         self.labels = labels.to(device)
         self.batch_size = batch_size
@@ -453,10 +458,7 @@ class ResumableDataLoader:
         world_size: int = 1,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        _check_batching(batch_size, rank, world_size)
         self.sampler = _EpochSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
