@@ -9,7 +9,8 @@
     ``build_loaders`` (tensor loader), ``build_model``, ``build_optimizer``,
     ``create_trainer`` (autocast), ``attach_lr_schedule``, ``flush_denormals``.
 (c) ``bare``: the same recipe as a hand-written loop over preloaded tensors (no
-    Ignite): same network, fused AdamW, the same one-cycle curve, bfloat16 autocast.
+    Ignite): same network, fused AdamW, the same one-cycle curve, the same autocast
+    decision as ``--amp`` (bfloat16 where the CPU has bfloat16 instructions).
 
 Each contender runs in its own fresh Python process; its clock starts when the
 parent starts that process (so imports and data loading count) and pauses while
@@ -149,6 +150,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
     from torch.nn import functional as F
 
     from ignite_mnist.data import load_splits, normalise
+    from ignite_mnist.engines import amp_dtype
     from ignite_mnist.recipes import FAST_RECIPE
 
     torch.manual_seed(args.seed)
@@ -167,6 +169,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
     total = epochs * steps_per_epoch
     warm = int(total * 0.2)
     every = max(1, args.eval_every // batch)
+    autocast = amp_dtype("cpu")  # as --amp: bfloat16 where the CPU has it, else float32
     step = 0
     for _ in range(epochs):
         order = torch.randperm(len(labels))
@@ -177,7 +180,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
                 group["lr"] = lr
             chosen = order[start : start + batch]
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
                 loss = F.cross_entropy(model(images[chosen]), labels[chosen])
             loss.backward()
             optimizer.step()

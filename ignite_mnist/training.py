@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from ignite_mnist.distributed import (
     needs_launch,
     rank_device,
 )
-from ignite_mnist.engines import build_optimizer, create_evaluator, create_trainer
+from ignite_mnist.engines import amp_dtype, build_optimizer, create_evaluator, create_trainer
 from ignite_mnist.errors import CheckpointError, ConfigError, Interrupted, RunDirError, TrainingError
 from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.handlers import (
@@ -294,6 +295,9 @@ def _run(config: TrainConfig, held: contextlib.ExitStack) -> Summary:
         prepare_model(idist.auto_model(model) if world_size > 1 else model, device, compile=config.compile),
         optimizer, device=device, amp=config.amp, channels_last=uses_channels_last(model, device),
     )
+    if config.amp and amp_dtype(device) is None and rank == 0:
+        print("ignite-mnist: note: --amp: this CPU has no bfloat16 instructions, so training stays in float32 "
+              "(emulated bfloat16 autocast is ~3.5x slower)", file=sys.stderr, flush=True)
     scheduler = attach_lr_schedule(
         trainer, optimizer, config.lr_schedule, lr=config.lr, total_iterations=config.epochs * len(train_loader)
     )

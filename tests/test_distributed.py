@@ -28,6 +28,7 @@ from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers import load_checkpoint
 from ignite_mnist.models import build_model
 from tests.conftest import REPO, run_cli
+from tests.handlers.test_wandb import inspect
 
 DRIVER = Path(__file__).with_name("dist_driver.py")
 EPOCHS = 3
@@ -115,6 +116,16 @@ def test_one_run_dir_one_checkpoint_set_one_wandb_run(spawned: dict[str, Any]) -
     assert [row["epoch"] for row in rows if row["kind"] == "epoch"] == list(range(1, EPOCHS + 1))
     wandb_runs = list((tmp / "wandb-dir").rglob("offline-run-*"))
     assert len(wandb_runs) == 1, wandb_runs
+
+
+def test_wandb_confusion_matrix_counts_both_ranks_test_shares(spawned: dict[str, Any]) -> None:
+    (wandb_run,) = (spawned["tmp"] / "wandb-dir").rglob("offline-run-*")
+    logged = inspect(wandb_run, "--summary")["summary"]
+    table = json.loads((wandb_run / "files" / logged["test/confusion_matrix_table"]["path"]).read_text())
+    counts = {(actual, predicted): n for actual, predicted, n in table["data"]}
+    assert sum(counts.values()) == 300  # the whole test set, not rank 0's 150
+    correct = sum(n for (actual, predicted), n in counts.items() if actual == predicted)
+    assert correct / 300 == pytest.approx(spawned["summary"]["test_accuracy"])
 
 
 def test_torchrun_launch_trains_the_same_weights(spawned: dict[str, Any], idx_root: Path, tmp_path: Path) -> None:

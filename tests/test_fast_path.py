@@ -12,6 +12,7 @@ from ignite.metrics import Average, RunningAverage
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.data import ResumableDataLoader, TensorLoader, build_loaders, load_splits
+from ignite_mnist.engines import amp_dtype, cpu_has_bfloat16, make_train_step
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
@@ -130,10 +131,25 @@ def test_speed_settings_are_checked():
     assert {k: getattr(config, k) for k in FAST_RECIPE} == FAST_RECIPE and config.seed == 4
 
 
-def test_fast_recipe_trains_with_every_speed_setting(idx_root, tmp_path):
+def test_fast_recipe_trains_with_every_speed_setting(idx_root, tmp_path, capsys):
     summary = run(fast_recipe(data_dir=str(idx_root), val_size=700, epochs=2, output_dir=str(tmp_path),
                               run_name="fast", progress="none", wandb_mode="disabled", plots=False, augment=True))
     assert summary.test_accuracy > 0.5
+    note = "--amp: this CPU has no bfloat16 instructions, so training stays in float32"
+    assert (note in capsys.readouterr().err) == (not cpu_has_bfloat16())
     rows = [json.loads(line) for line in (tmp_path / "fast" / "metrics.jsonl").read_text().splitlines()]
     lrs = [row["lr"] for row in rows if row.get("kind") == "epoch"]
     assert lrs[-1] < FAST_RECIPE["lr"] / 100  # the one-cycle schedule ran to its end
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_amp_runs_the_forward_pass_in_the_dtype_amp_dtype_names(amp):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    seen: list[torch.dtype] = []
+    model[0].register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    step = make_train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), device="cpu", amp=amp)
+    loss = step(Engine(lambda e, b: None), (torch.randn(8, 4), torch.randint(0, 3, (8,))))
+    expected = (amp_dtype("cpu") if amp else None) or torch.float32
+    assert seen == [expected]  # bfloat16 only where the CPU computes it natively, float32 otherwise
+    assert loss.dtype == torch.float32 and model[0].weight.dtype == torch.float32
+    assert amp_dtype("cpu") == (torch.bfloat16 if cpu_has_bfloat16() else None)

@@ -231,9 +231,8 @@ class WandbTracker:
                 caption = f"{names[label]} -> {names[pred]}"
                 table.add_data(wandb.Image(image, caption=caption), names[label], names[pred], round(confidence, 4))
             scalars = {k: float(v) for k, v in engine.state.metrics.items() if isinstance(v, (int, float))}
-            matrix = wandb.plot.confusion_matrix(
-                y_true=torch.cat(labels).tolist(), preds=torch.cat(preds).tolist(), class_names=names
-            )
+            y_true, y_pred = _labelled_pairs(engine.state.metrics.get("confusion_matrix"), labels, preds)
+            matrix = wandb.plot.confusion_matrix(y_true=y_true, preds=y_pred, class_names=names)
             self.run.log({f"test/{k}": v for k, v in scalars.items()}
                          | {"test/confusion_matrix": matrix, "test/misclassified": table},
                          step=self.trainer.state.iteration)
@@ -270,6 +269,28 @@ class WandbTracker:
         except Exception as error:  # noqa: BLE001 - W&B must never end a training
             if not self.failed:
                 _say("warning", f"W&B could not close the run ({type(error).__name__}: {_first_line(error)})")
+
+
+def _labelled_pairs(
+    confusion: torch.Tensor | None, labels: list[torch.Tensor], preds: list[torch.Tensor]
+) -> tuple[list[int], list[int]]:
+    """(true, predicted) class lists for ``wandb.plot.confusion_matrix``.
+
+    With the evaluator's ``confusion_matrix`` metric (Ignite's ``ConfusionMatrix``,
+    summed over all ranks) the pairs are rebuilt from its counts, so a distributed
+    run reports the whole test set; otherwise they are this process's predictions.
+
+    Example:
+        >>> _labelled_pairs(torch.tensor([[2, 0], [1, 0]]), [], [])
+        ([0, 0, 1], [0, 0, 0])
+    """
+    if confusion is None:
+        return torch.cat(labels).tolist(), torch.cat(preds).tolist()
+    counts = confusion.detach().cpu().long()
+    classes = torch.arange(counts.shape[0])
+    true = classes.repeat_interleave(counts.sum(dim=1))
+    predicted = torch.cat([classes.repeat_interleave(row) for row in counts])
+    return true.tolist(), predicted.tolist()
 
 
 def _first_line(error: BaseException) -> str:
