@@ -6,11 +6,12 @@
     ``ToTensor`` + ``Normalize``, trained by Ignite's ``create_supervised_trainer``.
 (b) ``ignite_mnist``: the fast recipe (``ignite_mnist.recipes.FAST_RECIPE``) built
     from ignite-mnist's public pieces the way ``training.run`` wires them:
-    ``build_loaders`` (tensor loader), ``build_model``, ``build_optimizer``,
-    ``create_trainer`` (autocast), ``attach_lr_schedule``, ``flush_denormals``.
+    ``build_loaders`` (tensor loader), ``build_model``, ``prepare_model`` (channels-last),
+    ``build_optimizer``, ``create_trainer`` (autocast), ``attach_lr_schedule``, ``flush_denormals``.
 (c) ``bare``: the same recipe as a hand-written loop over preloaded tensors (no
-    Ignite): same network, fused AdamW, the same one-cycle curve, the same autocast
-    decision as ``--amp`` (bfloat16 where the CPU has bfloat16 instructions).
+    Ignite): the same network (``build_model("fastcnn")``, channels-last), fused
+    AdamW, the same one-cycle curve, the same autocast decision as ``--amp``
+    (bfloat16 where the CPU has bfloat16 instructions).
 
 Each contender runs in its own fresh Python process; its clock starts when the
 parent starts that process (so imports and data loading count) and pauses while
@@ -21,7 +22,7 @@ recipe's three epochs (stopping early once 99.0 % is reached). All contenders us
 the same torch thread count and flush denormal floats.
 
 Usage:
-    python benchmarks/time_to_accuracy.py --data-dir /work/shared/data --threads 1
+    python benchmarks/time_to_accuracy.py --data-dir /work/shared/data
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
 
     from ignite_mnist.data import build_loaders, load_splits
     from ignite_mnist.engines import build_optimizer, create_trainer
-    from ignite_mnist.fast import flush_denormals
+    from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
     from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
     from ignite_mnist.models import build_model
     from ignite_mnist.recipes import FAST_RECIPE, fast_recipe
@@ -129,7 +130,8 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
     train, _, test = build_loaders(splits, batch_size=config.batch_size, seed=config.seed)
     model = build_model(config.model)
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    trainer = create_trainer(model, optimizer, amp=config.amp)
+    trainer = create_trainer(prepare_model(model, "cpu"), optimizer, amp=config.amp,
+                             channels_last=uses_channels_last(model, "cpu"))
     attach_lr_schedule(trainer, optimizer, config.lr_schedule, lr=config.lr,
                        total_iterations=config.epochs * len(train))
     batch = FAST_RECIPE["batch_size"]
@@ -146,11 +148,11 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
 def bare(args: argparse.Namespace, clock: Clock) -> None:
     """(c) the fast recipe as a hand-written loop over preloaded tensors."""
     import torch
-    from torch import nn
     from torch.nn import functional as F
 
     from ignite_mnist.data import load_splits, normalise
     from ignite_mnist.engines import amp_dtype
+    from ignite_mnist.models import build_model
     from ignite_mnist.recipes import FAST_RECIPE
 
     torch.manual_seed(args.seed)
@@ -158,11 +160,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
     images, labels = normalise(splits.train[0], 0.1307, 0.3081), splits.train[1]
     test = [(normalise(splits.test[0], 0.1307, 0.3081), splits.test[1])]
 
-    def block(i: int, o: int, k: int) -> list[nn.Module]:
-        return [nn.Conv2d(i, o, k, padding=k // 2, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
-
-    model = nn.Sequential(*block(1, 24, 5), nn.MaxPool2d(2), *block(24, 48, 3), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(48 * 7 * 7, 10))
+    model = build_model("fastcnn").to(memory_format=torch.channels_last)  # the recipe's network, NHWC
     peak, batch, epochs = FAST_RECIPE["lr"], FAST_RECIPE["batch_size"], FAST_RECIPE["epochs"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.0, fused=True)
     steps_per_epoch = -(-len(labels) // batch)
@@ -181,7 +179,8 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
             chosen = order[start : start + batch]
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
-                loss = F.cross_entropy(model(images[chosen]), labels[chosen])
+                loss = F.cross_entropy(model(images[chosen].contiguous(memory_format=torch.channels_last)),
+                                       labels[chosen])
             loss.backward()
             optimizer.step()
             step += 1
@@ -236,7 +235,8 @@ def parent(args: argparse.Namespace, passthrough: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("IGNITE_MNIST_DATA_DIR", "./data"))
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads of every contender (default: one per core, torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=6400, help="training images between test evaluations")
     parser.add_argument("--val-size", type=int, default=5000, help="images (b) and (c) hold out, as ignite-mnist")

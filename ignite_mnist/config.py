@@ -113,7 +113,9 @@ class TrainConfig:
         "then down to --lr/1000)",
         choices=("constant", "onecycle"),
     )
-    amp: bool = setting(False, "mixed precision: bfloat16 autocast (CPU, recent GPUs) or float16 (older GPUs)")
+    amp: bool = setting(
+        False, "mixed precision: bfloat16 autocast on recent GPUs and on CPUs with bfloat16 instructions "
+        "(AVX512-BF16/AMX; other CPUs stay in float32, where it is faster), float16 on older GPUs")
     compile: bool = setting(False, "torch.compile the model (slow start, faster steps for long runs)")
     # distributed training (ignite.distributed; see docs/distributed.md)
     nproc_per_node: int = setting(

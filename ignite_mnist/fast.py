@@ -7,7 +7,9 @@
   and ~9.5k with this setting (``docs/benchmarks.md``). torch provides the switch
   (``torch.set_flush_denormal``); this module only scopes it to a run.
 * :func:`prepare_model`: ``torch.compile`` (``--compile``) and channels-last
-  weights for CNNs on CUDA.
+  weights for CNNs (oneDNN on CPU and cuDNN on GPU both run NHWC convolutions
+  and pooling faster: a FastCNN training step ran 1.4-1.6x and a ConvNet step
+  1.25-1.5x faster channels-last on the 2-core CPU).
 
 Example:
     >>> with flush_denormals():
@@ -41,13 +43,18 @@ def flush_denormals() -> Iterator[bool]:
 
 
 def uses_channels_last(model: nn.Module, device: torch.device | str) -> bool:
-    """Whether the fast path trains ``model`` channels-last: CNNs on CUDA (tensor cores like NHWC)."""
+    """Whether the fast path trains ``model`` channels-last: CNNs on CPU and CUDA.
+
+    Example:
+        >>> uses_channels_last(torch.nn.Conv2d(1, 2, 3), "cpu"), uses_channels_last(torch.nn.Linear(2, 2), "cpu")
+        (True, False)
+    """
     has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    return has_conv and torch.device(device).type == "cuda"
+    return has_conv and torch.device(device).type in ("cpu", "cuda")
 
 
 def prepare_model(model: nn.Module, device: torch.device | str, *, compile: bool = False) -> nn.Module:
-    """The module the engines should call: channels-last on CUDA for CNNs, compiled if asked.
+    """The module the engines should call: channels-last for CNNs, compiled if asked.
 
     ``model`` itself is converted in place (weights keep their names, so
     checkpoints hold the usual keys); the returned module is ``torch.compile(model)``
