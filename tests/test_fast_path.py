@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -14,6 +18,7 @@ from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.data import ResumableDataLoader, TensorLoader, build_loaders, load_splits
 from ignite_mnist.engines import amp_dtype, cpu_has_bfloat16, make_train_step
 from ignite_mnist.errors import ConfigError
+from ignite_mnist.handlers import load_checkpoint
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.recipes import FAST_RECIPE, fast_recipe
@@ -153,3 +158,38 @@ def test_amp_runs_the_forward_pass_in_the_dtype_amp_dtype_names(amp):
     assert seen == [expected]  # bfloat16 only where the CPU computes it natively, float32 otherwise
     assert loss.dtype == torch.float32 and model[0].weight.dtype == torch.float32
     assert amp_dtype("cpu") == (torch.bfloat16 if cpu_has_bfloat16() else None)
+
+
+def test_fast_recipe_with_augmentation_resumes_exactly_after_sigkill(idx_root, tmp_path):
+    """One-cycle schedule, augmentation, channels-last FastCNN: killed mid-run, resumed, same weights bit for bit."""
+    iterations = 4 * 1000 // 25  # 4 epochs of the 1000 training images, batch 25
+
+    def train(name: str) -> list[str]:
+        return [sys.executable, "-m", "ignite_mnist", "--data-dir", str(idx_root), "--val-size", "200",
+                "--output-dir", str(tmp_path), "--run-name", name, "--model", "fastcnn", "--optimizer", "adamw",
+                "--lr", "3e-3", "--lr-schedule", "onecycle", "--batch-size", "25", "--epochs", "4", "--amp",
+                "--augment", "--checkpoint-every", "10", "--progress", "none", "--wandb-mode", "disabled",
+                "--no-plots"]
+
+    def final_weights(name: str) -> dict[str, torch.Tensor]:
+        checkpoint = load_checkpoint(tmp_path / name / "checkpoints" / f"last_checkpoint_{iterations}.pt")
+        assert checkpoint["trainer"]["iteration"] == iterations
+        return checkpoint["model"]
+
+    reference = subprocess.run(train("ref"), capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    killed = subprocess.Popen(train("k"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mid_run = tmp_path / "k" / "checkpoints" / "last_checkpoint_50.pt"
+    deadline = time.monotonic() + 300
+    while not mid_run.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    killed.kill()
+    assert killed.wait() == -signal.SIGKILL  # killed before it finished its 160 iterations
+    resumed = subprocess.run([sys.executable, "-m", "ignite_mnist", "--resume", "auto", "--output-dir",
+                              str(tmp_path), "--run-name", "k"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "k" / "summary.json").read_text())["resumed_from"] is not None
+    expected, got = final_weights("ref"), final_weights("k")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
