@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from ignite_mnist.config import TrainConfig, flag_name
 from ignite_mnist.errors import EXIT_OK, EXIT_USAGE, ConfigError, IgniteMnistError
+from ignite_mnist.recipes import RECIPES
 
 __all__ = ["build_train_parser", "main", "parse_train_args"]
 
@@ -70,17 +71,33 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False) -> 
                 options["choices"] = f.metadata["choices"]
                 options["metavar"] = "{" + ",".join(f.metadata["choices"]) + "}"
         parser.add_argument(flag_name(f.name), **options)
+    parser.add_argument(
+        "--recipe", choices=sorted(RECIPES), metavar="{" + ",".join(sorted(RECIPES)) + "}",
+        **({} if suppress_defaults else {"default": "tutorial"}),
+        help="start from a named set of settings; flags given beside it win. fast: "
+             + " ".join(f"{flag_name(k)} {v}" if v is not True else flag_name(k) for k, v in RECIPES["fast"].items())
+             + " (>= 99 %% test accuracy in 3 epochs); tutorial: the other flags' defaults",
+    )
     return parser
 
 
 def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """Command-line arguments -> a validated ``TrainConfig`` (exit 2 on a bad flag).
 
-    With ``--resume``, settings not given on the command line come from the checkpoint.
+    ``--recipe NAME`` fills in :data:`~ignite_mnist.recipes.RECIPES` ``[NAME]`` under
+    the flags given. With ``--resume``, settings not given on the command line
+    (nor by ``--recipe``) come from the checkpoint.
+
+    Example:
+        >>> config = parse_train_args(["--recipe", "fast", "--epochs", "5"])
+        >>> config.model, config.lr_schedule, config.epochs
+        ('fastcnn', 'onecycle', 5)
     """
     parser = build_train_parser()
-    args = parser.parse_args(argv)
-    config = TrainConfig(**vars(args))
+    values = vars(parser.parse_args(argv))
+    recipe = RECIPES[values.pop("recipe")]
+    explicit = set(vars(build_train_parser(suppress_defaults=True).parse_args(argv))) - {"recipe"}
+    config = TrainConfig(**values | {name: value for name, value in recipe.items() if name not in explicit})
     try:
         config.validate()
     except ConfigError as error:
@@ -88,8 +105,7 @@ def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
     if config.resume is not None:
         from ignite_mnist.training import config_for_resume
 
-        explicit = set(vars(build_train_parser(suppress_defaults=True).parse_args(argv)))
-        config = config_for_resume(config, explicit)
+        config = config_for_resume(config, explicit | set(recipe))
     return config
 
 

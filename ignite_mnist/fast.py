@@ -8,8 +8,8 @@
   (``torch.set_flush_denormal``); this module only scopes it to a run.
 * :func:`prepare_model`: ``torch.compile`` (``--compile``) and channels-last
   weights for CNNs (oneDNN on CPU and cuDNN on GPU both run NHWC convolutions
-  and pooling faster: a FastCNN training step ran 1.4-1.6x and a ConvNet step
-  1.25-1.5x faster channels-last on the 2-core CPU).
+  and pooling faster: a FastCNN training step ran 1.2-1.8x and a ConvNet step
+  1.25-1.6x faster channels-last on the 2-core CPU).
 
 Example:
     >>> with flush_denormals():

@@ -31,6 +31,7 @@ def test_help_lists_every_flag_with_its_default():
         (("--batch-size", "-4"), "--batch-size"),
         (("--lr", "0"), "--lr"),
         (("--epochs", "ten"), "--epochs"),
+        (("--recipe", "slow"), "--recipe"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, flag):
@@ -38,6 +39,17 @@ def test_usage_errors_are_one_line_and_exit_2(args, flag):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert flag in result.stderr
+
+
+def test_recipe_fast_fills_in_its_settings_and_given_flags_win(idx_root, tmp_path):
+    result = run_cli("--recipe", "fast", "--epochs", "1", "--lr", "0.002", "--data-dir", str(idx_root),
+                     "--val-size", "200", "--output-dir", str(tmp_path), "--run-name", "r", "--no-plots", *QUIET)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert {k: config[k] for k in ("model", "optimizer", "lr_schedule", "batch_size", "amp", "epochs", "lr")} == {
+        "model": "fastcnn", "optimizer": "adamw", "lr_schedule": "onecycle", "batch_size": 128, "amp": True,
+        "epochs": 1, "lr": 0.002}
+    assert "recipe" not in config  # config.json holds the settings themselves
 
 
 def test_val_size_not_smaller_than_the_training_set(idx_root, tmp_path):
