@@ -8,7 +8,8 @@ default tensor loader. On the command line::
     ignite-mnist --model fastcnn --optimizer adamw --lr 3e-3 --lr-schedule onecycle \\
         --batch-size 128 --epochs 3 --amp
 
-or ``ignite-mnist --recipe fast`` (flags given beside ``--recipe`` win). Its measured accuracy for seeds 0-4 and its time to 99 % are in ``docs/benchmarks.md``.
+or ``ignite-mnist --recipe fast`` (flags given beside ``--recipe`` win). Its
+measured accuracy for seeds 0-4 and its time to 99 % are in ``docs/benchmarks.md``.
 
 Example:
     >>> config = fast_recipe(seed=3)
