@@ -28,6 +28,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -178,7 +179,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
                 group["lr"] = lr
             chosen = order[start : start + batch]
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            with torch.autocast("cpu", dtype=autocast) if autocast is not None else contextlib.nullcontext():
                 loss = F.cross_entropy(model(images[chosen].contiguous(memory_format=torch.channels_last)),
                                        labels[chosen])
             loss.backward()

@@ -27,7 +27,7 @@ from ignite_mnist.engines import create_evaluator
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers import load_checkpoint
 from ignite_mnist.models import build_model
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, assert_same_weights, run_cli
 from tests.handlers.test_wandb import inspect
 
 DRIVER = Path(__file__).with_name("dist_driver.py")
@@ -53,12 +53,6 @@ def quiet_env(tmp: Path, **extra: str) -> dict[str, str]:
 def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     last = max(run_dir.glob("checkpoints/last_checkpoint_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
     return load_checkpoint(last)["model"]
-
-
-def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
 
 
 @pytest.fixture(scope="module")

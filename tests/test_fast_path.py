@@ -22,6 +22,7 @@ from ignite_mnist.handlers import load_checkpoint
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.recipes import FAST_RECIPE, fast_recipe
+from tests.conftest import assert_same_weights
 
 
 def _batches(loader, count=None):
@@ -189,7 +190,4 @@ def test_fast_recipe_with_augmentation_resumes_exactly_after_sigkill(idx_root, t
                               str(tmp_path), "--run-name", "k"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((tmp_path / "k" / "summary.json").read_text())["resumed_from"] is not None
-    expected, got = final_weights("ref"), final_weights("k")
-    assert expected.keys() == got.keys()
-    for name in expected:
-        assert torch.equal(expected[name], got[name]), name
+    assert_same_weights(final_weights("ref"), final_weights("k"))

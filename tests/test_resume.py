@@ -1,7 +1,6 @@
 """Exact resume after SIGKILL and SIGTERM, in real subprocesses training on real MNIST."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from ignite_mnist.handlers import find_latest_checkpoint
+from tests.conftest import assert_same_weights
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,6 @@ def final_model(run_dir: Path) -> dict[str, torch.Tensor]:
     checkpoint = torch.load(find_latest_checkpoint(run_dir / "checkpoints"), weights_only=True)
     assert checkpoint["trainer"]["iteration"] == 860
     return checkpoint["model"]
-
-
-def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def start_and_wait_for(args: list[str], checkpoint: Path, timeout: float = 300) -> subprocess.Popen:

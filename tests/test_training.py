@@ -1,10 +1,10 @@
 import json
 
 import pytest
-import torch
 
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.handlers import load_checkpoint, read_metrics_log
+from tests.conftest import assert_same_weights
 
 
 def small_config(idx_root, tmp_path, **changes):
@@ -68,7 +68,7 @@ def test_same_seed_same_result(idx_root, tmp_path):
     second = run(small_config(idx_root, tmp_path, run_name="b", epochs=2))
     assert first.test_accuracy == second.test_accuracy and first.test_loss == second.test_loss
     a, b = (load_checkpoint(s.best_checkpoint)["model"] for s in (first, second))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(a, b)
 
 
 def test_early_stopping_on_a_plateau(idx_root, tmp_path):

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from ignite_mnist.handlers import find_latest_checkpoint
 from ignite_mnist.handlers.checkpoint import checkpoint_iteration
+from tests.conftest import assert_same_weights
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, assert_loadable
 
 pytestmark = pytest.mark.integration
@@ -68,6 +68,4 @@ def test_five_sigkills_then_resume_auto_match_the_uninterrupted_run(mnist_root: 
     assert finished.returncode == 0, finished.stderr
     final = assert_loadable(find_latest_checkpoint(checkpoints))
     assert final["trainer"]["iteration"] == expected["trainer"]["iteration"] == FINAL_ITERATION
-    assert final["model"].keys() == expected["model"].keys()
-    for name, tensor in expected["model"].items():
-        assert torch.equal(final["model"][name], tensor), name
+    assert_same_weights(expected["model"], final["model"])

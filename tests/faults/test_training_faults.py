@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ignite_mnist.handlers import find_latest_checkpoint
+from tests.conftest import assert_same_weights
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, assert_one_line_error
 
 # Holds the first validation open until the test has sent its signal: the signal lands during
@@ -90,5 +91,4 @@ def test_sigint_during_validation_leaves_a_resumable_checkpoint(cli, idx_root: P
     final = assert_loadable(find_latest_checkpoint(run_dir / "checkpoints"))
     expected = assert_loadable(find_latest_checkpoint(output / "reference" / "checkpoints"))
     assert final["trainer"]["iteration"] == expected["trainer"]["iteration"] == 32
-    for name, tensor in expected["model"].items():
-        assert torch.equal(final["model"][name], tensor), name
+    assert_same_weights(expected["model"], final["model"])
