@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist import TrainConfig, training
+from ignite_mnist import TrainConfig, parts, training
 
 PER_ITERATION = (Events.ITERATION_STARTED, Events.ITERATION_COMPLETED, Events.GET_BATCH_STARTED,
                  Events.GET_BATCH_COMPLETED)
@@ -39,7 +39,7 @@ def timed_run(config: TrainConfig) -> tuple[training.Summary, dict[str, float], 
     """``training.run`` with the trainer's per-iteration handlers timed; returns summary, us/call, iterations."""
     seconds: dict[str, float] = collections.defaultdict(float)
     calls: collections.Counter[str] = collections.Counter()
-    create_trainer = training.create_trainer
+    create_trainer = parts.create_trainer
 
     def wrap_handlers(engine: Engine) -> None:  # at STARTED every handler is attached
         for event, handlers in list(engine._event_handlers.items()):
@@ -61,12 +61,12 @@ def timed_run(config: TrainConfig) -> tuple[training.Summary, dict[str, float], 
         trainer.add_event_handler(Events.STARTED, wrap_handlers)
         return trainer
 
-    training.create_trainer = spying_create_trainer
+    parts.create_trainer = spying_create_trainer
     try:
         with contextlib.redirect_stdout(sys.stderr):
             summary = training.run(config)
     finally:
-        training.create_trainer = create_trainer
+        parts.create_trainer = create_trainer
     iterations = max(calls.values()) if calls else 0
     return summary, {name: seconds[name] / calls[name] * 1e6 for name in seconds}, iterations
 

@@ -43,8 +43,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ignite_mnist import TrainConfig
-from ignite_mnist.data import DATASETS, load_splits, normalise
-from ignite_mnist.engines import build_optimizer
+from ignite_mnist.data import MNIST, load_splits, normalise
+from ignite_mnist.optim import build_optimizer
 from ignite_mnist.models import TutorialMLP
 from ignite_mnist.training import run
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
 
     splits = load_splits(args.data_dir, "mnist", val_size=args.val_size, seed=0)
-    spec = DATASETS["mnist"]
+    spec = MNIST
     images, labels = normalise(splits.train[0], spec.mean, spec.std), splits.train[1]
     samples: dict[str, list[float]] = {"tutorial": [], "bare": [], "ignite_mnist": []}
     with tempfile.TemporaryDirectory() as output_dir:

@@ -119,7 +119,8 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
     from ignite.utils import manual_seed
 
     from ignite_mnist.data import build_loaders, load_splits
-    from ignite_mnist.engines import build_optimizer, create_trainer
+    from ignite_mnist.engines import create_trainer
+    from ignite_mnist.optim import build_optimizer
     from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
     from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
     from ignite_mnist.models import build_model
@@ -152,7 +153,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
     from torch.nn import functional as F
 
     from ignite_mnist.data import load_splits, normalise
-    from ignite_mnist.engines import amp_dtype
+    from ignite_mnist.devices import amp_dtype
     from ignite_mnist.models import build_model
     from ignite_mnist.recipes import FAST_RECIPE
 

@@ -18,16 +18,14 @@ from ignite.engine import Engine, Events, create_supervised_evaluator
 from ignite.metrics import Accuracy, Loss
 from torch import nn
 
+from ignite_mnist.checkpoints import RNGStates, find_latest_checkpoint, restore_objects
 from ignite_mnist.data import TensorLoader, load_splits
 from ignite_mnist.handlers import (
-    RNGStates,
     attach_checkpointing,
     attach_early_stopping,
     attach_progress,
     attach_signal_checkpoint,
     attach_validation,
-    find_latest_checkpoint,
-    resume_from,
 )
 
 
@@ -68,8 +66,8 @@ def main() -> None:
     )
 
     # ignite-mnist's handlers on those engines.
-    attach_validation(trainer, evaluator, val_loader)
-    stopper = attach_early_stopping(trainer, patience=args.patience, monitor="val_accuracy")
+    validation = attach_validation(trainer, evaluator, val_loader)
+    stopper = attach_early_stopping(trainer, validation, patience=args.patience, monitor="val_accuracy")
     to_save = {
         "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGStates(),
         "train_loader": train_loader, "early_stopping": stopper,
@@ -81,7 +79,7 @@ def main() -> None:
 
     latest = find_latest_checkpoint(checkpoint_dir)
     if latest is not None:
-        resume_from(torch.load(latest, weights_only=True), to_save | {"checkpointer": checkpoints.last})
+        restore_objects(torch.load(latest, weights_only=True), to_save | checkpoints.resumable())
         print(f"resumed from {latest}")
 
     @trainer.on(Events.COMPLETED)

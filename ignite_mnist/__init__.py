@@ -23,7 +23,7 @@ _LAZY = {
     "load_splits": "ignite_mnist.data",
     "create_evaluator": "ignite_mnist.engines",
     "create_trainer": "ignite_mnist.engines",
-    "Summary": "ignite_mnist.training",
+    "Summary": "ignite_mnist.report",
     "run": "ignite_mnist.training",
 }
 

@@ -22,6 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ignite_mnist.errors import ConfigError
+from ignite_mnist.registry import (
+    BACKENDS,
+    DATASETS,
+    DEVICES,
+    LOADERS,
+    LR_SCHEDULES,
+    MODELS,
+    MONITORS,
+    OPTIMIZERS,
+    PROGRESS_MODES,
+    WANDB_MODES,
+    WANDB_WATCH,
+)
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -80,7 +93,7 @@ class TrainConfig:
     """All settings of one training run. The defaults are the tutorial's recipe."""
 
     # data
-    dataset: str = setting("mnist", "which dataset to train on", choices=("mnist", "fashion-mnist"))
+    dataset: str = setting("mnist", "which dataset to train on", choices=DATASETS.names)
     data_dir: str = setting(
         help=f"dataset root holding <DATASET>/raw/ (default: ${DATA_DIR_ENV} or ./data)",
         default_factory=default_data_dir,
@@ -89,29 +102,29 @@ class TrainConfig:
     # model and optimisation
     model: str = setting(
         "mlp", "network: the tutorial's MLP, a small ConvNet, or the fast recipe's BatchNorm CNN",
-        choices=("mlp", "cnn", "fastcnn"),
+        choices=MODELS.names,
     )
     epochs: int = setting(10, "number of training epochs", check=POSITIVE)
     batch_size: int = setting(
         32, "training batch size; with several processes the global one, split evenly over them", check=POSITIVE
     )
     lr: float = setting(1e-3, "learning rate", check=POSITIVE)
-    optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw", "sgd"))
+    optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS.names)
     momentum: float = setting(0.0, "SGD momentum (sgd only)", check=PROBABILITY)
     weight_decay: float = setting(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", check=NON_NEGATIVE)
     seed: int = setting(0, "seed for weights, dropout, data order and the validation split", check=SEED)
-    device: str = setting("auto", "where to train; auto picks cuda when available", choices=("auto", "cpu", "cuda"))
+    device: str = setting("auto", "where to train; auto picks cuda when available", choices=DEVICES)
     # speed (see docs/benchmarks.md)
     loader: str = setting(
         "tensor", "tensor: the whole split as one tensor on the device (fast); torch: torchvision Dataset + "
-        "DataLoader (workers, pinned memory on CUDA); both give the same batches", choices=("tensor", "torch"),
+        "DataLoader (workers, pinned memory on CUDA); both give the same batches", choices=LOADERS.names,
     )
     num_workers: int = setting(0, "DataLoader worker processes (--loader torch only)", check=NON_NEGATIVE)
     augment: bool = setting(False, "random shifts (2 px) and rotations (10 degrees) of each training image")
     lr_schedule: str = setting(
         "constant", "learning rate: constant, or onecycle (warm up to --lr over the first fifth of the run, "
         "then down to --lr/1000)",
-        choices=("constant", "onecycle"),
+        choices=LR_SCHEDULES.names,
     )
     amp: bool = setting(
         False, "mixed precision: bfloat16 autocast on recent GPUs and on CPUs with bfloat16 instructions "
@@ -124,7 +137,7 @@ class TrainConfig:
     )
     backend: str = setting(
         "auto", "distributed backend: auto is nccl when training on CUDA, gloo otherwise",
-        choices=("auto", "gloo", "nccl"),
+        choices=BACKENDS,
     )
     # outputs
     output_dir: str = setting("runs", "folder that holds the run directories")
@@ -132,7 +145,7 @@ class TrainConfig:
         None, "name of this run's directory under --output-dir (default: <dataset>-<model>-<time>)", type=str
     )
     progress: str = setting(
-        "auto", "progress display: tqdm bars on a terminal, log lines otherwise", choices=("auto", "bar", "log", "none")
+        "auto", "progress display: tqdm bars on a terminal, log lines otherwise", choices=PROGRESS_MODES
     )
     progress_interval: float = setting(10.0, "seconds between progress lines in log mode", check=NON_NEGATIVE)
     plots: bool = setting(
@@ -146,7 +159,7 @@ class TrainConfig:
     )
     monitor: str = setting(
         "val_accuracy", "metric that picks the best checkpoint and drives early stopping (accuracy: max, loss: min)",
-        choices=("val_accuracy", "val_loss"),
+        choices=MONITORS,
     )
     patience: int | None = setting(
         None, "stop after this many epochs without improvement of --monitor (default: never)", check=POSITIVE, type=int
@@ -172,7 +185,7 @@ class TrainConfig:
     # experiment tracking (Weights & Biases; $WANDB_* variables work as usual)
     wandb_mode: str = setting(
         "auto", "W&B tracking: auto is online with W&B credentials and offline (wandb sync later) without",
-        choices=("auto", "online", "offline", "disabled"),
+        choices=WANDB_MODES,
     )
     wandb_project: str | None = setting(None, "W&B project (default: $WANDB_PROJECT or ignite-mnist)", type=str)
     wandb_entity: str | None = setting(None, "W&B user or team (default: $WANDB_ENTITY or your default)", type=str)
@@ -182,7 +195,7 @@ class TrainConfig:
                                    check=POSITIVE)
     wandb_watch: str = setting(
         "off", "also log gradient and/or parameter histograms to W&B (wandb.watch, every --wandb-log-every)",
-        choices=("off", "gradients", "parameters", "all"),
+        choices=WANDB_WATCH,
     )
 
     def validate(self) -> None:

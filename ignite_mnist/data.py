@@ -39,20 +39,24 @@ import torchvision
 
 from ignite_mnist.config import DATA_DIR_ENV
 from ignite_mnist.errors import ConfigError, DataError
+from ignite_mnist.registry import DATASETS, LOADERS
 
 __all__ = [
-    "DATASETS",
+    "FASHION_MNIST",
+    "MNIST",
     "DatasetSpec",
     "Splits",
     "ResumableDataLoader",
     "TensorLoader",
     "build_loaders",
     "check_idx_pair",
+    "dataset_spec",
     "epoch_permutation",
     "load_splits",
     "normalise",
     "prepare_files",
     "split_indices",
+    "tensor_loaders",
     "torch_loaders",
 ]
 
@@ -88,19 +92,25 @@ class DatasetSpec:
         return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(
-        "mnist", torchvision.datasets.MNIST, 0.1307, 0.3081, tuple(str(d) for d in range(10))
-    ),
-    "fashion-mnist": DatasetSpec(
-        "fashion-mnist",
-        torchvision.datasets.FashionMNIST,
-        0.2860,
-        0.3530,
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        debian_dir=Path("/usr/share/datasets/fashion-mnist"),
-    ),
-}
+MNIST = DatasetSpec("mnist", torchvision.datasets.MNIST, 0.1307, 0.3081, tuple(str(d) for d in range(10)))
+FASHION_MNIST = DatasetSpec(
+    "fashion-mnist",
+    torchvision.datasets.FashionMNIST,
+    0.2860,
+    0.3530,
+    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    debian_dir=Path("/usr/share/datasets/fashion-mnist"),
+)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The spec of a dataset by its ``--dataset`` name (see :data:`ignite_mnist.registry.DATASETS`).
+
+    Example:
+        >>> dataset_spec("fashion-mnist").classes[0]
+        'T-shirt/top'
+    """
+    return DATASETS.load(name)
 
 ALL_FILES = DatasetSpec.file_names(True) + DatasetSpec.file_names(False)
 
@@ -144,7 +154,7 @@ def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> P
         >>> prepare_files("../shared/data", "mnist")  # doctest: +SKIP
         PosixPath('../shared/data/MNIST/raw')
     """
-    spec = DATASETS[dataset]
+    spec = dataset_spec(dataset)
     raw = spec.raw_dir(root)
     for name in ALL_FILES:
         if (raw / name).is_file():
@@ -227,7 +237,7 @@ def check_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes
 
 def load_split_tensors(root: str | Path, dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split."""
-    spec = DATASETS[dataset]
+    spec = dataset_spec(dataset)
     raw = prepare_files(root, dataset)
     images_name, labels_name = spec.file_names(train)
     check_idx_pair(raw / images_name, raw / labels_name, len(spec.classes))
@@ -302,7 +312,7 @@ def load_splits(root: str | Path, dataset: str, *, val_size: int, seed: int) -> 
     test = load_split_tensors(root, dataset, train=False)
     return Splits(
         (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]), test,
-        DATASETS[dataset], train_idx, val_idx,
+        dataset_spec(dataset), train_idx, val_idx,
     )
 
 
@@ -499,8 +509,8 @@ def torch_loaders(
     batch_size: int,
     *,
     seed: int,
+    device: torch.device | str = "cpu",
     num_workers: int = 0,
-    pin_memory: bool = False,
     eval_batch_size: int = 1000,
     rank: int = 0,
     world_size: int = 1,
@@ -510,8 +520,10 @@ def torch_loaders(
 
     Uses the same validation split as :func:`load_splits` (``splits.train_indices``)
     and, for training, the same per-epoch order as :class:`TensorLoader`.
-    ``transform`` is applied to each training batch (see :mod:`ignite_mnist.augment`).
+    ``transform`` is applied to each training batch (see :mod:`ignite_mnist.augment`);
+    memory is pinned when ``device`` is CUDA.
     """
+    pin_memory = torch.device(device).type == "cuda"
     from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
 
@@ -530,6 +542,30 @@ def torch_loaders(
     return train_loader, val_loader, test_loader
 
 
+def tensor_loaders(
+    splits: Splits,
+    root: str | Path,
+    batch_size: int,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    eval_batch_size: int = 1000,
+    rank: int = 0,
+    world_size: int = 1,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
+    """The fast path: three :class:`TensorLoader` on ``device`` (``root`` and ``num_workers`` are not used)."""
+    spec = splits.spec
+    common: dict[str, Any] = {"mean": spec.mean, "std": spec.std, "device": device}
+    return (
+        TensorLoader(*splits.train, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size,
+                     transform=transform, **common),
+        TensorLoader(*(t[rank::world_size] for t in splits.val), eval_batch_size, **common),
+        TensorLoader(*(t[rank::world_size] for t in splits.test), eval_batch_size, **common),
+    )
+
+
 def build_loaders(
     splits: Splits,
     *,
@@ -543,32 +579,17 @@ def build_loaders(
     rank: int = 0,
     world_size: int = 1,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[TensorLoader | ResumableDataLoader, Any, Any]:
-    """Train, validation and test loaders of the kind ``--loader`` names.
+) -> tuple[Any, Any, Any]:
+    """Train, validation and test loaders of the kind ``--loader`` names (:data:`ignite_mnist.registry.LOADERS`).
 
-    ``tensor``: three :class:`TensorLoader` on ``device``. ``torch``: :func:`torch_loaders`
+    ``tensor``: :func:`tensor_loaders` on ``device``. ``torch``: :func:`torch_loaders`
     (``root`` is the dataset root; memory is pinned when ``device`` is CUDA).
     Either way the training batches come in the same seeded order and resume exactly.
     With ``world_size > 1`` validation and test are split too, without dropping a
     sample (rank r takes samples r, r + world_size, ...): metrics reduced across
     ranks then count every sample exactly once.
-
-    Example:
-        >>> train, val, test = build_loaders(splits, batch_size=128, seed=0)  # doctest: +SKIP
     """
-    if loader == "torch":
-        return torch_loaders(
-            splits, root, batch_size, seed=seed, num_workers=num_workers,
-            pin_memory=torch.device(device).type == "cuda", eval_batch_size=eval_batch_size, rank=rank,
-            world_size=world_size, transform=transform,
-        )
-    if loader != "tensor":
-        raise ValueError(f"loader must be 'tensor' or 'torch', got {loader!r}")
-    spec = splits.spec
-    common: dict[str, Any] = {"mean": spec.mean, "std": spec.std, "device": device}
-    return (
-        TensorLoader(*splits.train, batch_size, shuffle=True, seed=seed, rank=rank, world_size=world_size,
-                     transform=transform, **common),
-        TensorLoader(*(t[rank::world_size] for t in splits.val), eval_batch_size, **common),
-        TensorLoader(*(t[rank::world_size] for t in splits.test), eval_batch_size, **common),
+    return LOADERS.load(loader)(
+        splits, root, batch_size, seed=seed, device=device, num_workers=num_workers, eval_batch_size=eval_batch_size,
+        rank=rank, world_size=world_size, transform=transform,
     )

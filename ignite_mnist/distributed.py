@@ -54,8 +54,8 @@ from ignite.utils import manual_seed
 from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.errors import ConfigError, IgniteMnistError
-from ignite_mnist.handlers.checkpoint import RNGStates
+from ignite_mnist.errors import EXIT_FAILURE, EXIT_SIGINT, ConfigError, IgniteMnistError, first_line
+from ignite_mnist.checkpoints import RNGStates
 
 __all__ = [
     "RankError",
@@ -157,7 +157,7 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 
 
 class RankRNGStates(RNGStates):
-    """:class:`~ignite_mnist.handlers.RNGStates` of every rank, for distributed checkpoints.
+    """:class:`~ignite_mnist.checkpoints.RNGStates` of every rank, for distributed checkpoints.
 
     ``state_dict`` (called on every rank by Ignite's ``Checkpoint``) gathers all
     ranks' generator states: rank 0's sit at the top level, so a single process
@@ -247,9 +247,8 @@ def run_on_rank(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     except (dist.DistError, RuntimeError) as error:
         if not _lost_peer(error):
             raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RankError(
-            f"rank {rank}: stopped because another process failed ({first[:200]})", lost_peer=True
+            f"rank {rank}: stopped because another process failed ({first_line(error)})", lost_peer=True
         ) from error
 
 
@@ -259,9 +258,9 @@ def _write_report(reports: Path, error: BaseException) -> int:
     if isinstance(error, IgniteMnistError):
         message, code, trace = str(error), error.exit_code, None
     elif isinstance(error, KeyboardInterrupt):
-        message, code, trace = f"rank {rank}: interrupted", 130, None
+        message, code, trace = f"rank {rank}: interrupted", EXIT_SIGINT, None
     else:
-        message, code = f"rank {rank}: {type(error).__name__}: {error}", 1
+        message, code = f"rank {rank}: {type(error).__name__}: {error}", EXIT_FAILURE
         trace = "".join(traceback.format_exception(error))
     report = {"rank": rank, "time": time.time(), "peer": peer, "message": message, "exit_code": code, "trace": trace}
     (reports / f"rank{rank}.json").write_text(json.dumps(report))

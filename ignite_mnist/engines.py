@@ -5,9 +5,9 @@ The trainer's update function is our own rather than Ignite's
 it returns the loss as a detached tensor (read back only when something logs
 it), switches the model to train mode only when an evaluation left it in eval
 mode, and zeroes gradients with ``set_to_none=True``. It can run the forward pass
-under autocast (``--amp``) and feed a CNN channels-last batches (on CUDA). The
+under autocast (``--amp``) and feed a CNN channels-last batches. The
 trainer's loss metrics come from :mod:`ignite_mnist.handlers.loss_averages`
-(device-side, cheaper than Ignite's ``RunningAverage`` + ``Average``). The
+(cheaper than Ignite's ``RunningAverage`` + ``Average``). The
 evaluator is Ignite's ``create_supervised_evaluator`` with Ignite's ``Accuracy``
 and ``Loss``. Optimizers use torch's fused implementations where they exist.
 
@@ -17,7 +17,7 @@ Example:
     >>> trainer = create_trainer(model, optimizer)
     >>> batch = (torch.randn(8, 4), torch.randint(0, 3, (8,)))
     >>> state = trainer.run([batch], max_epochs=2)
-    >>> round(state.metrics["train_loss"], 2) > 0
+    >>> float(state.output) > 0
     True
 """
 
@@ -33,67 +33,26 @@ from ignite.engine import Engine, create_supervised_evaluator
 from ignite.metrics import Accuracy, ConfusionMatrix, Loss
 from torch import nn
 
-from ignite_mnist.handlers.loss_averages import attach_loss_averages
+from ignite_mnist.devices import amp_dtype
 
-__all__ = ["amp_dtype", "cpu_has_bfloat16", "create_evaluator", "create_trainer", "make_train_step", "build_optimizer"]
+__all__ = ["create_evaluator", "create_trainer", "make_grad_scaler", "make_train_step"]
 
-#: On a GPU the running loss is read back (a device sync) only every this many iterations.
-CUDA_LOSS_REFRESH = 50
-
-
-def cpu_has_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN reports it.
+def make_grad_scaler(device: torch.device | str | None, amp: bool | torch.dtype) -> torch.amp.GradScaler | None:
+    """The ``GradScaler`` float16 autocast needs (None for float32 and bfloat16); checkpoint it with the run.
 
     Example:
-        >>> isinstance(cpu_has_bfloat16(), bool)
+        >>> make_grad_scaler("cpu", False) is None
         True
     """
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch built without oneDNN
-        return False
+    device_type = torch.device(device).type if device is not None else "cpu"
+    dtype = _autocast_dtype(device_type, amp)
+    return torch.amp.GradScaler(device_type) if dtype == torch.float16 else None
 
 
-def amp_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The autocast dtype ``--amp`` uses on ``device``; ``None`` where autocast would only slow training.
-
-    On CPU: bfloat16 where the CPU has bfloat16 instructions, else ``None`` (float32).
-    Without them torch emulates bfloat16: on the AVX2-only benchmark machine a
-    FastCNN step ran 3.5x slower under bfloat16 autocast (336 vs 1,200 samples/s).
-    On GPUs: bfloat16 where supported, float16 (with a ``GradScaler``) on older ones.
-
-    Example:
-        >>> amp_dtype("cpu") in (torch.bfloat16, None)
-        True
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_bfloat16() else None
-    return torch.bfloat16
-
-
-def build_optimizer(
-    name: str, parameters: Any, *, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
-) -> torch.optim.Optimizer:
-    """The optimizer named by ``--optimizer``: ``adam``, ``adamw`` or ``sgd``.
-
-    Example:
-        >>> build_optimizer("sgd", torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
-        ... # doctest: +ELLIPSIS
-        SGD (...
-    """
-    parameters = list(parameters)
-    # torch's fused kernels do a whole step in one call: about 2x faster Adam steps for the tutorial MLP on CPU
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters) or None
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=fused)
-    if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=fused)
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
-    raise ValueError(f"unknown optimizer {name!r}; choose from adam, adamw, sgd")
+def _autocast_dtype(device_type: str, amp: bool | torch.dtype) -> torch.dtype | None:
+    if isinstance(amp, torch.dtype):
+        return amp
+    return amp_dtype(device_type) if amp else None
 
 
 def make_train_step(
@@ -102,8 +61,9 @@ def make_train_step(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
     device: torch.device | str | None = None,
     *,
-    amp: bool = False,
+    amp: bool | torch.dtype = False,
     channels_last: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Callable[[Engine, Any], torch.Tensor]:
     """One optimisation step as an Ignite update function; returns the detached loss.
 
@@ -112,15 +72,22 @@ def make_train_step(
     averages) sees the same value and acts at the same iteration.
 
     Args:
-        amp: run forward pass and loss under ``torch.autocast`` with :func:`amp_dtype`
-            (float16 on old GPUs adds a ``GradScaler``; nothing changes where it is ``None``).
+        amp: run forward pass and loss under ``torch.autocast``: ``True`` with
+            :func:`~ignite_mnist.devices.amp_dtype` of the device (nothing changes where
+            that is ``None``), or a given dtype.
         channels_last: hand the model channels-last batches (for a CNN whose
             weights were converted with ``model.to(memory_format=torch.channels_last)``).
+        scaler: the ``GradScaler`` float16 needs (:func:`make_grad_scaler`); it is
+            the caller's, so it can go into the checkpoint.
+
+    Raises:
+        ValueError: float16 autocast without a ``scaler``.
     """
     device = torch.device(device) if device is not None else None
     device_type = device.type if device is not None else "cpu"
-    dtype = amp_dtype(device_type) if amp else None
-    scaler = torch.amp.GradScaler(device_type) if dtype == torch.float16 else None
+    dtype = _autocast_dtype(device_type, amp)
+    if dtype == torch.float16 and scaler is None:
+        raise ValueError("float16 autocast needs a GradScaler: pass scaler=make_grad_scaler(device, amp)")
     world_size = idist.get_world_size()
 
     def train_step(engine: Engine, batch: Any) -> torch.Tensor:
@@ -155,20 +122,18 @@ def create_trainer(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
     device: torch.device | str | None = None,
     *,
-    amp: bool = False,
+    amp: bool | torch.dtype = False,
     channels_last: bool = False,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Engine:
-    """An Ignite trainer with two metrics on its state.
+    """An Ignite trainer running :func:`make_train_step`; its output is the detached batch loss.
 
-    ``state.metrics["loss"]`` is a running average of the batch loss (for progress
-    displays; on CUDA refreshed every 50 iterations to spare device syncs) and
-    ``state.metrics["train_loss"]`` the mean loss of the last epoch. ``amp`` and
-    ``channels_last`` are passed to :func:`make_train_step`.
+    Attach :func:`~ignite_mnist.handlers.attach_loss_averages` for the ``loss`` and
+    ``train_loss`` metrics. ``amp``, ``channels_last`` and ``scaler`` are passed to
+    :func:`make_train_step`.
     """
-    trainer = Engine(make_train_step(model, optimizer, loss_fn, device, amp=amp, channels_last=channels_last))
-    on_cuda = device is not None and torch.device(device).type == "cuda"
-    attach_loss_averages(trainer, refresh_every=CUDA_LOSS_REFRESH if on_cuda else 1)
-    return trainer
+    return Engine(make_train_step(model, optimizer, loss_fn, device, amp=amp, channels_last=channels_last,
+                                  scaler=scaler))
 
 
 def create_evaluator(

@@ -26,6 +26,7 @@ __all__ = [
     "RunDirError",
     "TrainingError",
     "Interrupted",
+    "first_line",
 ]
 
 EXIT_OK = 0
@@ -75,9 +76,29 @@ class TrainingError(IgniteMnistError):
 class Interrupted(IgniteMnistError):
     """Training stopped on SIGINT/SIGTERM after saving a resumable checkpoint.
 
-    Its exit code is the shell's for the signal: 130 for SIGINT, 143 for SIGTERM.
+    Its exit code is the shell's for the signal: `EXIT_SIGINT` (130) for
+    SIGINT, `EXIT_SIGTERM` (143) for SIGTERM.
+
+    Example:
+        >>> import signal
+        >>> Interrupted("stopped", signal.SIGTERM).exit_code == EXIT_SIGTERM
+        True
     """
 
     def __init__(self, message: str, signal_number: int) -> None:
         super().__init__(message)
-        self.exit_code = 128 + signal_number
+        self.signal_number = int(signal_number)
+        self.exit_code = 128 + self.signal_number
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message (at most ``limit`` characters), or its type when it has none.
+
+    Example:
+        >>> first_line(RuntimeError("disk full\nC++ stack trace ..."))
+        'disk full'
+        >>> first_line(KeyError())
+        'KeyError'
+    """
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__

@@ -8,10 +8,16 @@ real test digits, and its logits must equal the eager model's within
 :data:`TOLERANCE` (largest absolute difference); otherwise the file is deleted
 and :class:`ExportError` raised. ONNX is optional: ``pip install "ignite-mnist[onnx]"``.
 
+Each format is an :class:`ExportFormat`, registered by name in
+:data:`ignite_mnist.registry.EXPORT_FORMATS`.
+
 Example:
-    >>> from ignite_mnist.inference import load_model
-    >>> result = export_model(load_model("runs/demo"), "mnist.onnx", "onnx")  # doctest: +SKIP
-    >>> result.max_abs_difference < TOLERANCE  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "linear.torchscript.pt"
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    >>> TORCHSCRIPT.save(model, path)
+    >>> images = torch.zeros(2, 1, 28, 28)
+    >>> torch.equal(run_exported(path, "torchscript", images), model(images))
     True
 """
 
@@ -20,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +36,10 @@ from torch import nn
 from ignite_mnist.data import load_split_tensors, normalise
 from ignite_mnist.errors import IgniteMnistError
 from ignite_mnist.inference import LoadedModel, default_output_path
+from ignite_mnist.registry import EXPORT_FORMATS
 
-__all__ = ["CHECK_SAMPLES", "FORMATS", "TOLERANCE", "ExportError", "ExportResult", "export_model", "run_exported"]
-
-FORMATS = ("torchscript", "onnx")
-SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+__all__ = ["CHECK_SAMPLES", "ONNX", "TOLERANCE", "TORCHSCRIPT", "ExportError", "ExportFormat", "ExportResult",
+           "export_model", "run_exported"]
 #: Largest absolute difference allowed between exported and eager logits.
 TOLERANCE = 1e-4
 #: How many real test digits the round-trip check runs.
@@ -85,16 +90,12 @@ def _save_onnx(model: nn.Module, path: Path) -> None:
         )
 
 
-def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:
-    """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images.
+def _run_torchscript(path: Path, images: torch.Tensor) -> torch.Tensor:
+    with _torchscript_deprecation_silenced(), torch.inference_mode():
+        return torch.jit.load(str(path), map_location="cpu")(images)
 
-    Example:
-        >>> run_exported("mnist.onnx", "onnx", torch.zeros(4, 1, 28, 28)).shape  # doctest: +SKIP
-        torch.Size([4, 10])
-    """
-    if format == "torchscript":
-        with _torchscript_deprecation_silenced(), torch.inference_mode():
-            return torch.jit.load(str(path), map_location="cpu")(images)
+
+def _run_onnx(path: Path, images: torch.Tensor) -> torch.Tensor:
     try:
         import onnxruntime
     except ImportError:
@@ -102,6 +103,25 @@ def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.T
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(["logits"], {"images": images.numpy()})
     return torch.from_numpy(logits)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One ``--format``: how to write a model file and how to run one (for the check)."""
+
+    name: str
+    suffix: str
+    save: Callable[[nn.Module, Path], None]
+    run: Callable[[Path, torch.Tensor], torch.Tensor]
+
+
+TORCHSCRIPT = ExportFormat("torchscript", ".torchscript.pt", _save_torchscript, _run_torchscript)
+ONNX = ExportFormat("onnx", ".onnx", _save_onnx, _run_onnx)
+
+
+def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:
+    """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images."""
+    return EXPORT_FORMATS.load(format).run(Path(path), images)
 
 
 def export_model(
@@ -118,29 +138,26 @@ def export_model(
         loaded: from :func:`ignite_mnist.inference.load_model`.
         path: output file; default in the run directory, named after the checkpoint
             (``.torchscript.pt`` / ``.onnx``).
-        format: ``torchscript`` or ``onnx``.
+        format: a name of :data:`ignite_mnist.registry.EXPORT_FORMATS`.
         data_dir: dataset root for the check images; default the run's.
         samples: how many test images the check runs.
 
     Raises:
         ExportError: unknown format, ONNX packages missing, or outputs that differ
-            by more than :data:`TOLERANCE` (the file is removed).
-
-    Example:
-        >>> export_model(load_model("runs/demo"), None, "torchscript").max_abs_difference  # doctest: +SKIP
-        0.0
+            by more than ``TOLERANCE`` (the file is removed).
     """
-    if format not in FORMATS:
-        raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
-    path = Path(path) if path is not None else default_output_path(loaded.path, SUFFIXES[format])
+    if format not in EXPORT_FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_FORMATS)}")
+    exporter: ExportFormat = EXPORT_FORMATS.load(format)
+    path = Path(path) if path is not None else default_output_path(loaded.path, exporter.suffix)
     images, _ = load_split_tensors(data_dir or loaded.config.data_dir, loaded.config.dataset, train=False)
     inputs = normalise(images[:samples], loaded.spec.mean, loaded.spec.std)
     model = loaded.model.cpu().eval()
     with torch.inference_mode():
         eager = model(inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    (_save_torchscript if format == "torchscript" else _save_onnx)(model, path)
-    difference = float((run_exported(path, format, inputs) - eager).abs().max())
+    exporter.save(model, path)
+    difference = float((exporter.run(path, inputs) - eager).abs().max())
     if not difference <= TOLERANCE:
         path.unlink(missing_ok=True)
         raise ExportError(

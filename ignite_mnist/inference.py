@@ -1,25 +1,20 @@
 """Use a trained model: load a checkpoint, evaluate it on the test set, classify image files.
 
-A checkpoint is the plain dict ``training.run`` writes (``model`` state_dict and
-``config`` among other states), read with ``weights_only=True`` by
-:func:`ignite_mnist.handlers.checkpoint.load_checkpoint`, so a file carrying
-pickled code is refused. Evaluation is Ignite's evaluator with its
-``Accuracy``, ``Loss`` and ``ConfusionMatrix`` metrics
-(:func:`ignite_mnist.engines.create_evaluator`); the per-class accuracy is the
-confusion matrix's diagonal over its row sums. Image preprocessing lives in
-:mod:`ignite_mnist.preprocess`, export in :mod:`ignite_mnist.export`.
+A checkpoint is read with :func:`ignite_mnist.checkpoints.load_checkpoint`
+(``weights_only=True``: a file carrying pickled code is refused); a run
+directory stands for its best checkpoint (:func:`ignite_mnist.run_dir.model_checkpoint`).
+Evaluation is :func:`ignite_mnist.evaluation.evaluate_model` (Ignite's evaluator
+with ``Accuracy``, ``Loss`` and ``ConfusionMatrix``). Image preprocessing lives
+in :mod:`ignite_mnist.preprocess`, export in :mod:`ignite_mnist.export`.
 
 Example:
-    >>> loaded = load_model("runs/mnist-cnn-20261125-101500")  # doctest: +SKIP
-    >>> evaluate(loaded).accuracy  # doctest: +SKIP
-    0.9895
-    >>> predict(loaded, ["seven.png"])[0].label  # doctest: +SKIP
-    '7'
+    >>> probabilities = predict_tensors(build_model("mlp").eval(), torch.zeros(3, 1, 28, 28))
+    >>> probabilities.shape
+    torch.Size([3, 10])
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.data import DATASETS, DatasetSpec, TensorLoader, load_split_tensors
-from ignite_mnist.engines import create_evaluator
-from ignite_mnist.errors import CheckpointError, ConfigError, IgniteMnistError
-from ignite_mnist.handlers.checkpoint import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.data import DatasetSpec, TensorLoader, dataset_spec, load_split_tensors
+from ignite_mnist.errors import CheckpointError, ConfigError, IgniteMnistError, first_line
+from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.models import build_model
 from ignite_mnist.preprocess import preprocess_image
+from ignite_mnist.run_dir import RunDir, model_checkpoint
 
 __all__ = [
-    "Evaluation",
     "LoadedModel",
     "Prediction",
     "default_output_path",
@@ -45,51 +40,20 @@ __all__ = [
     "load_model",
     "predict",
     "predict_tensors",
-    "resolve_checkpoint",
 ]
 
 EVAL_BATCH_SIZE = 1000
-CHECKPOINT_DIR = "checkpoints"  # where training.run keeps a run's checkpoints
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory -> the checkpoint file to use.
-
-    For a run directory: the ``best_checkpoint`` of its ``summary.json``, else the
-    newest "last" checkpoint in ``<run_dir>/checkpoints/``.
-
-    Raises:
-        CheckpointError: a directory without any checkpoint.
-
-    Example:
-        >>> resolve_checkpoint("runs/demo")  # doctest: +SKIP
-        PosixPath('runs/demo/checkpoints/best_checkpoint_3438_accuracy=0.9712.pt')
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    summary = path / "summary.json"
-    if summary.is_file():
-        try:
-            best = json.loads(summary.read_text()).get("best_checkpoint")
-        except (ValueError, AttributeError):
-            best = None
-        if best and Path(best).is_file():
-            return Path(best)
-    latest = find_latest_checkpoint(path / CHECKPOINT_DIR)
-    if latest is None:
-        raise CheckpointError(f"{path}: a directory without checkpoints; pass a .pt file or a run directory")
-    return latest
 
 
 def default_output_path(checkpoint: Path, suffix: str) -> Path:
-    """Where a file derived from a checkpoint goes by default: the run directory, named after it.
+    """Where a file derived from a checkpoint goes by default: its run directory, named after it.
 
     Example:
         >>> default_output_path(Path("runs/a/checkpoints/best_checkpoint_9_accuracy=0.9.pt"), ".onnx")
         PosixPath('runs/a/best_checkpoint_9_accuracy=0.9.onnx')
     """
-    folder = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
+    run_dir = RunDir.of_checkpoint(checkpoint)
+    folder = run_dir.path if run_dir is not None else checkpoint.parent
     return folder / (checkpoint.name.removesuffix(".pt") + suffix)
 
 
@@ -119,71 +83,22 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
         >>> loaded.config.model, type(loaded.model).__name__  # doctest: +SKIP
         ('mlp', 'TutorialMLP')
     """
-    path = resolve_checkpoint(path)
+    path = model_checkpoint(path)
     checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint.get("config"), dict):
+        raise CheckpointError(f"{path}: holds weights but no ignite-mnist settings, so the model it needs is unknown")
     try:
         config = TrainConfig.from_dict(dict(checkpoint["config"]))
         config.validate()
     except (ConfigError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its config does not fit this version of ignite-mnist ({error})") from None
-    spec = DATASETS[config.dataset]
+    spec = dataset_spec(config.dataset)
     model = build_model(config.model, len(spec.classes))
     try:
         model.load_state_dict(checkpoint["model"])
     except (RuntimeError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: its weights do not fit the {config.model!r} model ({first})") from None
+        raise CheckpointError(f"{path}: its weights do not fit the {config.model!r} model ({first_line(error)})") from None
     return LoadedModel(model.to(device).eval(), config, spec, path)
-
-
-@dataclass
-class Evaluation:
-    """Test-set results of one model."""
-
-    accuracy: float
-    loss: float
-    per_class_accuracy: list[float]
-    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class
-    classes: tuple[str, ...]
-    samples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accuracy": self.accuracy, "loss": self.loss, "samples": self.samples,
-            "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy)),
-            "confusion_matrix": self.confusion_matrix, "classes": list(self.classes),
-        }
-
-    def format(self) -> str:
-        """A plain-text report: totals, per-class accuracy and the confusion matrix."""
-        names = [name[:9] for name in self.classes]
-        width = max(6, *(len(n) for n in names), len(str(max(max(row) for row in self.confusion_matrix))))
-        lines = [
-            f"test accuracy {self.accuracy * 100:.2f} % ({self.samples} images), loss {self.loss:.4f}",
-            "",
-            "per-class accuracy:",
-            *(f"  {name:>{width}}  {acc * 100:6.2f} %" for name, acc in zip(names, self.per_class_accuracy)),
-            "",
-            "confusion matrix (rows: true class, columns: predicted):",
-            " " * (width + 2) + " ".join(f"{n:>{width}}" for n in names),
-            *(
-                f"{name:>{width}}  " + " ".join(f"{count:>{width}}" for count in row)
-                for name, row in zip(names, self.confusion_matrix)
-            ),
-        ]
-        return "\n".join(lines)
-
-
-def evaluation_from_confusion(matrix: torch.Tensor, loss: float, classes: tuple[str, ...]) -> Evaluation:
-    """Accuracy, per-class accuracy and counts from a confusion matrix (rows = true class)."""
-    matrix = matrix.long().cpu()
-    per_class = matrix.diag().float() / matrix.sum(1).clamp(min=1).float()
-    total = int(matrix.sum())
-    return Evaluation(
-        accuracy=float(matrix.diag().sum()) / max(total, 1), loss=loss,
-        per_class_accuracy=[round(float(v), 6) for v in per_class], confusion_matrix=matrix.tolist(),
-        classes=classes, samples=total,
-    )
 
 
 def evaluate(loaded: LoadedModel, data_dir: str | Path | None = None, device: torch.device | str = "cpu") -> Evaluation:
@@ -202,9 +117,7 @@ def evaluate(loaded: LoadedModel, data_dir: str | Path | None = None, device: to
     images, labels = load_split_tensors(data_dir or loaded.config.data_dir, loaded.config.dataset, train=False)
     spec = loaded.spec
     loader = TensorLoader(images, labels, EVAL_BATCH_SIZE, mean=spec.mean, std=spec.std, device=device)
-    evaluator = create_evaluator(loaded.model.to(device), device, num_classes=len(spec.classes), confusion_matrix=True)
-    metrics = evaluator.run(loader).metrics
-    return evaluation_from_confusion(metrics["confusion_matrix"], float(metrics["loss"]), spec.classes)
+    return evaluate_model(loaded.model.to(device), loader, spec, device)
 
 
 def predict_tensors(model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:

@@ -1,5 +1,7 @@
 """The networks: the tutorial's MLP (returning logits), a small ConvNet and the fast recipe's FastCNN.
 
+Their ``--model`` names are listed in :data:`ignite_mnist.registry.MODELS`.
+
 Example:
     >>> model = build_model("mlp")
     >>> count_parameters(model)
@@ -13,7 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "ConvNet", "FastCNN", "TutorialMLP", "build_model", "count_parameters"]
+from ignite_mnist.registry import MODELS
+
+__all__ = ["ConvNet", "FastCNN", "TutorialMLP", "build_model", "count_parameters"]
 
 
 class TutorialMLP(nn.Sequential):
@@ -93,20 +97,14 @@ class FastCNN(nn.Sequential):
         )
 
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": TutorialMLP, "cnn": ConvNet, "fastcnn": FastCNN}
-
-
 def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised model by its ``--model`` name (``mlp`` or ``cnn``).
+    """A freshly initialised model by its ``--model`` name (one of :data:`ignite_mnist.registry.MODELS`).
 
     Example:
         >>> type(build_model("cnn")).__name__
         'ConvNet'
     """
-    try:
-        return MODELS[name](num_classes)
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+    return MODELS.load(name)(num_classes)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -5,14 +5,15 @@ global state, no display needed). matplotlib is optional
 (``pip install "ignite-mnist[plots]"``): without it :func:`write_run_plots`
 prints one line and returns nothing, and training goes on.
 
-Each figure has a fixed size in pixels (:data:`FIGURE_PIXELS`). The files land in
-``<run_dir>/plots/`` under the names of :data:`PLOT_FILES`; :func:`write_run_plots`
-returns their paths, which is what a logger such as W&B needs to log the same images.
+Each figure has a fixed size in pixels (``FIGURE_PIXELS``). The files land in
+``<run_dir>/plots/`` under the names of ``PLOT_FILES``; :func:`write_run_plots`
+returns their paths. The confusion matrix and the misclassified digits come from
+the run's one test :class:`~ignite_mnist.evaluation.Evaluation`, the curves from ``metrics.jsonl``.
 
 Example:
-    >>> paths = write_run_plots("runs/demo", model, splits.test, splits.spec)  # doctest: +SKIP
-    >>> sorted(paths)  # doctest: +SKIP
-    ['confusion_matrix', 'curves', 'misclassified']
+    >>> figure = plot_confusion_matrix([[5, 1], [0, 6]], ["0", "1"])
+    >>> figure.get_size_inches() * DPI
+    array([700., 600.])
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
-from ignite_mnist.data import DatasetSpec, normalise
+from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified
 from ignite_mnist.handlers.metrics_log import read_metrics_log
-from ignite_mnist.inference import predict_tensors
+from ignite_mnist.run_dir import RunDir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,7 +35,6 @@ __all__ = [
     "DPI",
     "FIGURE_PIXELS",
     "PLOT_FILES",
-    "confusion_from_predictions",
     "matplotlib_available",
     "plot_confusion_matrix",
     "plot_curves",
@@ -120,31 +119,25 @@ def plot_confusion_matrix(matrix: torch.Tensor | Sequence[Sequence[int]], classe
     return figure
 
 
-def plot_misclassified(
-    images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, classes: Sequence[str], limit: int = 36
-) -> Figure:
+def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence[str], wrong: int,
+                       limit: int = MISCLASSIFIED_KEPT) -> Figure:
     """A grid of the first ``limit`` misclassified images, titled ``true -> predicted``.
 
     Args:
-        images: ``uint8 (N, 28, 28)`` raw test images.
-        labels: ``(N,)`` true class indices.
-        predictions: ``(N,)`` predicted class indices.
+        misclassified: the examples an :class:`~ignite_mnist.evaluation.Evaluation` kept.
         classes: class names.
+        wrong: how many images were misclassified in all (for the title).
         limit: most images shown (a square grid).
-
-    Example:
-        >>> figure = plot_misclassified(images, labels, predictions, [str(d) for d in range(10)])  # doctest: +SKIP
     """
-    wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
     figure = _figure("misclassified")
     side = max(1, int(limit**0.5))
-    figure.suptitle(f"misclassified test images ({int((predictions != labels).sum())} in all): true -> predicted")
+    figure.suptitle(f"misclassified test images ({wrong} in all): true -> predicted")
     for position, axes in enumerate(figure.subplots(side, side).flat):
         axes.axis("off")
-        if position < len(wrong):
-            index = wrong[position]
-            axes.imshow(images[index].numpy(), cmap="gray")
-            axes.set_title(f"{classes[int(labels[index])]} -> {classes[int(predictions[index])]}", fontsize=8)
+        if position < min(len(misclassified), limit):
+            example = misclassified[position]
+            axes.imshow(example.image.numpy(), cmap="gray", vmin=0, vmax=1)
+            axes.set_title(f"{classes[example.label]} -> {classes[example.prediction]}", fontsize=8)
     return figure
 
 
@@ -156,42 +149,20 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def confusion_from_predictions(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``(classes, classes)`` counts, rows the true class (the layout of Ignite's ``ConfusionMatrix``).
-
-    Example:
-        >>> confusion_from_predictions(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
-        [[1, 0], [1, 1]]
-    """
-    flat = labels.long() * num_classes + predictions.long()
-    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
-def write_run_plots(
-    run_dir: str | Path, model: nn.Module, test: tuple[torch.Tensor, torch.Tensor], spec: DatasetSpec
-) -> dict[str, Path]:
+def write_run_plots(run_dir: str | Path | RunDir, evaluation: Evaluation) -> dict[str, Path]:
     """Draw a finished run's figures into ``<run_dir>/plots/`` and return ``{name: path}``.
 
-    ``curves`` comes from ``<run_dir>/metrics.jsonl``; ``confusion_matrix`` and
-    ``misclassified`` from ``model``'s predictions on the raw ``test`` images.
-    Without matplotlib, prints one line and returns ``{}``.
-
-    Example:
-        >>> write_run_plots("runs/demo", model, splits.test, splits.spec)["curves"]  # doctest: +SKIP
-        PosixPath('runs/demo/plots/curves.png')
+    ``curves`` comes from the run's ``metrics.jsonl``; ``confusion_matrix`` and
+    ``misclassified`` from ``evaluation``. Without matplotlib, prints one line and returns ``{}``.
     """
     if not matplotlib_available():
         print(f"plots skipped: matplotlib is not installed ({PLOTS_INSTALL})")
         return {}
-    run_dir = Path(run_dir)
-    images, labels = test
-    predictions = predict_tensors(model, normalise(images, spec.mean, spec.std)).argmax(1)
-    metrics_file = run_dir / "metrics.jsonl"
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    rows = read_metrics_log(run_dir.metrics_file) if run_dir.metrics_file.is_file() else []
     figures = {
-        "curves": plot_curves(read_metrics_log(metrics_file) if metrics_file.is_file() else []),
-        "confusion_matrix": plot_confusion_matrix(
-            confusion_from_predictions(labels, predictions, len(spec.classes)), spec.classes
-        ),
-        "misclassified": plot_misclassified(images, labels, predictions, spec.classes),
+        "curves": plot_curves(rows),
+        "confusion_matrix": plot_confusion_matrix(evaluation.confusion_matrix, evaluation.classes),
+        "misclassified": plot_misclassified(evaluation.misclassified, evaluation.classes, evaluation.wrong),
     }
-    return {name: save_figure(figure, run_dir / "plots" / PLOT_FILES[name]) for name, figure in figures.items()}
+    return {name: save_figure(figure, run_dir.plots_dir / PLOT_FILES[name]) for name, figure in figures.items()}

@@ -20,7 +20,7 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Events
 
-from ignite_mnist import training
+from ignite_mnist import parts, training
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.distributed import launch
@@ -31,7 +31,7 @@ OUT_ENV = "DIST_DRIVER_OUT"
 def spied_run(config: TrainConfig) -> training.Summary:
     """``training.run`` on this rank, with the loaders and trainer observed."""
     record: dict[str, Any] = {"orders": {}, "trained": None}
-    build_loaders, create_trainer = training.build_loaders, training.create_trainer
+    build_loaders, create_trainer = parts.build_loaders, parts.create_trainer
 
     def spy_loaders(*args: Any, **kwargs: Any) -> Any:
         loaders = build_loaders(*args, **kwargs)
@@ -56,7 +56,7 @@ def spied_run(config: TrainConfig) -> training.Summary:
         record["wrapper"] = type(model).__name__
         return trainer
 
-    training.build_loaders, training.create_trainer = spy_loaders, spy_trainer
+    parts.build_loaders, parts.create_trainer = spy_loaders, spy_trainer
     summary = training.run(config)
     record.update(summary=summary.to_dict(), world_size=idist.get_world_size())
     torch.save(record, Path(os.environ[OUT_ENV]) / f"rank{idist.get_rank()}.pt")

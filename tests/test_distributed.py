@@ -25,7 +25,7 @@ from ignite_mnist.cli import parse_train_args
 from ignite_mnist.data import TensorLoader, build_loaders, load_splits, normalise
 from ignite_mnist.engines import create_evaluator
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.handlers import load_checkpoint
+from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.models import build_model
 from tests.conftest import REPO, assert_same_weights, run_cli
 from tests.handlers.test_wandb import inspect
@@ -90,7 +90,7 @@ def test_each_rank_saw_a_disjoint_half_of_every_epoch(spawned: dict[str, Any]) -
 def test_reported_test_accuracy_equals_single_process_evaluation(spawned: dict[str, Any], idx_root: Path) -> None:
     summary = spawned["summary"]
     assert spawned["ranks"][1]["summary"]["test_accuracy"] == summary["test_accuracy"]  # metrics were reduced
-    checkpoint = load_checkpoint(summary["best_checkpoint"])
+    checkpoint = load_checkpoint(Path(summary["run_dir"]) / summary["best_checkpoint"])
     model = build_model("mlp")
     model.load_state_dict(checkpoint["model"])  # strict: no "module." prefixes
     splits = load_splits(idx_root, "mnist", val_size=VAL_SIZE, seed=0)

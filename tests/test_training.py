@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.handlers import load_checkpoint, read_metrics_log
+from ignite_mnist.checkpoints import load_checkpoint
+from ignite_mnist.handlers import read_metrics_log
 from tests.conftest import assert_same_weights
 
 
@@ -47,7 +48,7 @@ def test_training_loss_falls_and_the_model_learns(finished_run):
 
 def test_final_test_uses_the_best_checkpoint(finished_run):
     _, summary = finished_run
-    best = load_checkpoint(summary.best_checkpoint)
+    best = load_checkpoint(f"{summary.run_dir}/{summary.best_checkpoint}")
     rows = read_metrics_log(f"{summary.run_dir}/metrics.jsonl")
     best_row = max(rows, key=lambda row: row["val_accuracy"])
     assert best["trainer"]["iteration"] == min(
@@ -67,7 +68,7 @@ def test_same_seed_same_result(idx_root, tmp_path):
     first = run(small_config(idx_root, tmp_path, run_name="a", epochs=2))
     second = run(small_config(idx_root, tmp_path, run_name="b", epochs=2))
     assert first.test_accuracy == second.test_accuracy and first.test_loss == second.test_loss
-    a, b = (load_checkpoint(s.best_checkpoint)["model"] for s in (first, second))
+    a, b = (load_checkpoint(f"{s.run_dir}/{s.best_checkpoint}")["model"] for s in (first, second))
     assert_same_weights(a, b)
 
 
@@ -77,7 +78,7 @@ def test_early_stopping_on_a_plateau(idx_root, tmp_path):
     assert summary.stopped_early and summary.stopped_epoch == 3 and summary.epochs_completed == 3
     rows = read_metrics_log(f"{summary.run_dir}/metrics.jsonl")
     assert len(rows) == 3
-    assert load_checkpoint(summary.best_checkpoint)["trainer"]["iteration"] == rows[0]["iteration"]
+    assert load_checkpoint(f"{summary.run_dir}/{summary.best_checkpoint}")["trainer"]["iteration"] == rows[0]["iteration"]
 
 
 def test_patience_counts_epochs_when_validating_every_second_epoch(idx_root, tmp_path):

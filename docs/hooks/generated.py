@@ -37,7 +37,7 @@ _accept_singular_example_sections()
 def _cli_reference() -> str:
     from ignite_mnist.cli import build_train_parser
     from ignite_mnist.config import DATA_DIR_ENV
-    from ignite_mnist.inference_cli import SUBCOMMAND_PARSERS
+    from ignite_mnist.cli.inference import SUBCOMMAND_PARSERS
 
     os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps help text at the terminal width
     os.environ.pop(DATA_DIR_ENV, None)  # show the documented default, not the builder's data folder

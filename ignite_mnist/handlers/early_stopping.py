@@ -8,9 +8,15 @@ on the trainer, and ``patience`` (in epochs) is turned into validations:
 Ignite's ``attach``, which would reset its state when a resumed run starts.
 
 Example:
-    >>> stopper = attach_early_stopping(trainer, patience=3, monitor="val_loss")  # doctest: +SKIP
-    >>> stopper.counter, stopper.best_score  # doctest: +SKIP
-    (0, None)
+    >>> from ignite.engine import Engine
+    >>> from ignite_mnist.handlers.validation import attach_validation
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> evaluator = Engine(lambda engine, batch: None)
+    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
+    >>> validation = attach_validation(trainer, evaluator, [0])
+    >>> stopper = attach_early_stopping(trainer, validation, patience=2)
+    >>> trainer.run(range(3), max_epochs=10).epoch, stopped_early(stopper)
+    (3, True)
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ import math
 from ignite.engine import Engine, Events
 from ignite.handlers import EarlyStopping
 
+from ignite_mnist.handlers.validation import Validation
+
 __all__ = ["attach_early_stopping", "stopped_early"]
 
 
 def attach_early_stopping(
     trainer: Engine,
+    validation: Validation,
     *,
     patience: int,
     monitor: str = "val_accuracy",
@@ -35,8 +44,9 @@ def attach_early_stopping(
     """Stop ``trainer`` when ``trainer.state.metrics[monitor]`` stops improving.
 
     Args:
-        trainer: the engine to stop; validation must write ``monitor`` into its
-            ``state.metrics`` (as :func:`~ignite_mnist.handlers.attach_validation` does).
+        trainer: the engine to stop.
+        validation: what :func:`~ignite_mnist.handlers.attach_validation` returned;
+            it writes ``monitor`` into the trainer's ``state.metrics``.
         patience: epochs without an improvement larger than ``min_delta``.
         monitor: the metric, e.g. ``val_accuracy`` or ``val_loss``.
         mode: ``max`` or ``min``; by default ``min`` for names containing "loss", else ``max``.
@@ -61,7 +71,7 @@ def attach_early_stopping(
 
     def validated_this_epoch(engine: Engine, epoch: int) -> bool:
         first_iteration = (epoch - 1) * (engine.state.epoch_length or 0)
-        return getattr(engine.state, "validated_at", -1) > first_iteration and monitor in engine.state.metrics
+        return validation.ran_since(first_iteration) and monitor in engine.state.metrics
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED(event_filter=validated_this_epoch), stopper)
     return stopper

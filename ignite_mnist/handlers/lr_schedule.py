@@ -1,48 +1,46 @@
-"""Learning-rate schedules (``--lr-schedule``) on Ignite's parameter schedulers.
+"""Attach a learning-rate schedule (``--lr-schedule``) to a trainer.
 
-``onecycle``: Ignite's ``PiecewiseLinear`` from ``lr / 10`` up to ``lr`` over the
-first 20 % of the iterations, then linearly down to ``lr / 1000`` at the last
-one, updated before every iteration. It is what lets the fast recipe reach 99 %
-in three epochs. The scheduler has ``state_dict``/``load_state_dict`` (its position),
-so it goes into the checkpoint and a resumed run continues the same curve.
+The schedules themselves (Ignite's parameter schedulers) are built by
+:func:`ignite_mnist.optim.build_lr_schedule`; this only runs the scheduler before
+every iteration.
 
 Example:
-    >>> scheduler = attach_lr_schedule(trainer, optimizer, "onecycle", lr=3e-3,
-    ...                                total_iterations=860)  # doctest: +SKIP
+    >>> from ignite.engine import Engine
+    >>> model = torch.nn.Linear(2, 2)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> scheduler = attach_lr_schedule(trainer, optimizer, "onecycle", lr=1.0, total_iterations=10)
+    >>> _ = trainer.run(range(10), max_epochs=1)
+    >>> round(optimizer.param_groups[0]["lr"], 4)
+    0.001
 """
 
 from __future__ import annotations
 
+import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import PiecewiseLinear
+from ignite.handlers import ParamScheduler
 
-__all__ = ["SCHEDULES", "WARMUP_FRACTION", "attach_lr_schedule"]
+from ignite_mnist.optim import build_lr_schedule
 
-SCHEDULES = ("constant", "onecycle")
-WARMUP_FRACTION = 0.2
+__all__ = ["attach_lr_schedule"]
 
 
 def attach_lr_schedule(
-    trainer: Engine, optimizer: object, name: str, *, lr: float, total_iterations: int
-) -> PiecewiseLinear | None:
+    trainer: Engine, optimizer: torch.optim.Optimizer, name: str, *, lr: float, total_iterations: int
+) -> ParamScheduler | None:
     """Drive the learning rate of ``optimizer`` as ``name`` says; returns the scheduler (None for constant).
 
     Args:
         trainer: the training engine; the scheduler runs at ``ITERATION_STARTED``.
         optimizer: its ``param_groups[...]["lr"]`` is set.
-        name: ``constant`` (nothing attached) or ``onecycle``.
+        name: a name of :data:`ignite_mnist.registry.LR_SCHEDULES`.
         lr: the peak learning rate.
         total_iterations: iterations of the whole run (epochs x batches per epoch).
+
+    Put the returned scheduler into the checkpoint: it holds its position.
     """
-    if name not in SCHEDULES:
-        raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")
-    if name == "constant":
-        return None
-    if total_iterations < 2:
-        raise ValueError(f"onecycle needs at least 2 iterations, got {total_iterations}")
-    peak = max(1, int(total_iterations * WARMUP_FRACTION))
-    scheduler = PiecewiseLinear(
-        optimizer, "lr", milestones_values=[(0, lr / 10), (peak, lr), (total_iterations - 1, lr / 1000)]
-    )
-    trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
+    scheduler = build_lr_schedule(name, optimizer, lr=lr, total_iterations=total_iterations)
+    if scheduler is not None:
+        trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
     return scheduler

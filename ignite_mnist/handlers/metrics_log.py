@@ -2,11 +2,23 @@
 
 Epoch rows hold ``epoch``, ``iteration``, ``train_loss``, ``val_loss``,
 ``val_accuracy`` (``null`` when that epoch was not validated), ``lr`` and
-``seconds`` (wall time of the epoch). Ignite has no file logger of this kind.
+``seconds`` (training time of the epoch, carried across a resume). Ignite has no
+file logger of this kind. The log is checkpointable (the time the epoch in
+progress has taken so far), so a resumed run writes the rows an uninterrupted
+one would.
 
 Example:
-    >>> attach_metrics_log(trainer, "runs/demo/metrics.jsonl", optimizer)  # doctest: +SKIP
-    >>> # {"kind": "epoch", "epoch": 1, "iteration": 1719, "train_loss": 0.41, ...}
+    >>> import tempfile
+    >>> from ignite.engine import Engine
+    >>> from ignite_mnist.handlers.validation import attach_validation
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> evaluator = Engine(lambda engine, batch: None)
+    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
+    >>> path = Path(tempfile.mkdtemp()) / "metrics.jsonl"
+    >>> log = attach_metrics_log(trainer, path, attach_validation(trainer, evaluator, [0]))
+    >>> _ = trainer.run(range(3), max_epochs=2)
+    >>> [(row["epoch"], row["val_accuracy"]) for row in read_metrics_log(path)]
+    [(1, 0.5), (2, 0.5)]
 """
 
 from __future__ import annotations
@@ -19,7 +31,13 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
+from ignite_mnist.files import write_text
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation, ValidationEvents
+
 __all__ = ["MetricsLog", "attach_metrics_log", "read_metrics_log", "truncate_metrics_log"]
+
+#: Validation columns every epoch row has (``null`` when the epoch was not validated).
+EPOCH_VALIDATION_COLUMNS = (VALIDATION_PREFIX + "loss", VALIDATION_PREFIX + "accuracy")
 
 
 def _plain(value: Any) -> Any:
@@ -31,11 +49,12 @@ def _plain(value: Any) -> Any:
 class MetricsLog:
     """Appends rows to a JSON-lines file; every row is flushed at once."""
 
-    def __init__(self, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(self, path: str | Path, validation: Validation, optimizer: torch.optim.Optimizer | None = None) -> None:
         self.path = Path(path)
+        self.validation = validation
         self.optimizer = optimizer
         self._epoch_started = time.perf_counter()
-        self._epoch_first_iteration = 0
+        self._carried_seconds = 0.0  # of the epoch in progress, from before a resume
 
     def write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -44,65 +63,73 @@ class MetricsLog:
     def _lr(self) -> float | None:
         return self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None
 
-    def _validation(self, engine: Engine) -> dict[str, Any]:
-        return {k: v for k, v in engine.state.metrics.items() if k.startswith("val_")}
+    @staticmethod
+    def _validation_metrics(engine: Engine) -> dict[str, Any]:
+        return {k: v for k, v in engine.state.metrics.items() if k.startswith(VALIDATION_PREFIX)}
+
+    def _epoch_seconds(self) -> float:
+        return self._carried_seconds + time.perf_counter() - self._epoch_started
 
     def epoch_started(self, engine: Engine) -> None:
         self._epoch_started = time.perf_counter()
-        self._epoch_first_iteration = engine.state.iteration
+        if engine.state.iteration % (engine.state.epoch_length or 1) == 0:  # a new epoch, not a resumed one
+            self._carried_seconds = 0.0
 
     def epoch_completed(self, engine: Engine) -> None:
-        validated = getattr(engine.state, "validated_at", -1) > self._epoch_first_iteration
-        row = {
-            "kind": "epoch",
-            "epoch": engine.state.epoch,
-            "iteration": engine.state.iteration,
-            "train_loss": engine.state.metrics.get("train_loss"),
-            "val_loss": None,
-            "val_accuracy": None,
-        }
-        if validated:
-            row.update(self._validation(engine))
-        row.update(lr=self._lr(), seconds=round(time.perf_counter() - self._epoch_started, 4))
+        first_iteration = engine.state.iteration - (engine.state.epoch_length or 0)
+        row: dict[str, Any] = {"kind": "epoch", "epoch": engine.state.epoch, "iteration": engine.state.iteration,
+                               "train_loss": engine.state.metrics.get("train_loss")}
+        row |= dict.fromkeys(EPOCH_VALIDATION_COLUMNS)
+        if self.validation.ran_since(first_iteration):
+            row |= self._validation_metrics(engine)
+        row |= {"lr": self._lr(), "seconds": round(self._epoch_seconds(), 4)}
         self.write(row)
 
-    def iteration_validation(self, engine: Engine) -> None:
-        if getattr(engine.state, "validated_at", None) != engine.state.iteration:
-            return
+    def validation_completed(self, engine: Engine) -> None:
         if engine.state.epoch_length and engine.state.iteration % engine.state.epoch_length == 0:
             return  # the epoch row reports it
-        self.write(
-            {"kind": "validation", "epoch": engine.state.epoch, "iteration": engine.state.iteration}
-            | self._validation(engine)
-        )
+        self.write({"kind": "validation", "epoch": engine.state.epoch, "iteration": engine.state.iteration}
+                   | self._validation_metrics(engine))
+
+    def state_dict(self) -> dict[str, float]:
+        return {"epoch_seconds": self._epoch_seconds()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._carried_seconds = float(state.get("epoch_seconds", 0.0))
 
 
 def attach_metrics_log(
-    trainer: Engine, path: str | Path, optimizer: torch.optim.Optimizer | None = None
+    trainer: Engine, path: str | Path, validation: Validation, optimizer: torch.optim.Optimizer | None = None
 ) -> MetricsLog:
     """Append a row to ``path`` after each epoch and after each mid-epoch validation.
 
-    Attach it after :func:`attach_validation` so each row sees that epoch's results.
+    Attach it after :func:`~ignite_mnist.handlers.attach_validation` (whose result it
+    takes) so each epoch row sees that epoch's results. With ``optimizer``, rows
+    carry its learning rate.
     """
-    log = MetricsLog(path, optimizer)
+    log = MetricsLog(path, validation, optimizer)
     trainer.add_event_handler(Events.EPOCH_STARTED, log.epoch_started)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, log.iteration_validation)
+    trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, log.validation_completed)
     return log
 
 
 def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
-    """All rows of a ``metrics.jsonl`` file."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The rows of a ``metrics.jsonl`` file; lines that are not complete rows (a torn last line) are skipped."""
+    rows = []
+    for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("iteration"), int):
+            rows.append(row)
+    return rows
 
 
 def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> None:
-    """Drop rows written after ``up_to_iteration`` (a resumed run writes them again)."""
+    """Keep the rows written up to ``up_to_iteration`` (a resumed run writes the later ones again)."""
     path = Path(path)
-    if not path.exists():
-        return
-    kept = [row for row in read_metrics_log(path) if row["iteration"] <= up_to_iteration]
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
-    partial.replace(path)
+    if path.exists():
+        kept = [row for row in read_metrics_log(path) if row["iteration"] <= up_to_iteration]
+        write_text(path, "".join(json.dumps(row) + "\n" for row in kept))

@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
-__all__ = ["LogProgress", "attach_progress", "resolve_progress_mode"]
+from ignite_mnist.registry import PROGRESS_MODES
 
-MODES = ("auto", "bar", "log", "none")
+__all__ = ["LogProgress", "Progress", "attach_progress", "resolve_progress_mode"]
 
 
 def resolve_progress_mode(mode: str, stream: TextIO | None = None) -> str:
     """``auto`` becomes ``bar`` when both stdout and stderr are terminals, else ``log``."""
-    if mode not in MODES:
-        raise ValueError(f"progress mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, got {mode!r}")
     if mode != "auto":
         return mode
     streams = [stream] if stream is not None else [sys.stdout, sys.stderr]
@@ -88,6 +89,21 @@ class LogProgress:
         return log
 
 
+@dataclass
+class Progress:
+    """What :func:`attach_progress` attached: the mode it chose and its displays.
+
+    Attributes:
+        mode: ``bar``, ``log`` or ``none`` (``auto`` resolved).
+        bars: Ignite ``ProgressBar`` objects (``bar`` mode), trainer first.
+        log: the :class:`LogProgress` (``log`` mode).
+    """
+
+    mode: str
+    bars: list[ProgressBar] = field(default_factory=list)
+    log: LogProgress | None = None
+
+
 def attach_progress(
     trainer: Engine,
     evaluators: dict[str, Engine] | None = None,
@@ -106,12 +122,12 @@ def attach_progress(
         metric_names: trainer metrics the bar shows, e.g. ``["loss"]``.
 
     Returns:
-        What was attached: ``ProgressBar`` objects, or the :class:`LogProgress`.
+        The :class:`Progress` attached.
     """
     evaluators = evaluators or {}
     mode = resolve_progress_mode(mode)
     if mode == "none":
-        return []
+        return Progress(mode)
     if mode == "bar":
         bars = [ProgressBar(persist=False)]
         bars[0].attach(trainer, metric_names=metric_names)
@@ -119,12 +135,12 @@ def attach_progress(
             bar = ProgressBar(persist=False, desc=name)
             bar.attach(evaluator)
             bars.append(bar)
-        return bars
+        return Progress(mode, bars=bars)
     log = LogProgress(interval)
     trainer.add_event_handler(Events.STARTED, log.started)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, log.iteration_completed)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
     for name, evaluator in evaluators.items():
         evaluator.add_event_handler(Events.COMPLETED, log.evaluation_completed(name))
-    return [log]
+    return Progress(mode, log=log)
 

@@ -1,20 +1,30 @@
-"""Stop cleanly on SIGINT/SIGTERM: finish the iteration, save a resumable checkpoint, report.
+"""Stop cleanly on SIGINT/SIGTERM: finish the iteration, save a resumable checkpoint, raise ``Interrupted``.
 
 Ignite has no signal handling. :func:`attach_signal_checkpoint` installs
 handlers that only set a flag; at the end of the current trainer iteration (or
-epoch, after validation) the trainer saves a checkpoint and terminates. A second
-signal of the same kind interrupts at once, as usual. Previous handlers are
-restored when the run ends.
+epoch, after validation) the trainer saves a checkpoint and ``trainer.run``
+raises :class:`~ignite_mnist.errors.Interrupted`, whose ``exit_code`` is the
+shell's (130 for SIGINT, 143 for SIGTERM). A script that does nothing about it
+therefore stops there, with a traceback naming the checkpoint, instead of going on to test a
+half-trained model as if training had finished. A second signal of the same kind
+interrupts at once, as usual. Previous handlers are restored when the run ends.
 
 Example:
-    >>> stop = attach_signal_checkpoint(trainer, handlers.save_now)  # doctest: +SKIP
-    >>> trainer.run(loader, max_epochs=10)  # doctest: +SKIP
-    >>> stop.received  # doctest: +SKIP
-    <Signals.SIGTERM: 15>
+    >>> from ignite.engine import Engine
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> _ = trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: os.kill(os.getpid(), signal.SIGTERM))
+    >>> stop = attach_signal_checkpoint(trainer, save=lambda engine: Path("saved.pt"))
+    >>> trainer.run(range(5))
+    Traceback (most recent call last):
+    ...
+    ignite_mnist.errors.Interrupted: interrupted by SIGTERM at iteration 2 (epoch 1); checkpoint saved to saved.pt
+    >>> stop.received.name, stop.saved_to
+    ('SIGTERM', PosixPath('saved.pt'))
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -25,13 +35,21 @@ from typing import Any
 import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
-__all__ = ["SignalCheckpoint", "attach_signal_checkpoint"]
+from ignite_mnist.errors import Interrupted
+from ignite_mnist.handlers.exceptions import on_exception
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["HANDLED_SIGNALS", "SignalCheckpoint", "attach_signal_checkpoint"]
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class SignalCheckpoint:
-    """Turns SIGINT/SIGTERM into "save and stop at the next safe point"."""
+    """Turns SIGINT/SIGTERM into "save, then raise ``Interrupted``" at the next safe point.
+
+    Attributes:
+        received: the signal that stopped the run (None while none arrived).
+        saved_to: the checkpoint written then.
+    """
 
     def __init__(self, save: Callable[[Engine], Path]) -> None:
         self.save = save
@@ -52,18 +70,13 @@ class SignalCheckpoint:
         self._distributed = idist.get_world_size() > 1
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
-        for signum in HANDLED:
+        for signum in HANDLED_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._on_signal)
 
-    def restore(self, engine: Engine) -> None:
+    def restore(self, engine: Engine, error: BaseException | None = None) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
-
-    def restore_and_raise(self, engine: Engine, error: BaseException) -> None:
-        # Ignite swallows an exception when an EXCEPTION_RAISED handler exists: raise it again.
-        self.restore(engine)
-        raise error
 
     def check(self, engine: Engine) -> None:
         received = self.received  # read once: a signal may land while this runs
@@ -73,19 +86,24 @@ class SignalCheckpoint:
         if received is not None and self.saved_to is None:
             self.received = received
             self.saved_to = self.save(engine)
-            engine.terminate()
+            self.restore(engine)
+            raise Interrupted(
+                f"interrupted by {received.name} at iteration {engine.state.iteration} "
+                f"(epoch {engine.state.epoch}); checkpoint saved to {self.saved_to}", received,
+            )
 
 
 def attach_signal_checkpoint(trainer: Engine, save: Callable[[Engine], Path]) -> SignalCheckpoint:
-    """Save with ``save(trainer)`` and terminate when SIGINT or SIGTERM arrives.
+    """On SIGINT or SIGTERM, save with ``save(trainer)`` (which returns the file) and raise ``Interrupted``.
 
     Attach it last, so that at an epoch's end validation and the other handlers
-    have run before the state is saved.
+    have run before the state is saved. ``trainer.run`` then raises
+    :class:`~ignite_mnist.errors.Interrupted`; catch it to report, or let it end the script.
     """
     stop = SignalCheckpoint(save)
     trainer.add_event_handler(Events.STARTED, stop.install)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, stop.check)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, stop.check)
     trainer.add_event_handler(Events.COMPLETED, stop.restore)
-    trainer.add_event_handler(Events.EXCEPTION_RAISED, stop.restore_and_raise)
+    on_exception(trainer, stop.restore)
     return stop

@@ -15,7 +15,7 @@ import torch
 
 from ignite_mnist.cli import main
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.run_dirs import LOCK_NAME
+from ignite_mnist.run_dir import RunDir
 
 _SETTINGS = {f.name for f in dataclasses.fields(TrainConfig)}
 #: Quiet, fast runs: no progress output, and no W&B or plots where those settings exist.
@@ -84,7 +84,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     """``{relative path: sha256}`` of every file under ``folder`` but run-dir locks (``.lock`` only names a pid)."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_NAME
+        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != RunDir.LOCK
     }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.handlers import find_latest_checkpoint
+from ignite_mnist.checkpoints import find_latest_checkpoint
 from tests.faults.conftest import QUIET, assert_loadable, assert_one_line_error, snapshot
 
 
@@ -97,7 +97,7 @@ def test_file_that_is_not_an_ignite_mnist_checkpoint(cli, idx_root: Path, tmp_pa
     other = tmp_path / "weights.pt"
     torch.save({"fc.weight": torch.zeros(2, 2)}, other)
     result = cli(*resume_args(idx_root, other))
-    assert_one_line_error(result, 1, f"{other}: not an ignite-mnist checkpoint")
+    assert_one_line_error(result, 1, f"{other}: not a training checkpoint")
 
 
 @pytest.mark.parametrize(

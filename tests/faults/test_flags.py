@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from ignite_mnist.cli import _field_type
+from ignite_mnist.cli.train import _field_type
 from ignite_mnist.config import TrainConfig, flag_name
 from tests.faults.conftest import assert_one_line_error
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ignite_mnist.handlers import find_latest_checkpoint
+from ignite_mnist.checkpoints import find_latest_checkpoint
 from tests.conftest import assert_same_weights
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, assert_one_line_error
 
@@ -20,11 +20,11 @@ HOLD_VALIDATION = """
 import sys, time
 from pathlib import Path
 from ignite.engine import Events
-import ignite_mnist.training as training
+import ignite_mnist.parts as parts
 from ignite_mnist.cli import main
 
 inside, sent = Path(sys.argv[1]), Path(sys.argv[2])
-build = training.create_evaluator
+build = parts.create_evaluator
 
 def held_evaluator(*args, **kwargs):
     evaluator = build(*args, **kwargs)
@@ -38,7 +38,7 @@ def held_evaluator(*args, **kwargs):
     evaluator.add_event_handler(Events.ITERATION_COMPLETED, hold)
     return evaluator
 
-training.create_evaluator = held_evaluator
+parts.create_evaluator = held_evaluator
 raise SystemExit(main(sys.argv[3:]))
 """
 

@@ -4,14 +4,8 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.handlers import (
-    RNGStates,
-    attach_checkpointing,
-    attach_early_stopping,
-    attach_validation,
-    find_latest_checkpoint,
-    resume_from,
-)
+from ignite_mnist.checkpoints import RNGStates, find_latest_checkpoint, restore_objects
+from ignite_mnist.handlers import attach_checkpointing, attach_early_stopping, attach_validation
 
 
 class ScriptedEvaluator(Engine):
@@ -60,8 +54,8 @@ def test_early_stopping_best_k_and_best_weights_on_a_custom_engine(tmp_path):
     model = torch.nn.Linear(1, 1, bias=False)
     trainer = make_trainer(model)
     evaluator = ScriptedEvaluator([0.50, 0.90, 0.70, 0.80, 0.60, 0.95])
-    attach_validation(trainer, evaluator, [0])
-    stopper = attach_early_stopping(trainer, patience=3, monitor="val_accuracy")
+    validation = attach_validation(trainer, evaluator, [0])
+    stopper = attach_early_stopping(trainer, validation, patience=3, monitor="val_accuracy")
     to_save = {"model": model, "trainer": trainer, "rng": RNGStates(), "early_stopping": stopper}
     handlers = attach_checkpointing(trainer, to_save, tmp_path, evaluator=evaluator, score_name="accuracy",
                                     keep_best=2)
@@ -90,7 +84,7 @@ def test_resume_restores_a_custom_engine_mid_epoch(tmp_path):
     fresh = make_trainer(fresh_model)
     seen = []
     fresh.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append((e.state.epoch, e.state.batch)))
-    resume_from(torch.load(latest, weights_only=True), {"model": fresh_model, "trainer": fresh})
+    restore_objects(torch.load(latest, weights_only=True), {"model": fresh_model, "trainer": fresh})
     assert fresh.state.iteration == 6 and fresh_model.weight.item() == 2.0
     fresh.run(list(range(4)), max_epochs=3)
     assert [epoch for epoch, _ in seen] == [2, 2, 3, 3, 3, 3]

@@ -33,4 +33,5 @@ def test_log_mode_writes_plain_lines_at_a_bounded_rate():
 
 def test_none_attaches_nothing():
     trainer = Engine(lambda e, b: None)
-    assert attach_progress(trainer, mode="none") == []
+    progress = attach_progress(trainer, mode="none")
+    assert (progress.mode, progress.bars, progress.log) == ("none", [], None)

@@ -19,9 +19,9 @@ from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.cli import parse_train_args
-from ignite_mnist.handlers import attach_wandb, find_latest_checkpoint, load_checkpoint, read_metrics_log
-from ignite_mnist.handlers.checkpoint import checkpoint_iteration
-from ignite_mnist.handlers.wandb import has_wandb_credentials, resolve_wandb_mode
+from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
+from ignite_mnist.handlers import attach_wandb, read_metrics_log
+from ignite_mnist.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
 from tests.conftest import REPO, run_cli
 
 WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or "wandb"
@@ -128,9 +128,10 @@ def test_best_checkpoint_is_the_model_artifact(tracked):
 
 
 def test_run_id_is_checkpointed(tracked):
-    checkpoint = load_checkpoint(tracked["summary"].best_checkpoint)
+    summary = tracked["summary"]
+    checkpoint = load_checkpoint(Path(summary.run_dir) / summary.best_checkpoint)
     assert checkpoint["wandb"]["run_id"] == tracked["wandb_summary"]["run_id"]
-    assert checkpoint["wandb"]["best"]["best_val_accuracy"] <= tracked["summary"].best_val_accuracy
+    assert checkpoint["record"]["best"]["val_accuracy"] <= summary.best_val_accuracy
 
 
 def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch):
@@ -173,6 +174,7 @@ def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolat
     assert inspect(second, "--summary")["run_id"] == killed_id
     assert load_checkpoint(find_latest_checkpoint(tmp_path / "r" / "checkpoints"))["wandb"]["run_id"] == killed_id
     start = checkpoint_iteration(json.loads((tmp_path / "r" / "summary.json").read_text())["resumed_from"])
+    assert start is not None
     assert min(row["_step"] for row in history(inspect(second))) > start
     assert inspect(second, "--summary")["summary"]["test_accuracy"] > 0
 

@@ -9,8 +9,9 @@ import torch
 from ignite.utils import manual_seed
 
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.data import DATASETS, TensorLoader, load_splits
-from ignite_mnist.engines import build_optimizer, create_trainer
+from ignite_mnist.data import MNIST, TensorLoader, load_splits
+from ignite_mnist.engines import create_trainer
+from ignite_mnist.optim import build_optimizer
 from ignite_mnist.models import build_model
 
 TRAIN_IMAGES = 15_000  # one epoch on these gives about 97.5 % test accuracy in a few seconds
@@ -21,7 +22,7 @@ def mnist_checkpoint(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory)
     """One epoch of the CNN on 15,000 real training images, as ``{"model", "config"}`` in a ``.pt``."""
     manual_seed(0)
     splits = load_splits(mnist_root, "mnist", val_size=5000, seed=0)
-    spec = DATASETS["mnist"]
+    spec = MNIST
     images, labels = splits.train[0][:TRAIN_IMAGES], splits.train[1][:TRAIN_IMAGES]
     model = build_model("cnn")
     trainer = create_trainer(model, build_optimizer("adam", model.parameters(), lr=2e-3))

@@ -10,19 +10,21 @@ import torch
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors, normalise
-from ignite_mnist.inference import evaluate, load_model, predict_tensors, resolve_checkpoint
+from ignite_mnist.inference import evaluate, load_model, predict_tensors
+from ignite_mnist.run_dir import model_checkpoint
 from tests.conftest import run_cli
 
 
 def test_evaluate_reproduces_the_test_accuracy_of_the_runs_summary(idx_run: Path) -> None:
     summary = json.loads((idx_run / "summary.json").read_text())
-    assert summary["best_checkpoint"] and Path(summary["best_checkpoint"]).is_file()
-    result = evaluate(load_model(summary["best_checkpoint"]))
+    best = idx_run / summary["best_checkpoint"]
+    assert summary["best_checkpoint"] and best.is_file()
+    result = evaluate(load_model(best))
     assert result.samples == 300
     assert result.accuracy == pytest.approx(summary["test_accuracy"], abs=1e-9)
     assert result.loss == pytest.approx(summary["test_loss"], rel=1e-5)
     # a run directory stands for its best checkpoint
-    assert resolve_checkpoint(idx_run) == Path(summary["best_checkpoint"])
+    assert model_checkpoint(idx_run) == best
 
 
 def test_evaluate_cli_json_and_confusion_matrix_png(idx_run: Path, tmp_path: Path) -> None:
@@ -32,7 +34,7 @@ def test_evaluate_cli_json_and_confusion_matrix_png(idx_run: Path, tmp_path: Pat
     report = json.loads(result.stdout)
     summary = json.loads((idx_run / "summary.json").read_text())
     assert report["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
-    assert report["checkpoint"] == summary["best_checkpoint"] and report["plot"] == str(plot)
+    assert report["checkpoint"] == str(idx_run / summary["best_checkpoint"]) and report["plot"] == str(plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -83,7 +85,7 @@ def test_unusable_checkpoints_end_in_one_line(
         torch.save({"model": good["model"], "config": good["config"] | {"model": "mlp"}}, path)
     expected = {
         "missing": "no such checkpoint file", "truncated": "corrupted or truncated", "unsafe": "refused to load",
-        "not a checkpoint": "not an ignite-mnist checkpoint", "wrong weights": "weights do not fit the 'mlp' model",
+        "not a checkpoint": "not a training checkpoint", "wrong weights": "weights do not fit the 'mlp' model",
     }[damage]
     assert main(["evaluate", str(path)]) == 1
     err = capsys.readouterr().err

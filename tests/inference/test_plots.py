@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.data import DATASETS
+from ignite_mnist.data import FASHION_MNIST
 from ignite_mnist.plots import FIGURE_PIXELS, PLOT_FILES, plot_confusion_matrix, plot_misclassified, save_figure
 from ignite_mnist.training import run
 
@@ -36,13 +36,10 @@ def test_training_draws_the_three_figures_into_the_run_directory(idx_run: Path) 
 
 def test_figures_keep_their_size_with_long_class_names_and_no_mistakes(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    classes = DATASETS["fashion-mnist"].classes
+    classes = FASHION_MNIST.classes
     matrix = torch.randint(0, 1000, (10, 10))
-    labels = torch.arange(10)
     confusion = save_figure(plot_confusion_matrix(matrix, classes), tmp_path / "cm.png")
-    no_mistakes = save_figure(
-        plot_misclassified(torch.zeros(10, 28, 28, dtype=torch.uint8), labels, labels, classes), tmp_path / "m.png"
-    )
+    no_mistakes = save_figure(plot_misclassified([], classes, wrong=0), tmp_path / "m.png")
     assert png_size(confusion) == FIGURE_PIXELS["confusion_matrix"]
     assert png_size(no_mistakes) == FIGURE_PIXELS["misclassified"]
 

@@ -19,8 +19,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ignite_mnist.cli import PROG, OneLineParser
+from ignite_mnist.cli.parsing import PROG, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK
+from ignite_mnist.registry import DEVICES
 
 __all__ = [
     "SUBCOMMAND_PARSERS",
@@ -50,7 +51,7 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser = _parser("evaluate", "Evaluate a checkpoint on the test set: accuracy, loss, per-class accuracy and "
                                  "the confusion matrix (printed and drawn as a PNG).")
     _add_data_dir(parser)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to evaluate")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where to evaluate")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="where to draw the confusion matrix (default: <checkpoint name>.confusion_matrix.png "
                              "in the run directory; needs matplotlib)")
@@ -69,12 +70,13 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 def build_export_parser() -> argparse.ArgumentParser:
     """``ignite-mnist export CKPT --format torchscript|onnx``: a deployable model file, checked."""
-    from ignite_mnist.export import CHECK_SAMPLES, FORMATS, TOLERANCE
+    from ignite_mnist.export import CHECK_SAMPLES, TOLERANCE
+    from ignite_mnist.registry import EXPORT_FORMATS
 
     parser = _parser("export", f"Export the model for deployment and check that the file's outputs equal the "
                                f"model's on {CHECK_SAMPLES} real test images (largest absolute logit difference "
                                f"at most {TOLERANCE:g}).")
-    parser.add_argument("--format", default="torchscript", choices=FORMATS, help="file format (onnx needs the "
+    parser.add_argument("--format", default="torchscript", choices=EXPORT_FORMATS.names, help="file format (onnx needs the "
                                                                                  "onnx extra)")
     parser.add_argument("--output", metavar="PATH", default=None,
                         help="output file (default: <checkpoint name>.torchscript.pt or .onnx in the run directory)")
@@ -83,9 +85,9 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_command(argv: Sequence[str]) -> int:
+    from ignite_mnist.devices import resolve_device
     from ignite_mnist.inference import default_output_path, evaluate, load_model
     from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix, save_figure
-    from ignite_mnist.training import resolve_device
 
     args = build_evaluate_parser().parse_args(argv)
     device = resolve_device(args.device)

@@ -1,40 +1,27 @@
-"""The command line: ``ignite-mnist``, ``python -m ignite_mnist`` and ``examples/train_mnist.py``.
+"""``ignite-mnist [train]``: the training command.
 
 Every training flag is generated from a :class:`~ignite_mnist.config.TrainConfig`
-field (its default, help, choices), so ``--help`` always matches the config.
-Errors the user can fix end in one line and an exit code
-(see :mod:`ignite_mnist.errors`): 0 done, 1 runtime failure, 2 usage error.
+field (its default, help, choices), so ``--help`` always matches the config::
 
-Example:
     $ ignite-mnist --epochs 3 --model cnn --data-dir ../shared/data
     ...
-    test accuracy 98.95 % (loss 0.0321); run directory runs/mnist-cnn-20261125-101500
+    test accuracy 98.95 % (loss 0.0321); run directory /home/me/runs/mnist-cnn-20261125-101500
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
-import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
+from ignite_mnist.cli.parsing import PROG, OneLineParser
 from ignite_mnist.config import TrainConfig, flag_name
-from ignite_mnist.errors import EXIT_OK, EXIT_USAGE, ConfigError, IgniteMnistError
+from ignite_mnist.errors import EXIT_OK, ConfigError
 from ignite_mnist.recipes import RECIPES
 
-__all__ = ["build_train_parser", "main", "parse_train_args"]
-
-PROG = "ignite-mnist"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are a single line (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+__all__ = ["build_train_parser", "parse_train_args", "train_command"]
 
 
 def _field_type(f: dataclasses.Field) -> Any:
@@ -81,12 +68,14 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False) -> 
     return parser
 
 
-def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
+def parse_train_args(argv: Sequence[str] | None = None, *, with_plan: bool = False) -> Any:
     """Command-line arguments -> a validated ``TrainConfig`` (exit 2 on a bad flag).
 
     ``--recipe NAME`` fills in :data:`~ignite_mnist.recipes.RECIPES` ``[NAME]`` under
     the flags given. With ``--resume``, settings not given on the command line
-    (nor by ``--recipe``) come from the checkpoint.
+    (nor by ``--recipe``) come from the checkpoint, which is read once: with
+    ``with_plan`` the result is ``(config, plan)``, the plan being the
+    :class:`~ignite_mnist.resume.ResumePlan` (None without ``--resume``) to hand to ``run``.
 
     Example:
         >>> config = parse_train_args(["--recipe", "fast", "--epochs", "5"])
@@ -102,69 +91,21 @@ def parse_train_args(argv: Sequence[str] | None = None) -> TrainConfig:
         config.validate()
     except ConfigError as error:
         parser.error(str(error))
+    plan = None
     if config.resume is not None:
-        from ignite_mnist.training import config_for_resume
+        from ignite_mnist.resume import config_for_resume
 
-        config = config_for_resume(config, explicit | set(recipe))
-    return config
+        config, plan = config_for_resume(config, explicit | set(recipe))
+    return (config, plan) if with_plan else config
 
 
 def train_command(argv: Sequence[str] | None) -> int:
-    config = parse_train_args(argv)  # before importing torch: usage errors answer at once
+    """``ignite-mnist [train] ...``: parse (before importing torch: usage errors answer at once), train, report."""
+    config, plan = parse_train_args(argv, with_plan=True)
     from ignite_mnist.training import run
 
-    summary = run(config)
+    summary = run(config, resume=plan)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
         print(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
               f"run directory {summary.run_dir}")
     return EXIT_OK
-
-
-def _inference_command(name: str) -> Any:
-    """A subcommand of :mod:`ignite_mnist.inference_cli`, imported only when it runs."""
-
-    def command(argv: Sequence[str]) -> int:
-        from ignite_mnist import inference_cli
-
-        return getattr(inference_cli, f"{name}_command")(argv)
-
-    return command
-
-
-COMMANDS = {"train": train_command, **{name: _inference_command(name) for name in ("evaluate", "predict", "export")}}
-
-
-class _ReportedBelow(logging.Filter):
-    """Drops Ignite's "Engine run is terminating due to exception" lines: :func:`main` reports the error once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "is terminating due to exception" not in record.getMessage()
-
-
-_REPORTED_BELOW = _ReportedBelow()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code. ``train`` is the default command.
-
-    Example:
-        >>> main(["--epochs", "0"])  # doctest: +SKIP
-        ignite-mnist: error: --epochs: must be > 0, got 0 (see --help)
-        2
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
-    logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
-    command = COMMANDS["train"]
-    if args and args[0] in COMMANDS:
-        command = COMMANDS[args.pop(0)]
-    try:
-        return command(args)
-    except IgniteMnistError as error:
-        if isinstance(error, ConfigError):
-            print(f"{PROG}: error: {error} (see --help)", file=sys.stderr)
-        else:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130

@@ -1,0 +1,206 @@
+"""Checkpoint files: their names, safe loading, and the state objects an exact resume needs.
+
+The core under both the managed run and a custom trainer: it writes nothing
+itself (``attach_checkpointing`` in :mod:`ignite_mnist.handlers.checkpoint` does,
+through Ignite's ``Checkpoint``) and attaches nothing. Added here because neither
+Ignite nor torch has it:
+
+* :class:`RNGStates`: every random generator in play as one checkpointable object;
+* :class:`ConfigState`: the run's settings stored beside the weights;
+* :func:`load_checkpoint`: ``torch.load(weights_only=True)`` (no code from the file
+  runs) with one-line errors for missing, damaged and unsafe files;
+* the file names (``last_checkpoint_<iteration>.pt``,
+  ``best_checkpoint_<iteration>_<score name>=<score>.pt``) and how to find the
+  newest and the best of a folder;
+* :func:`restore_objects`: Ignite's ``Checkpoint.load_objects`` for whatever part
+  of a checkpoint the caller holds objects for.
+
+Each file is a plain dict of tensors and Python values, one entry per saved object.
+
+Example:
+    >>> checkpoint_iteration("runs/a/checkpoints/last_checkpoint_1719.pt")
+    1719
+    >>> best_score("best_checkpoint_1719_accuracy=0.9712.pt")
+    0.9712
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.handlers import Checkpoint
+
+from ignite_mnist.errors import CheckpointError
+
+__all__ = [
+    "BEST_PREFIX",
+    "LAST_PREFIX",
+    "ConfigState",
+    "RNGStates",
+    "best_score",
+    "checkpoint_iteration",
+    "find_best_checkpoint",
+    "find_latest_checkpoint",
+    "load_checkpoint",
+    "restore_objects",
+]
+
+LAST_PREFIX = "last"
+BEST_PREFIX = "best"
+#: Entries a checkpoint may lack: bookkeeping that only some files or some runs have.
+OPTIONAL_ENTRIES = frozenset({"config", "checkpointer", "best_checkpointer", "wandb", "trackers", "record"})
+_LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
+_BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt$")
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+class RNGStates:
+    """Every random generator in play, as a checkpointable object.
+
+    Covers torch's CPU generator, every initialised CUDA device, Python's ``random``
+    and NumPy's global generator (its key array stored as a tensor, so the
+    checkpoint stays loadable with ``weights_only=True``).
+
+    Example:
+        >>> saved = RNGStates().state_dict()
+        >>> first = torch.rand(1)
+        >>> RNGStates().load_state_dict(saved)
+        >>> torch.equal(torch.rand(1), first)
+        True
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "python": random.getstate(),
+            "numpy": {
+                "kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                "has_gauss": int(has_gauss), "cached_gaussian": float(cached),
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        numpy = state["numpy"]
+        np.random.set_state(
+            (numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["position"], numpy["has_gauss"],
+             numpy["cached_gaussian"])
+        )
+
+
+class ConfigState:
+    """A plain settings dict as a checkpointable object (saved, never loaded back over the run's config).
+
+    Example:
+        >>> ConfigState({"lr": 0.001}).state_dict()
+        {'lr': 0.001}
+    """
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = dict(values)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Checkpoint configs are compared by the caller, not applied."""
+
+
+def _corrupted(path: Path, error: Exception) -> str:
+    return f"{path}: corrupted or truncated checkpoint ({type(error).__name__}); use another checkpoint of the run"
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``: no code from the file runs).
+
+    Any dict with a ``model`` entry (a state dict) is accepted, so checkpoints a
+    custom trainer wrote with :func:`~ignite_mnist.handlers.attach_checkpointing`
+    load too; ``config`` and the rest are there when the managed run wrote it.
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupted, carries
+            pickled code, or holds no model state.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's weights-only unpickler names the first global it refused ("Unsupported global: GLOBAL exec")
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused is None:  # not a pickle of objects at all: damaged bytes
+            raise CheckpointError(_corrupted(path, error)) from None
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain values "
+            f"({refused.group(1)}), which could run code; load only checkpoints written by ignite-mnist"
+        ) from None
+    except Exception as error:  # a damaged file fails anywhere in the reader: zip, pickle, storage sizes
+        raise CheckpointError(_corrupted(path, error)) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), Mapping):
+        raise CheckpointError(f"{path}: not a training checkpoint (no model state inside)")
+    return checkpoint
+
+
+def checkpoint_iteration(path: str | Path) -> int | None:
+    """The trainer iteration in a "last" checkpoint's file name, or None for other names."""
+    match = _LAST_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def best_score(path: str | Path) -> float | None:
+    """The score in a "best" checkpoint's file name (higher is better: a loss is stored negated), or None."""
+    match = _BEST_PATTERN.match(Path(path).name)
+    return float(match.group(2)) if match else None
+
+
+def find_latest_checkpoint(dirname: str | Path) -> Path | None:
+    """The newest "last" checkpoint in ``dirname`` (highest iteration), or None."""
+    dirname = Path(dirname)
+    if not dirname.is_dir():
+        return None
+    candidates = [(checkpoint_iteration(p), p) for p in dirname.iterdir()]
+    return max(((it, p) for it, p in candidates if it is not None), default=(None, None))[1]
+
+
+def find_best_checkpoint(dirname: str | Path) -> Path | None:
+    """The "best" checkpoint in ``dirname`` with the highest score (the earliest of equal ones), or None."""
+    dirname = Path(dirname)
+    if not dirname.is_dir():
+        return None
+    scored = [(best_score(p), -int(p.name.split("_")[2]), p) for p in dirname.iterdir() if best_score(p) is not None]
+    return max(scored, default=(None, None, None))[2]
+
+
+def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any]) -> list[str]:
+    """Restore every object of ``to_load`` found in ``checkpoint`` (Ignite's ``Checkpoint.load_objects``).
+
+    ``config`` is never loaded over the current config. Entries of
+    ``OPTIONAL_ENTRIES`` may be missing from the file; any other missing entry
+    is an error.
+
+    Returns:
+        The names restored.
+
+    Raises:
+        CheckpointError: the checkpoint lacks an object the caller needs.
+    """
+    missing = sorted(set(to_load) - set(checkpoint) - OPTIONAL_ENTRIES)
+    if missing:
+        raise CheckpointError(f"checkpoint lacks {', '.join(missing)}; it was not written by this kind of run")
+    wanted = {k: v for k, v in to_load.items() if k != "config" and k in checkpoint}
+    Checkpoint.load_objects(wanted, dict(checkpoint))
+    return list(wanted)

@@ -1,0 +1,92 @@
+"""The record of a run that a summary reports: best validation values, training time, resumes.
+
+One owner for each of these facts, kept in the checkpoint (``state_dict``) so a
+resumed run reports what an uninterrupted one would: the best validation values
+seen in any process, the training time of every process added up, and the
+iterations at which the run was resumed. Neither Ignite nor torch keeps such a record.
+
+Example:
+    >>> from ignite.engine import Engine
+    >>> from ignite_mnist.handlers.validation import attach_validation
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> evaluator = Engine(lambda engine, batch: None)
+    >>> scores = iter([0.5, 0.9, 0.7])
+    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=next(scores)))
+    >>> record = attach_run_record(trainer, attach_validation(trainer, evaluator, [0]))
+    >>> _ = trainer.run(range(2), max_epochs=3)
+    >>> record.best
+    {'val_accuracy': 0.9}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ignite.engine import Engine, Events
+
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
+
+__all__ = ["RunRecord", "attach_run_record"]
+
+
+def _better(name: str, new: float, old: float) -> bool:
+    return new < old if "loss" in name else new > old
+
+
+class RunRecord:
+    """Best validation values (max, or min for losses), training seconds and resume points of a run.
+
+    Attributes:
+        best: ``{"val_accuracy": 0.97, "val_loss": 0.09}``: the best of every validation so far.
+        resumed_at: trainer iterations at which this run was resumed, oldest first.
+    """
+
+    def __init__(self) -> None:
+        self.best: dict[str, float] = {}
+        self.resumed_at: list[int] = []
+        self._seconds = 0.0  # of finished trainer runs, this process's and earlier ones'
+        self._started: float | None = None
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time spent in ``trainer.run`` by every process of the run, the current one up to now."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self._seconds + running
+
+    def evaluated(self, evaluator: Engine) -> None:
+        """Take the best of this validation's metrics (called as the evaluator completes)."""
+        for name, value in evaluator.state.metrics.items():
+            name = VALIDATION_PREFIX + name
+            if isinstance(value, (int, float)) and (name not in self.best or _better(name, value, self.best[name])):
+                self.best[name] = float(value)
+
+    def started(self, trainer: Engine) -> None:
+        self._started = time.perf_counter()
+        if trainer.state.iteration > 0 and trainer.state.iteration not in self.resumed_at:
+            self.resumed_at.append(trainer.state.iteration)
+
+    def completed(self, trainer: Engine) -> None:
+        self._seconds = self.train_seconds
+        self._started = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": dict(self.best), "train_seconds": self.train_seconds, "resumed_at": list(self.resumed_at)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = {str(k): float(v) for k, v in state["best"].items()}
+        self._seconds = float(state["train_seconds"])
+        self.resumed_at = [int(i) for i in state["resumed_at"]]
+
+
+def attach_run_record(trainer: Engine, validation: Validation) -> RunRecord:
+    """Keep a :class:`RunRecord` of ``trainer``'s run; put it into the checkpoint to carry it across resumes.
+
+    Attach it before :func:`~ignite_mnist.handlers.attach_checkpointing`, so a
+    best checkpoint written after a validation holds that validation in its record.
+    """
+    record = RunRecord()
+    validation.evaluator.add_event_handler(Events.COMPLETED, record.evaluated)
+    trainer.add_event_handler(Events.STARTED, record.started)
+    trainer.add_event_handler(Events.COMPLETED, record.completed)
+    return record

@@ -1,0 +1,147 @@
+"""Phase 1 of a run: build its parts from the config: run directory, data, model, optimizer, engines.
+
+Nothing is attached to the engines here (that is :mod:`ignite_mnist.wiring`) and
+nothing is restored (that is :mod:`ignite_mnist.resume`). In a distributed run
+every rank builds its own parts: its shard of the data, the model wrapped in
+``DistributedDataParallel`` for training; rank 0 creates the run directory.
+
+Example:
+    >>> from ignite_mnist.config import TrainConfig
+    >>> with contextlib.ExitStack() as held:  # doctest: +SKIP
+    ...     parts = build_parts(TrainConfig(epochs=1), None, held)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import Engine
+from ignite.utils import manual_seed
+from torch import nn
+
+from ignite_mnist.augment import random_shift_rotate
+from ignite_mnist.config import TrainConfig
+from ignite_mnist.data import DatasetSpec, build_loaders, load_splits
+from ignite_mnist.devices import amp_dtype, resolve_device
+from ignite_mnist.distributed import check_world, rank_device
+from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler
+from ignite_mnist.errors import RunDirError
+from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
+from ignite_mnist.models import build_model
+from ignite_mnist.optim import build_optimizer
+from ignite_mnist.resume import ResumePlan
+from ignite_mnist.run_dir import RunDir, unwritable
+
+__all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir"]
+
+#: Batch size of validation and test (memory only; the metrics do not depend on it).
+EVAL_BATCH_SIZE = 1000
+
+
+@dataclass
+class RunParts:
+    """Everything a run builds before handlers are attached."""
+
+    config: TrainConfig
+    run_dir: RunDir
+    device: torch.device
+    spec: DatasetSpec
+    train_loader: Any
+    val_loader: Any
+    test_loader: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    trainer: Engine
+    evaluator: Engine
+
+    @property
+    def rank(self) -> int:
+        return idist.get_rank()
+
+    @property
+    def world_size(self) -> int:
+        return idist.get_world_size()
+
+
+def default_run_name(config: TrainConfig) -> str:
+    return f"{config.dataset}-{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitStack) -> RunDir:
+    """Create ``<output-dir>/<run-name>/``, lock it until ``held`` closes, and write ``config.json``.
+
+    A folder that already holds a run is refused unless this is a resume of it,
+    or ``--overwrite`` moves the old run's files aside; one another process runs in is refused.
+    """
+    run_dir = RunDir(Path(config.output_dir) / (config.run_name or default_run_name(config)))
+    try:
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable(run_dir, error) from None
+    held.enter_context(run_dir.lock())
+    if not resuming and run_dir.holds_run():
+        if not config.overwrite:
+            raise RunDirError(
+                f"{run_dir} already holds a run; resume it with --resume auto, choose another --run-name, "
+                "or pass --overwrite to move it aside"
+            )
+        print(f"--overwrite: moved the previous run in {run_dir} to {run_dir.set_aside()}")
+    try:
+        run_dir.write_config(config.to_dict())
+    except OSError as error:
+        raise unwritable(run_dir, error) from None
+    return run_dir
+
+
+def _shared_run_dir(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunDir:
+    """Rank 0 opens the run directory (its name may hold the time) and tells the others."""
+    resuming = plan is not None and plan.in_place
+    path = str(open_run_dir(config, resuming=resuming, held=held).path) if idist.get_rank() == 0 else None
+    return RunDir(idist.broadcast(path, safe_mode=True))
+
+
+def _build_model_and_optimizer(config: TrainConfig, spec: DatasetSpec, device: torch.device) -> tuple[Any, Any]:
+    model = build_model(config.model, len(spec.classes)).to(device)
+    optimizer = build_optimizer(
+        config.optimizer, model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    return model, optimizer
+
+
+def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunParts:
+    """Build this rank's parts of the run ``config`` describes; ``held`` keeps the run-dir lock and CPU settings."""
+    check_world(config)
+    rank, world_size = idist.get_rank(), idist.get_world_size()
+    device = rank_device(resolve_device(config.device))
+    with idist.one_rank_first(local=True):  # one process per machine unpacks or downloads the files
+        splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
+    run_dir = _shared_run_dir(config, plan, held)
+    manual_seed(config.seed + rank)
+    train_loader, val_loader, test_loader = build_loaders(  # --batch-size is global: each rank takes its share
+        splits, batch_size=config.batch_size // world_size, seed=config.seed, device=device,
+        eval_batch_size=EVAL_BATCH_SIZE, rank=rank, world_size=world_size,
+        loader=config.loader, root=config.data_dir, num_workers=config.num_workers,
+        transform=random_shift_rotate if config.augment else None,
+    )
+    model, optimizer = _build_model_and_optimizer(config, splits.spec, device)
+    scaler = make_grad_scaler(device, config.amp)
+    # DistributedDataParallel (averages gradients) for several processes; evaluation uses the plain model
+    trainer = create_trainer(
+        prepare_model(idist.auto_model(model) if world_size > 1 else model, device, compile=config.compile),
+        optimizer, device=device, amp=config.amp, channels_last=uses_channels_last(model, device), scaler=scaler,
+    )
+    if config.amp and amp_dtype(device) is None and rank == 0:
+        print("ignite-mnist: note: --amp: this CPU has no bfloat16 instructions, so training stays in float32 "
+              "(emulated bfloat16 autocast is ~3.5x slower)", file=sys.stderr, flush=True)
+    if device.type == "cpu":
+        held.enter_context(flush_denormals())  # denormal floats slow the tutorial MLP down ~3x on CPU
+    return RunParts(config, run_dir, device, splits.spec, train_loader, val_loader, test_loader, model, optimizer,
+                    scaler, trainer, create_evaluator(model, device))

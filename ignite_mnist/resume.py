@@ -1,0 +1,197 @@
+"""Resume policy: which checkpoint ``--resume`` means, which run it continues, and what it restores.
+
+* ``--resume PATH`` takes that file; ``--resume auto`` the newest "last"
+  checkpoint of ``--run-name`` (without it: of the unfinished run in
+  ``--output-dir`` whose newest checkpoint is the most recent, and it says which).
+* A checkpoint in ``<run>/checkpoints/`` continues that run in place (its files,
+  its W&B run); given another ``--run-name``/``--output-dir``, or a checkpoint
+  kept outside a run, a new run starts from it.
+* Another ``--model``/``--dataset`` is refused (another experiment); other
+  settings that break an exact continuation are refused unless
+  ``--allow-config-change``.
+
+The checkpoint is read once (:class:`ResumePlan` carries it from the command
+line to the run) and every object the run checkpoints is restored from it.
+
+Example:
+    >>> plan = ResumePlan(Path("runs/a/checkpoints/last_checkpoint_40.pt"), {"model": {}}, in_place=True)
+    >>> plan.iteration
+    40
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ignite_mnist.checkpoints import checkpoint_iteration, load_checkpoint, restore_objects
+from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
+from ignite_mnist.errors import CheckpointError, ConfigError
+from ignite_mnist.registry import TRACKERS
+from ignite_mnist.run_dir import RunDir
+
+__all__ = [
+    "ResumePlan",
+    "check_resume_compatible",
+    "config_for_resume",
+    "locate_resume_checkpoint",
+    "plan_resume",
+    "restore_run",
+]
+
+
+@dataclass
+class ResumePlan:
+    """A checkpoint to resume from, read once.
+
+    Attributes:
+        path: the checkpoint file.
+        checkpoint: its contents (:func:`~ignite_mnist.checkpoints.load_checkpoint`).
+        in_place: whether the run goes on in the checkpoint's own run directory.
+    """
+
+    path: Path
+    checkpoint: dict[str, Any]
+    in_place: bool
+
+    @property
+    def saved_config(self) -> dict[str, Any]:
+        """The settings the checkpoint was written with.
+
+        Raises:
+            CheckpointError: it holds none (a custom trainer wrote it).
+        """
+        saved = self.checkpoint.get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{self.path}: holds no ignite-mnist settings (a custom trainer wrote it?); "
+                                  "resume it from the script that wrote it")
+        return saved
+
+    @property
+    def iteration(self) -> int:
+        """The trainer iteration the checkpoint was taken at."""
+        trainer = self.checkpoint.get("trainer")
+        if isinstance(trainer, dict) and isinstance(trainer.get("iteration"), int):
+            return trainer["iteration"]
+        return checkpoint_iteration(self.path) or 0
+
+
+def _unfinished_runs(output: Path) -> list[RunDir]:
+    """Run directories in ``output`` holding a checkpoint and no summary, most recently checkpointed first."""
+    runs = [RunDir(d) for d in output.iterdir() if d.is_dir()] if output.is_dir() else []
+    candidates = [(r.latest_checkpoint(), r) for r in runs if not r.summary_file.exists()]
+    found = [(path.stat().st_mtime, r) for path, r in candidates if path is not None]
+    return [r for _, r in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def locate_resume_checkpoint(config: TrainConfig) -> Path:
+    """The checkpoint ``--resume`` names: a path, or ``auto`` for the newest of the run.
+
+    Raises:
+        CheckpointError: ``auto`` finds no checkpoint.
+    """
+    assert config.resume is not None
+    if config.resume != "auto":
+        return Path(config.resume)  # load_checkpoint says so when it is missing
+    output = Path(config.output_dir)
+    if config.run_name is not None:
+        latest = RunDir(output / config.run_name).latest_checkpoint()
+        if latest is None:
+            raise CheckpointError(f"no checkpoint to resume in {output / config.run_name}; start it without "
+                                  "--resume, or check --output-dir/--run-name")
+        return latest
+    unfinished = _unfinished_runs(output)
+    if not unfinished:
+        raise CheckpointError(f"no unfinished run with a checkpoint in {output}; name one with --run-name, "
+                              "or start without --resume")
+    print(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
+    return unfinished[0].latest_checkpoint()  # type: ignore[return-value]
+
+
+def check_resume_compatible(saved: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse a resume that would be another experiment or not an exact continuation."""
+    for name in IDENTITY_SETTINGS:
+        if saved.get(name) != getattr(config, name):
+            raise CheckpointError(
+                f"checkpoint is for {name} {saved.get(name)!r}, not {getattr(config, name)!r}; "
+                f"resume with {flag_name(name)} {saved.get(name)} or start a new run"
+            )
+    changed = [n for n in EXACT_RESUME_SETTINGS if n in saved and saved[n] != getattr(config, n)]
+    if changed and not config.allow_config_change:
+        details = ", ".join(f"{flag_name(n)} {saved[n]} -> {getattr(config, n)}" for n in changed)
+        raise ConfigError(
+            flag_name(changed[0]),
+            f"differs from the checkpoint ({details}); an exact resume needs the same values "
+            "(pass --allow-config-change to continue anyway)",
+        )
+
+
+def _in_place(config: TrainConfig, checkpoint_path: Path) -> bool:
+    """Whether ``--resume`` continues the checkpoint's own run (else a new run starts from the checkpoint)."""
+    own = RunDir.of_checkpoint(checkpoint_path)
+    if config.run_name is None or own is None:
+        return False
+    return own.path.resolve() == (Path(config.output_dir) / config.run_name).resolve()
+
+
+def plan_resume(config: TrainConfig) -> ResumePlan | None:
+    """Read the checkpoint ``config.resume`` names and check it fits ``config`` (None without ``--resume``)."""
+    if config.resume is None:
+        return None
+    path = locate_resume_checkpoint(config)
+    plan = ResumePlan(path, load_checkpoint(path), in_place=_in_place(config, path))
+    check_resume_compatible(plan.saved_config, config)
+    return plan
+
+
+def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, ResumePlan]:
+    """The settings of a resumed run: the checkpoint's, overridden by flags given explicitly; and its plan.
+
+    A checkpoint in ``<run>/checkpoints/`` continues that run unless
+    ``--run-name``/``--output-dir`` name another folder.
+    """
+    path = locate_resume_checkpoint(config)
+    checkpoint = load_checkpoint(path)
+    saved = ResumePlan(path, checkpoint, in_place=False).saved_config
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in saved.items() if k in known} | {name: getattr(config, name) for name in explicit}
+    values |= {"resume": str(path), "overwrite": config.overwrite,
+               "output_dir": config.output_dir, "run_name": config.run_name}  # a new run, unless...
+    own = RunDir.of_checkpoint(path)
+    if own is not None:  # ...the checkpoint's own run goes on, unless flags name another
+        values |= {"output_dir": str(own.path.parent), "run_name": own.path.name}
+        values |= {name: getattr(config, name) for name in explicit & {"output_dir", "run_name"}}
+    resumed = TrainConfig(**values)
+    plan = ResumePlan(path, checkpoint, in_place=_in_place(resumed, path))
+    check_resume_compatible(saved, resumed)
+    return resumed, plan
+
+
+def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, resumable: dict[str, Any]) -> None:
+    """Restore a run's objects from the plan's checkpoint.
+
+    ``resumable`` holds the checkpoint handlers' own state objects, restored only
+    when the run continues in place (a new run keeps its own files). Trackers are
+    restored only in place too (a new run is a new tracked run); an optimizer
+    ``--allow-config-change`` switched is started afresh, other changed optimizer
+    settings are applied to the restored one.
+    """
+    to_load = dict(to_save) | (resumable if plan.in_place else {})
+    if not plan.in_place:
+        to_load = {name: obj for name, obj in to_load.items() if name not in TRACKERS}
+    saved = plan.saved_config
+    if saved.get("optimizer") != config.optimizer:
+        del to_load["optimizer"]
+    restore_objects(plan.checkpoint, to_load)
+    _apply_changed_settings(to_save["optimizer"], saved, config)
+
+
+def _apply_changed_settings(optimizer: Any, saved: dict[str, Any], config: TrainConfig) -> None:
+    """After loading the optimizer's state, give it the lr/momentum/weight decay ``--allow-config-change`` set."""
+    for name in ("lr", "momentum", "weight_decay"):
+        if saved.get(name) != getattr(config, name):
+            for group in optimizer.param_groups:
+                if name in group:
+                    group[name] = getattr(config, name)

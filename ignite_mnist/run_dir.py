@@ -1,0 +1,219 @@
+"""The run directory: the one owner of its layout, its lock, and where its checkpoints are.
+
+```
+<output-dir>/<run-name>/
+    config.json        every setting (TrainConfig.to_dict)
+    metrics.jsonl      one row per epoch and per mid-epoch validation
+    summary.json       written once the run has finished; paths in it are relative to this folder
+    checkpoints/       last_checkpoint_<iteration>.pt, best_checkpoint_<iteration>_<score>.pt
+    plots/             curves.png, confusion_matrix.png, misclassified.png
+    wandb/             the W&B run (unless $WANDB_DIR says otherwise)
+    .lock              held by the process training in it
+```
+
+Training, ``--resume``, ``evaluate``, ``predict`` and ``export`` all find
+checkpoints through :class:`RunDir`, so a run can be moved or copied: every path
+it stores is relative to the folder. Two guards neither Ignite nor torch provide:
+
+* :meth:`RunDir.lock`: an exclusive ``fcntl.flock`` on ``.lock`` for the whole run;
+  a second process on the same folder is refused at once. The kernel drops the
+  lock when the holder exits, however it exits, so there is no stale lock.
+* :meth:`RunDir.set_aside`: ``--overwrite`` moves the previous run's files into a
+  sibling ``<name>.old-<N>`` instead of deleting them.
+
+Example:
+    >>> run_dir = RunDir("runs/demo")
+    >>> run_dir.checkpoint_dir
+    PosixPath('runs/demo/checkpoints')
+    >>> run_dir.relative(Path("runs/demo/checkpoints/best_checkpoint_9_accuracy=0.9.pt"))
+    'checkpoints/best_checkpoint_9_accuracy=0.9.pt'
+    >>> RunDir.of_checkpoint(Path("runs/demo/checkpoints/last_checkpoint_9.pt")).path
+    PosixPath('runs/demo')
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ignite_mnist.checkpoints import find_best_checkpoint, find_latest_checkpoint
+from ignite_mnist.errors import CheckpointError, RunDirError
+from ignite_mnist.files import write_json
+
+__all__ = ["RunDir", "model_checkpoint", "unwritable"]
+
+
+def unwritable(path: str | Path, error: OSError) -> RunDirError:
+    """The one-line error for a run directory that cannot be created or written.
+
+    Example:
+        >>> str(unwritable("runs/a", PermissionError(13, "Permission denied")))
+        'cannot write to runs/a (Permission denied); choose a writable --output-dir'
+    """
+    return RunDirError(f"cannot write to {path} ({error.strerror or error}); choose a writable --output-dir")
+
+
+class RunDir:
+    """One run's folder: its file names, its checkpoints, its lock.
+
+    Args:
+        path: the folder (it need not exist yet).
+    """
+
+    CONFIG = "config.json"
+    METRICS = "metrics.jsonl"
+    SUMMARY = "summary.json"
+    CHECKPOINTS = "checkpoints"
+    PLOTS = "plots"
+    WANDB = "wandb"
+    LOCK = ".lock"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> RunDir | None:
+        """The run a checkpoint file belongs to (it sits in ``<run>/checkpoints/``), or None."""
+        checkpoint = Path(checkpoint)
+        return cls(checkpoint.parent.parent) if checkpoint.parent.name == cls.CHECKPOINTS else None
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / self.PLOTS
+
+    @property
+    def wandb_dir(self) -> Path:
+        return self.path / self.WANDB
+
+    def holds_run(self) -> bool:
+        """Whether a run was started here (its ``config.json`` exists)."""
+        return self.config_file.is_file()
+
+    def relative(self, path: str | Path) -> str:
+        """``path`` as this run stores it: relative to the folder when inside it, else absolute."""
+        path = Path(path)
+        try:
+            return str(path.resolve().relative_to(self.path.resolve()))
+        except ValueError:
+            return str(path.resolve())
+
+    def resolve(self, stored: str | Path) -> Path:
+        """A path this run stored, back to a usable one (also for runs written before paths were relative)."""
+        stored = Path(stored)
+        if stored.is_absolute():
+            return stored
+        inside = self.path / stored
+        if inside.exists() or len(stored.parts) <= 2:
+            return inside
+        return self.path / Path(*stored.parts[-2:])  # "<old run dir>/checkpoints/x.pt" from an older summary
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """``summary.json`` as a dict, or None when there is none (or it is not valid JSON)."""
+        try:
+            values = json.loads(self.summary_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return values if isinstance(values, dict) else None
+
+    def write_summary(self, values: dict[str, Any]) -> None:
+        write_json(self.summary_file, values)
+
+    def write_config(self, values: dict[str, Any]) -> None:
+        write_json(self.config_file, values)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest "last" checkpoint (what ``--resume auto`` continues from), or None."""
+        return find_latest_checkpoint(self.checkpoint_dir)
+
+    def best_checkpoint(self) -> Path | None:
+        """The best checkpoint: the one ``summary.json`` names, else the best-scoring file, else None."""
+        stored = (self.read_summary() or {}).get("best_checkpoint")
+        if isinstance(stored, str) and self.resolve(stored).is_file():
+            return self.resolve(stored)
+        return find_best_checkpoint(self.checkpoint_dir)
+
+    @contextmanager
+    def lock(self) -> Iterator[Path]:
+        """Hold an exclusive lock on the folder (which must exist) while the ``with`` block runs.
+
+        Raises:
+            RunDirError: another process holds the lock; the message names its pid.
+        """
+        path = self.path / self.LOCK
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as error:
+            raise unwritable(self.path, error) from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise RunDirError(
+                    f"{self.path} is in use by another ignite-mnist process (pid {holder}); wait for it to finish "
+                    "or choose another --run-name"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield path
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def set_aside(self) -> Path:
+        """Move everything but the lock into a new sibling ``<name>.old-<N>``; return that folder."""
+        number = 1
+        while (self.path.parent / f"{self.path.name}.old-{number}").exists():
+            number += 1
+        target = self.path.parent / f"{self.path.name}.old-{number}"
+        target.mkdir()
+        for entry in self.path.iterdir():
+            if entry.name != self.LOCK:
+                entry.rename(target / entry.name)
+        return target
+
+
+def model_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a model is read from: a file as given; for a run directory its best, else newest.
+
+    Raises:
+        CheckpointError: a directory without any checkpoint.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    run_dir = RunDir(path)
+    found = run_dir.best_checkpoint() or run_dir.latest_checkpoint()
+    if found is None:
+        raise CheckpointError(f"{path}: a directory without checkpoints; pass a .pt file or a run directory")
+    return found
