@@ -1,93 +1,151 @@
-"""A hand-written Ignite trainer that borrows ignite-mnist's handlers.
+"""A hand-written Ignite trainer with ignite-mnist's handlers: the walk-through of docs/handlers.md.
 
-The update function, model and optimizer are the user's own; validation, early
-stopping, checkpointing with exact resume, SIGINT/SIGTERM handling and progress
-come from ``ignite_mnist.handlers``. Run it twice with the same ``--output-dir``
-and the second run continues from the first one's newest checkpoint.
+The model, optimizer and train step are the user's own. From ignite-mnist come
+validation, early stopping, loss averages, a metrics log, the run record,
+checkpoints with exact resume, Ctrl-C/SIGTERM handling, progress and W&B
+tracking. Run it again with the same --output-dir and it continues exactly
+where it stopped; interrupt it and it exits 130 (Ctrl-C) or 143 (SIGTERM).
 
     python examples/custom_trainer.py --data-dir ../shared/data --epochs 3
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
-from ignite.engine import Engine, Events, create_supervised_evaluator
+from ignite.engine import Engine, create_supervised_evaluator
 from ignite.metrics import Accuracy, Loss
 from torch import nn
 
-from ignite_mnist.checkpoints import RNGStates, find_latest_checkpoint, restore_objects
-from ignite_mnist.data import TensorLoader, load_splits
+from ignite_mnist.checkpoints import RNGStates, load_checkpoint
+from ignite_mnist.data import DatasetInfo, TensorLoader, load_splits
+from ignite_mnist.errors import Interrupted
+from ignite_mnist.evaluation import evaluate_model
 from ignite_mnist.handlers import (
     attach_checkpointing,
     attach_early_stopping,
+    attach_loss_averages,
+    attach_metrics_log,
+    attach_nan_stop,
     attach_progress,
+    attach_run_record,
     attach_signal_checkpoint,
     attach_validation,
+    attach_wandb,
 )
+from ignite_mnist.resume import resume_training
+# --8<-- [end:imports]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="./data")
+    parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or folder:PATH")
     parser.add_argument("--output-dir", default="runs/custom")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--val-size", type=int, default=1000)
     parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="also checkpoint every N iterations")
     parser.add_argument("--progress", default="auto", choices=("auto", "bar", "log", "none"))
-    return parser.parse_args()
+    parser.add_argument("--wandb-mode", default="disabled", choices=("auto", "online", "offline", "disabled"))
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    torch.manual_seed(0)
-    splits = load_splits(args.data_dir, "mnist", val_size=1000, seed=0)
+# --8<-- [start:model]
+class Net(nn.Sequential):
+    """The user's own network (importable, so `ignite-mnist evaluate --model custom_trainer:Net` rebuilds it)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, num_classes))
+# --8<-- [end:model]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+
+    # --8<-- [start:data]
+    splits = load_splits(args.data_dir, args.dataset, val_size=args.val_size, seed=0)
     mean, std = splits.spec.mean, splits.spec.std
-    train_loader = TensorLoader(*splits.train, 64, mean=mean, std=std, shuffle=True, seed=0)
+    train_loader = TensorLoader(*splits.train, args.batch_size, mean=mean, std=std, shuffle=True, seed=0)
     val_loader = TensorLoader(*splits.val, 1000, mean=mean, std=std)
+    test_loader = TensorLoader(*splits.test, 1000, mean=mean, std=std)
+    # --8<-- [end:data]
 
-    # The user's own model, optimizer and update function.
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    # --8<-- [start:engines]
+    torch.manual_seed(0)
+    model = Net(len(splits.spec.classes))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
-    def update(engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+    def update(engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         model.train()
         images, labels = batch
         optimizer.zero_grad()
         loss = nn.functional.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss.detach()
 
     trainer = Engine(update)
     evaluator = create_supervised_evaluator(
         model, metrics={"accuracy": Accuracy(), "loss": Loss(nn.functional.cross_entropy)}
     )
+    # --8<-- [end:engines]
 
-    # ignite-mnist's handlers on those engines.
-    validation = attach_validation(trainer, evaluator, val_loader)
-    stopper = attach_early_stopping(trainer, validation, patience=args.patience, monitor="val_accuracy")
+    # --8<-- [start:handlers]
+    averages = attach_loss_averages(trainer)  # trainer.state.metrics["loss"] and ["train_loss"]
+    nan_stop = attach_nan_stop(trainer)
+    validation = attach_validation(trainer, evaluator, val_loader)  # -> trainer.state.metrics["val_*"]
+    record = attach_run_record(trainer, validation)  # best values and training time, across resumes
+    stopper = attach_early_stopping(trainer, validation, patience=args.patience)
+    metrics_log = attach_metrics_log(trainer, output / "metrics.jsonl", validation, optimizer)
+    tracker = attach_wandb(trainer, evaluators={"val": evaluator}, optimizer=optimizer, model=model, record=record,
+                           mode=args.wandb_mode, dir=output, config=vars(args))
     to_save = {
         "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGStates(),
-        "train_loader": train_loader, "early_stopping": stopper,
+        "train_loader": train_loader, "loss_averages": averages, "record": record, "early_stopping": stopper,
+        "metrics_log": metrics_log, "wandb": tracker,
     }
-    checkpoint_dir = Path(args.output_dir) / "checkpoints"
-    checkpoints = attach_checkpointing(trainer, to_save, checkpoint_dir, evaluator=evaluator, score_name="accuracy")
-    attach_progress(trainer, {"validation": evaluator}, mode=args.progress)
-    attach_signal_checkpoint(trainer, checkpoints.save_now)
+    checkpoints = attach_checkpointing(trainer, to_save, output / "checkpoints", evaluator=evaluator,
+                                       every_iterations=args.checkpoint_every)
+    attach_progress(trainer, {"validation": evaluator}, mode=args.progress, metric_names=["loss"])
+    attach_signal_checkpoint(trainer, checkpoints.save_now)  # last: it saves what the others left
+    # --8<-- [end:handlers]
 
-    latest = find_latest_checkpoint(checkpoint_dir)
-    if latest is not None:
-        restore_objects(torch.load(latest, weights_only=True), to_save | checkpoints.resumable())
-        print(f"resumed from {latest}")
+    # --8<-- [start:resume]
+    resumed = resume_training(output, to_save, checkpoints=checkpoints)
+    print(resumed or f"starting afresh in {output}")
+    # --8<-- [end:resume]
 
-    @trainer.on(Events.COMPLETED)
-    def report(engine: Engine) -> None:
-        print(f"best checkpoint {checkpoints.best_path}; val accuracy {engine.state.metrics['val_accuracy']:.4f}")
+    # --8<-- [start:run]
+    try:
+        trainer.run(train_loader, max_epochs=args.epochs)
+    except Interrupted as interrupt:  # a checkpoint was saved and W&B closed as "interrupted"
+        print(f"{interrupt}; run the same command again to continue", file=sys.stderr)
+        return interrupt.exit_code
+    if nan_stop.tripped:
+        tracker.finish("failed", 1)
+        print(f"the loss became {nan_stop.value} at iteration {nan_stop.iteration}", file=sys.stderr)
+        return 1
+    # --8<-- [end:run]
 
-    trainer.run(train_loader, max_epochs=args.epochs)
+    # --8<-- [start:test]
+    best = checkpoints.best_path
+    model.load_state_dict(load_checkpoint(best)["model"])
+    evaluation = evaluate_model(model, test_loader, DatasetInfo.of(splits.spec))
+    tracker.log_test_report(evaluation)
+    tracker.log_model(best)
+    tracker.finish()
+    print(f"test accuracy {evaluation.accuracy * 100:.2f} % with {best}")
+    return 0
+    # --8<-- [end:test]
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -38,6 +38,7 @@ import torch
 from ignite.handlers import Checkpoint
 
 from ignite_mnist.errors import CheckpointError
+from ignite_mnist.registry import TRACKERS
 
 __all__ = [
     "BEST_PREFIX",
@@ -55,7 +56,10 @@ __all__ = [
 LAST_PREFIX = "last"
 BEST_PREFIX = "best"
 #: Entries a checkpoint may lack: bookkeeping that only some files or some runs have.
-OPTIONAL_ENTRIES = frozenset({"config", "checkpointer", "best_checkpointer", "wandb", "trackers", "record"})
+OPTIONAL_ENTRIES = frozenset({
+    "config", "dataset", "checkpointer", "best_checkpointer", "record", "loss_averages", "metrics_log", "grad_scaler",
+    *TRACKERS,
+})
 _LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
 _BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt$")
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")

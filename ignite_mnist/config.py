@@ -34,7 +34,11 @@ from ignite_mnist.registry import (
     PROGRESS_MODES,
     WANDB_MODES,
     WANDB_WATCH,
+    is_import_path,
 )
+
+#: ``--dataset folder:PATH`` (see :mod:`ignite_mnist.folders`).
+FOLDER_PREFIX = "folder:"
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -67,6 +71,16 @@ def default_data_dir() -> str:
     return os.environ.get(DATA_DIR_ENV) or "./data"
 
 
+def is_folder_name(dataset: str) -> bool:
+    """Whether ``dataset`` names a folder of images (``folder:PATH``).
+
+    Example:
+        >>> is_folder_name("folder:/data/digits"), is_folder_name("folder:"), is_folder_name("mnist")
+        (True, False, False)
+    """
+    return dataset.startswith(FOLDER_PREFIX) and len(dataset) > len(FOLDER_PREFIX)
+
+
 def flag_name(field_name: str) -> str:
     """The command-line flag of a config field: ``batch_size`` -> ``--batch-size``."""
     return "--" + field_name.replace("_", "-")
@@ -77,12 +91,17 @@ def setting(
     help: str = "",
     *,
     choices: tuple[str, ...] | None = None,
+    other: tuple[str, Callable[[str], bool]] | None = None,
     check: Check | None = None,
     type: Callable[[str], Any] | None = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """Declare one setting: a dataclass field whose metadata feeds the CLI and validation."""
-    metadata = {"help": help, "choices": choices, "check": check, "type": type}
+    """Declare one setting: a dataclass field whose metadata feeds the CLI and validation.
+
+    ``other`` opens ``choices``: ``(what else is accepted, its test)``, e.g.
+    ``("package.module:Class", is_import_path)``.
+    """
+    metadata = {"help": help, "choices": choices, "other": other, "check": check, "type": type}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -93,7 +112,10 @@ class TrainConfig:
     """All settings of one training run. The defaults are the tutorial's recipe."""
 
     # data
-    dataset: str = setting("mnist", "which dataset to train on", choices=DATASETS.names)
+    dataset: str = setting(
+        "mnist", "which dataset to train on: MNIST, Fashion-MNIST, or your own images in PATH/train/<class>/ "
+        "and PATH/test/<class>/ (see docs/handlers.md)", choices=DATASETS.names, other=("folder:PATH", is_folder_name),
+    )
     data_dir: str = setting(
         help=f"dataset root holding <DATASET>/raw/ (default: ${DATA_DIR_ENV} or ./data)",
         default_factory=default_data_dir,
@@ -101,8 +123,9 @@ class TrainConfig:
     val_size: int = setting(5000, "training images held out (seeded) for validation", check=POSITIVE)
     # model and optimisation
     model: str = setting(
-        "mlp", "network: the tutorial's MLP, a small ConvNet, or the fast recipe's BatchNorm CNN",
-        choices=MODELS.names,
+        "mlp", "network: the tutorial's MLP, a small ConvNet, the fast recipe's BatchNorm CNN, or your own "
+        "torch.nn.Module class by import path (taking num_classes if it wants it)",
+        choices=MODELS.names, other=("package.module:Class", is_import_path),
     )
     epochs: int = setting(10, "number of training epochs", check=POSITIVE)
     batch_size: int = setting(
@@ -198,6 +221,12 @@ class TrainConfig:
         choices=WANDB_WATCH,
     )
 
+    def __post_init__(self) -> None:
+        # a folder dataset is stored with an absolute path, so the run's commands work from any folder
+        if is_folder_name(self.dataset):
+            folder = self.dataset.removeprefix(FOLDER_PREFIX)
+            self.dataset = FOLDER_PREFIX + os.path.abspath(os.path.expanduser(folder))
+
     def validate(self) -> None:
         """Check every setting against its declared range and choices.
 
@@ -206,9 +235,10 @@ class TrainConfig:
         """
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            choices = f.metadata.get("choices")
-            if choices and value not in choices:
-                raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {', '.join(choices)})")
+            choices, other = f.metadata.get("choices"), f.metadata.get("other")
+            if choices and value not in choices and not (other and other[1](value)):
+                accepted = ", ".join(choices) + (f" or {other[0]}" if other else "")
+                raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {accepted})")
             check = f.metadata.get("check")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(flag_name(f.name), f"must be a finite number, got {value}")

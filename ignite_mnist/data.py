@@ -17,11 +17,11 @@ files are unpacked into that layout, every IDX file is checked before it is read
 and the files that were expected.
 
 Example:
-    >>> splits = load_splits("./data", "mnist", val_size=5000, seed=0)  # doctest: +SKIP
-    >>> loader = TensorLoader(*splits.train, batch_size=32, shuffle=True, seed=0)  # doctest: +SKIP
-    >>> images, labels = next(iter(loader))  # doctest: +SKIP
-    >>> images.shape, labels.shape  # doctest: +SKIP
-    (torch.Size([32, 1, 28, 28]), torch.Size([32]))
+    >>> splits = load_splits(data_dir, "mnist", val_size=200, seed=0)
+    >>> loader = TensorLoader(*splits.train, batch_size=32, mean=MNIST.mean, std=MNIST.std, shuffle=True, seed=0)
+    >>> images, labels = next(iter(loader))
+    >>> images.shape, labels.shape, len(loader)
+    (torch.Size([32, 1, 28, 28]), torch.Size([32]), 32)
 """
 
 from __future__ import annotations
@@ -32,18 +32,21 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 import torchvision
 
-from ignite_mnist.config import DATA_DIR_ENV
+from ignite_mnist.config import DATA_DIR_ENV, FOLDER_PREFIX
 from ignite_mnist.errors import ConfigError, DataError
+from ignite_mnist.folders import folder_dataset
 from ignite_mnist.registry import DATASETS, LOADERS
 
 __all__ = [
     "FASHION_MNIST",
     "MNIST",
+    "Dataset",
+    "DatasetInfo",
     "DatasetSpec",
     "Splits",
     "ResumableDataLoader",
@@ -91,6 +94,21 @@ class DatasetSpec:
         prefix = "train" if train else "t10k"
         return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
+    def load_tensors(self, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split, checked first."""
+        raw = prepare_files(root, self.name)
+        images_name, labels_name = self.file_names(train)
+        check_idx_pair(raw / images_name, raw / labels_name, len(self.classes))
+        data = self.torchvision_class(str(root), train=train, download=False)
+        return data.data, data.targets.long()
+
+    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset:
+        """The split as torchvision's dataset class with ``ToTensor`` + ``Normalize`` (the classic path)."""
+        from torchvision import transforms
+
+        to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
+        return self.torchvision_class(str(root), train=train, download=False, transform=to_tensor)
+
 
 MNIST = DatasetSpec("mnist", torchvision.datasets.MNIST, 0.1307, 0.3081, tuple(str(d) for d in range(10)))
 FASHION_MNIST = DatasetSpec(
@@ -103,13 +121,64 @@ FASHION_MNIST = DatasetSpec(
 )
 
 
-def dataset_spec(name: str) -> DatasetSpec:
-    """The spec of a dataset by its ``--dataset`` name (see :data:`ignite_mnist.registry.DATASETS`).
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a trained model needs to know of its dataset: name, class names, normalisation.
+
+    Every checkpoint of the managed run holds it (``"dataset"``), so a model can be
+    used (``predict``) without the dataset at hand.
+
+    Example:
+        >>> DatasetInfo.of(MNIST).to_dict()["mean"]
+        0.1307
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DatasetInfo:
+        return cls(dataset.name, tuple(dataset.classes), float(dataset.mean), float(dataset.std))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "classes": list(self.classes), "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DatasetInfo:
+        return cls(str(values["name"]), tuple(values["classes"]), float(values["mean"]), float(values["std"]))
+
+
+class Dataset(Protocol):
+    """What training and inference need of a dataset: an IDX :class:`DatasetSpec` or a
+    :class:`~ignite_mnist.folders.FolderDataset`."""
+
+    name: str
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    @property
+    def mean(self) -> float: ...
+
+    @property
+    def std(self) -> float: ...
+
+    def load_tensors(self, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset: ...
+
+
+def dataset_spec(name: str) -> Dataset:
+    """The dataset ``--dataset`` names: one of :data:`ignite_mnist.registry.DATASETS`, or ``folder:PATH``.
 
     Example:
         >>> dataset_spec("fashion-mnist").classes[0]
         'T-shirt/top'
     """
+    if name.startswith(FOLDER_PREFIX):
+        return folder_dataset(name.removeprefix(FOLDER_PREFIX))
     return DATASETS.load(name)
 
 ALL_FILES = DatasetSpec.file_names(True) + DatasetSpec.file_names(False)
@@ -151,8 +220,8 @@ def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> P
             the four files and how to point ``--data-dir`` at existing ones.
 
     Example:
-        >>> prepare_files("../shared/data", "mnist")  # doctest: +SKIP
-        PosixPath('../shared/data/MNIST/raw')
+        >>> prepare_files(data_dir, "mnist").relative_to(data_dir)
+        PosixPath('MNIST/raw')
     """
     spec = dataset_spec(dataset)
     raw = spec.raw_dir(root)
@@ -217,9 +286,9 @@ def check_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes
         DataError: naming the file and the problem.
 
     Example:
-        >>> check_idx_pair("data/MNIST/raw/t10k-images-idx3-ubyte",
-        ...                "data/MNIST/raw/t10k-labels-idx1-ubyte")  # doctest: +SKIP
-        10000
+        >>> raw = prepare_files(data_dir, "mnist")
+        >>> check_idx_pair(raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte")
+        300
     """
     images_path, labels_path = Path(images_path), Path(labels_path)
     count, rows, cols = _read_header(images_path, IMAGES_MAGIC, 3)
@@ -236,13 +305,8 @@ def check_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes
 
 
 def load_split_tensors(root: str | Path, dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split."""
-    spec = dataset_spec(dataset)
-    raw = prepare_files(root, dataset)
-    images_name, labels_name = spec.file_names(train)
-    check_idx_pair(raw / images_name, raw / labels_name, len(spec.classes))
-    data = spec.torchvision_class(str(root), train=train, download=False)
-    return data.data, data.targets.long()
+    """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split of ``--dataset``."""
+    return dataset_spec(dataset).load_tensors(root, train)
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -300,7 +364,7 @@ class Splits(NamedTuple):
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
-    spec: DatasetSpec
+    spec: Dataset
     train_indices: torch.Tensor
     val_indices: torch.Tensor
 
@@ -450,7 +514,7 @@ class ResumableDataLoader:
 
     Example:
         >>> from torch.utils.data import TensorDataset
-        >>> loader = ResumableDataLoader(TensorDataset(torch.arange(10)), batch_size=4, seed=0)
+        >>> loader = ResumableDataLoader(TensorDataset(torch.arange(10), torch.arange(10)), batch_size=4, seed=0)
         >>> [len(b[0]) for b in loader], len(loader)
         ([4, 4, 2], 3)
     """
@@ -525,12 +589,9 @@ def torch_loaders(
     """
     pin_memory = torch.device(device).type == "cuda"
     from torch.utils.data import DataLoader, Subset
-    from torchvision import transforms
 
-    spec = splits.spec
-    to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((spec.mean,), (spec.std,))])
-    full_train = spec.torchvision_class(str(root), train=True, download=False, transform=to_tensor)
-    test = spec.torchvision_class(str(root), train=False, download=False, transform=to_tensor)
+    full_train = splits.spec.torchvision_dataset(root, train=True)
+    test = splits.spec.torchvision_dataset(root, train=False)
     common: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
     train_loader = ResumableDataLoader(
         Subset(full_train, splits.train_indices.tolist()), batch_size, seed=seed, rank=rank, world_size=world_size,

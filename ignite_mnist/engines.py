@@ -67,9 +67,8 @@ def make_train_step(
 ) -> Callable[[Engine, Any], torch.Tensor]:
     """One optimisation step as an Ignite update function; returns the detached loss.
 
-    With several processes (``ignite.distributed``) the loss returned is the mean
-    over all ranks, so every handler on every rank (NaN stop, checkpoints, loss
-    averages) sees the same value and acts at the same iteration.
+    With several processes the loss returned is the mean over all ranks, so every
+    handler on every rank sees the same value and acts at the same iteration.
 
     Args:
         amp: run forward pass and loss under ``torch.autocast``: ``True`` with

@@ -95,7 +95,7 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an error's message (at most ``limit`` characters), or its type when it has none.
 
     Example:
-        >>> first_line(RuntimeError("disk full\nC++ stack trace ..."))
+        >>> first_line(RuntimeError("disk full\\nC++ stack trace ..."))
         'disk full'
         >>> first_line(KeyError())
         'KeyError'

@@ -8,10 +8,10 @@ predictions are collected while the evaluator runs, and the result is one
 ``evaluate`` command all read, so the test data is never predicted twice.
 
 Example:
-    >>> from ignite_mnist.data import MNIST
+    >>> from ignite_mnist.data import MNIST, DatasetInfo
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     >>> batches = [(torch.randn(8, 1, 28, 28), torch.arange(8))]
-    >>> evaluation = evaluate_model(model, batches, MNIST)
+    >>> evaluation = evaluate_model(model, batches, DatasetInfo.of(MNIST))
     >>> evaluation.samples, len(evaluation.confusion_matrix)
     (8, 10)
     >>> len(evaluation.misclassified) == 8 - sum(evaluation.confusion_matrix[i][i] for i in range(10))
@@ -31,7 +31,7 @@ from torch import nn
 from ignite_mnist.engines import create_evaluator
 
 if TYPE_CHECKING:
-    from ignite_mnist.data import DatasetSpec
+    from ignite_mnist.data import DatasetInfo
 
 __all__ = ["MISCLASSIFIED_KEPT", "Evaluation", "Misclassified", "evaluate_model", "evaluation_from_confusion"]
 
@@ -85,7 +85,7 @@ class Evaluation:
                  dog  100.00 %
             <BLANKLINE>
             confusion matrix (rows: true class, columns: predicted):
-                        cat    dog
+                       cat    dog
                cat       3      1
                dog       0      4
         """
@@ -118,7 +118,7 @@ def evaluation_from_confusion(
     )
 
 
-def _collect_misclassified(evaluator: Engine, spec: DatasetSpec, kept: list[Misclassified]) -> None:
+def _collect_misclassified(evaluator: Engine, spec: DatasetInfo, kept: list[Misclassified]) -> None:
     def collect(engine: Engine) -> None:
         if len(kept) >= MISCLASSIFIED_KEPT:
             return
@@ -133,9 +133,9 @@ def _collect_misclassified(evaluator: Engine, spec: DatasetSpec, kept: list[Misc
 
 
 def evaluate_model(
-    model: nn.Module, batches: Iterable[Any], spec: DatasetSpec, device: torch.device | str | None = None
+    model: nn.Module, batches: Iterable[Any], spec: DatasetInfo, device: torch.device | str | None = None
 ) -> Evaluation:
-    """Evaluate ``model`` on normalised ``(images, labels)`` batches of ``spec``'s dataset, in one pass.
+    """Evaluate ``model`` on normalised ``(images, labels)`` batches of the dataset ``spec`` describes, in one pass.
 
     In a distributed run every rank passes its shard: the metrics cover all of
     them, the misclassified examples this rank's.

@@ -8,9 +8,17 @@ with ``Accuracy``, ``Loss`` and ``ConfusionMatrix``). Image preprocessing lives
 in :mod:`ignite_mnist.preprocess`, export in :mod:`ignite_mnist.export`.
 
 Example:
-    >>> probabilities = predict_tensors(build_model("mlp").eval(), torch.zeros(3, 1, 28, 28))
-    >>> probabilities.shape
-    torch.Size([3, 10])
+    >>> from ignite_mnist import TrainConfig, run
+    >>> summary = run(TrainConfig(data_dir=data_dir, val_size=200, epochs=1, output_dir=runs, run_name="use",
+    ...                           progress="none", wandb_mode="disabled", plots=False))
+    >>> loaded = load_model(summary.run_dir)  # a run directory stands for its best checkpoint
+    >>> loaded.config.model, type(loaded.model).__name__, loaded.path.name
+    ('mlp', 'TutorialMLP', 'best_checkpoint_32_accuracy=1.0000.pt')
+    >>> evaluate(loaded).samples
+    300
+    >>> found, missing = predict(loaded, [digit_png, "missing.png"])
+    >>> found.label in loaded.classes, missing.error
+    (True, 'missing.png: no such file')
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from torch import nn
 
 from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.data import DatasetSpec, TensorLoader, dataset_spec, load_split_tensors
+from ignite_mnist.data import DatasetInfo, TensorLoader, dataset_spec, load_split_tensors
 from ignite_mnist.errors import CheckpointError, ConfigError, IgniteMnistError, first_line
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.models import build_model
@@ -63,7 +71,7 @@ class LoadedModel:
 
     model: nn.Module
     config: TrainConfig
-    spec: DatasetSpec
+    spec: DatasetInfo
     path: Path
 
     @property
@@ -71,34 +79,57 @@ class LoadedModel:
         return self.spec.classes
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+def _config_of(path: Path, checkpoint: dict[str, Any], model: str | None, dataset: str | None) -> TrainConfig:
+    """The settings a checkpoint was trained with; for a custom trainer's checkpoint, ``model``/``dataset`` say them."""
+    saved = checkpoint.get("config")
+    if not isinstance(saved, dict):
+        if model is None:
+            raise CheckpointError(f"{path}: holds weights but no ignite-mnist settings; pass --model (and --dataset "
+                                  "unless it is mnist) to say which network they belong to")
+        return TrainConfig(model=model, dataset=dataset or "mnist")
+    try:
+        config = TrainConfig.from_dict(dict(saved))
+        config.validate()
+    except (ConfigError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its config does not fit this version of ignite-mnist ({error})") from None
+    for flag, given, trained in (("--model", model, config.model), ("--dataset", dataset, config.dataset)):
+        if given is not None and given != trained:
+            raise ConfigError(flag, f"{path} was trained with {flag} {trained}; leave {flag} out")
+    return config
+
+
+def load_model(
+    path: str | Path, device: torch.device | str = "cpu", *, model: str | None = None, dataset: str | None = None
+) -> LoadedModel:
     """Restore the model of a checkpoint file or run directory, ready for inference.
+
+    Args:
+        path: a checkpoint file, or a run directory (its best checkpoint).
+        device: where the model goes.
+        model, dataset: for a checkpoint without ignite-mnist settings (a custom trainer's):
+            the ``--model`` its weights belong to and the ``--dataset`` (default ``mnist``).
 
     Raises:
         CheckpointError: missing, corrupt or unsafe file, or weights that do not fit
             the model its config names.
 
     Example:
-        >>> loaded = load_model("runs/demo/checkpoints/last_checkpoint_1719.pt")  # doctest: +SKIP
-        >>> loaded.config.model, type(loaded.model).__name__  # doctest: +SKIP
-        ('mlp', 'TutorialMLP')
+        >>> load_model("missing.pt")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.CheckpointError: missing.pt: no such checkpoint file; check the path
     """
     path = model_checkpoint(path)
     checkpoint = load_checkpoint(path)
-    if not isinstance(checkpoint.get("config"), dict):
-        raise CheckpointError(f"{path}: holds weights but no ignite-mnist settings, so the model it needs is unknown")
+    config = _config_of(path, checkpoint, model, dataset)
+    saved = checkpoint.get("dataset")
+    spec = DatasetInfo.from_dict(saved) if isinstance(saved, dict) else DatasetInfo.of(dataset_spec(config.dataset))
+    network = build_model(config.model, len(spec.classes))
     try:
-        config = TrainConfig.from_dict(dict(checkpoint["config"]))
-        config.validate()
-    except (ConfigError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: its config does not fit this version of ignite-mnist ({error})") from None
-    spec = dataset_spec(config.dataset)
-    model = build_model(config.model, len(spec.classes))
-    try:
-        model.load_state_dict(checkpoint["model"])
+        network.load_state_dict(checkpoint["model"])
     except (RuntimeError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path}: its weights do not fit the {config.model!r} model ({first_line(error)})") from None
-    return LoadedModel(model.to(device).eval(), config, spec, path)
+    return LoadedModel(network.to(device).eval(), config, spec, path)
 
 
 def evaluate(loaded: LoadedModel, data_dir: str | Path | None = None, device: torch.device | str = "cpu") -> Evaluation:
@@ -108,11 +139,6 @@ def evaluate(loaded: LoadedModel, data_dir: str | Path | None = None, device: to
         loaded: from :func:`load_model`.
         data_dir: dataset root; default the one the run was trained with.
         device: where to evaluate.
-
-    Example:
-        >>> print(evaluate(load_model("runs/demo")).format())  # doctest: +SKIP
-        test accuracy 97.12 % (10000 images), loss 0.0951
-        ...
     """
     images, labels = load_split_tensors(data_dir or loaded.config.data_dir, loaded.config.dataset, train=False)
     spec = loaded.spec
@@ -157,10 +183,6 @@ def predict(loaded: LoadedModel, paths: Iterable[str | Path]) -> list[Prediction
     """Classify image files; a file that cannot be read gets a :class:`Prediction` with ``error`` set.
 
     Every image is preprocessed as described in :mod:`ignite_mnist.preprocess`.
-
-    Example:
-        >>> [p.label for p in predict(load_model("runs/demo"), ["a.png", "b.jpg"])]  # doctest: +SKIP
-        ['7', '2']
     """
     results: list[Prediction] = []
     inputs: list[torch.Tensor] = []

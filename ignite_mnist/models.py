@@ -12,12 +12,17 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
+from ignite_mnist.errors import ConfigError
 from ignite_mnist.registry import MODELS
 
-__all__ = ["ConvNet", "FastCNN", "TutorialMLP", "build_model", "count_parameters"]
+__all__ = ["ConvNet", "FastCNN", "TutorialMLP", "build_model", "count_parameters", "model_factory"]
 
 
 class TutorialMLP(nn.Sequential):
@@ -97,14 +102,45 @@ class FastCNN(nn.Sequential):
         )
 
 
+def model_factory(name: str) -> Callable[..., Any]:
+    """The class (or function) ``--model`` names, imported; the run checks it before reading any data.
+
+    Raises:
+        ConfigError: the name is unknown or cannot be imported.
+    """
+    try:
+        return MODELS.load(name)
+    except ValueError as error:
+        raise ConfigError("--model", str(error)) from None
+
+
 def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised model by its ``--model`` name (one of :data:`ignite_mnist.registry.MODELS`).
+    """A freshly initialised model by its ``--model`` name: one of :data:`ignite_mnist.registry.MODELS`,
+    or ``package.module:Class`` for your own.
+
+    Your own class (or function) is called with ``num_classes=N`` when it takes a
+    ``num_classes`` argument, else with no arguments; it must return a ``torch.nn.Module``
+    that maps ``(N, 1, 28, 28)`` images to ``(N, classes)`` logits.
+
+    Raises:
+        ConfigError: the name is unknown, cannot be imported, or does not build a module.
 
     Example:
         >>> type(build_model("cnn")).__name__
         'ConvNet'
+        >>> type(build_model("torch.nn:Identity")).__name__
+        'Identity'
+        >>> build_model("no_such_package:Net")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.ConfigError: --model: cannot import no_such_package (ModuleNotFoundError: No module named 'no_such_package')
     """
-    return MODELS.load(name)(num_classes)
+    factory = model_factory(name)
+    takes_classes = "num_classes" in inspect.signature(factory).parameters
+    model = factory(num_classes=num_classes) if takes_classes else factory()
+    if not isinstance(model, nn.Module):
+        raise ConfigError("--model", f"{name} built a {type(model).__name__}, not a torch.nn.Module")
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,8 +19,8 @@ Pillow (a torchvision dependency) reads the files; the rest is torch. Neither
 torchvision nor Ignite has the MNIST centring step, so it is written here.
 
 Example:
-    >>> image = preprocess_image("my_seven.png", mean=0.1307, std=0.3081)  # doctest: +SKIP
-    >>> image.shape  # doctest: +SKIP
+    >>> image = preprocess_image(digit_png, mean=0.1307, std=0.3081)  # dark ink on white, 120x160
+    >>> image.shape
     torch.Size([1, 28, 28])
 """
 
@@ -33,7 +33,7 @@ from torch.nn import functional
 
 from ignite_mnist.errors import IgniteMnistError
 
-__all__ = ["BOX_SIZE", "FIELD_SIZE", "ImageError", "centre_digit", "load_grayscale", "preprocess_image"]
+__all__ = ["BOX_SIZE", "FIELD_SIZE", "ImageError", "centre_digit", "digit_field", "load_grayscale", "preprocess_image"]
 
 BOX_SIZE = 20  # the longer side of the digit after resizing
 FIELD_SIZE = 28  # the side of the input field
@@ -51,8 +51,8 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
         ImageError: the file is missing, unreadable or not an image.
 
     Example:
-        >>> load_grayscale("digit.png").shape  # doctest: +SKIP
-        torch.Size([280, 200])
+        >>> load_grayscale(digit_png).shape
+        torch.Size([160, 120])
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -123,20 +123,33 @@ def centre_digit(image: torch.Tensor) -> torch.Tensor:
     return field
 
 
-def preprocess_image(path: str | Path, *, mean: float, std: float) -> torch.Tensor:
-    """An image file -> the normalised ``float32 (1, 28, 28)`` input the models take.
+def digit_field(path: str | Path) -> torch.Tensor:
+    """An image file -> its ``float32 (28, 28)`` MNIST-style field in 0-1 (steps 1-6 above).
 
     Raises:
         ImageError: the file is unreadable, not an image, or blank.
 
     Example:
-        >>> x = preprocess_image("photo_of_a_3.jpg", mean=0.1307, std=0.3081)  # doctest: +SKIP
-        >>> model(x[None]).argmax().item()  # doctest: +SKIP
-        3
+        >>> field = digit_field(digit_png)
+        >>> field.shape, float(field.max()), float(field[0, 0])  # strokes at full ink, background at 0
+        (torch.Size([28, 28]), 1.0, 0.0)
     """
     strokes = _to_light_on_dark(load_grayscale(path))
     try:
-        field = centre_digit(strokes)
+        return centre_digit(strokes)
     except ValueError as error:
         raise ImageError(f"{path}: {error}") from None
-    return field.sub(mean).div(std).unsqueeze(0)
+
+
+def preprocess_image(path: str | Path, *, mean: float, std: float) -> torch.Tensor:
+    """An image file -> the normalised ``float32 (1, 28, 28)`` input the models take (all seven steps).
+
+    Raises:
+        ImageError: the file is unreadable, not an image, or blank.
+
+    Example:
+        >>> x = preprocess_image(digit_png, mean=0.1307, std=0.3081)
+        >>> round(float(x.max()), 2), round(float(x.min()), 2)
+        (2.82, -0.42)
+    """
+    return digit_field(path).sub(mean).div(std).unsqueeze(0)

@@ -7,7 +7,8 @@ the code that builds the thing all read the same registry, so a new model,
 optimizer, schedule, dataset, export format or tracker is one line here plus its
 implementation (see docs/design.md, "where each kind of change goes").
 Plain choice lists that have no implementation to import (progress modes,
-devices) live here too, for the same reason.
+devices) live here too, for the same reason. Models may also be named by an
+import path, ``package.module:Class``, for a network of your own.
 
 Example:
     >>> MODELS.names
@@ -23,6 +24,9 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -39,9 +43,44 @@ __all__ = [
     "PROGRESS_MODES",
     "Registry",
     "TRACKERS",
+    "import_path",
+    "is_import_path",
     "WANDB_MODES",
     "WANDB_WATCH",
 ]
+
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def is_import_path(name: str) -> bool:
+    """Whether ``name`` has the form ``package.module:attribute`` (what LightningCLI calls a class path).
+
+    Example:
+        >>> is_import_path("my_nets:Net"), is_import_path("mlp"), is_import_path("folder:/data/digits")
+        (True, False, False)
+    """
+    return bool(_IMPORT_PATH.match(name))
+
+
+def import_path(path: str) -> Any:
+    """Import ``package.module:attribute``; the current folder is searched too, as ``python -m`` would.
+
+    Raises:
+        ValueError: the module cannot be imported or lacks the attribute; the message says which.
+    """
+    module_name, _, attribute = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as error:  # noqa: BLE001 - any failure inside the user's module is reported in one line
+        raise ValueError(f"cannot import {module_name} ({type(error).__name__}: {error})") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(f"{module_name} has no {attribute}")
+        found = getattr(found, part)
+    return found
 
 
 class Registry(Mapping[str, str]):
@@ -50,11 +89,13 @@ class Registry(Mapping[str, str]):
     Args:
         kind: what the names are, for messages (``"model"``).
         entries: ``{name: "package.module:attribute"}``, in the order ``--help`` lists them.
+        import_paths: also accept any ``package.module:attribute`` as a name (your own component).
     """
 
-    def __init__(self, kind: str, entries: Mapping[str, str]) -> None:
+    def __init__(self, kind: str, entries: Mapping[str, str], *, import_paths: bool = False) -> None:
         self.kind = kind
         self._entries = dict(entries)
+        self.import_paths = import_paths
 
     def __getitem__(self, name: str) -> str:
         return self._entries[name]
@@ -70,23 +111,28 @@ class Registry(Mapping[str, str]):
         """The registered names, in order."""
         return tuple(self._entries)
 
+    def accepts(self, name: str) -> bool:
+        """Whether ``name`` is registered, or an import path where those are accepted."""
+        return name in self._entries or (self.import_paths and is_import_path(name))
+
     def load(self, name: str) -> Any:
         """Import and return what ``name`` stands for.
 
         Raises:
-            ValueError: ``name`` is not registered; the message lists the names that are.
+            ValueError: ``name`` is not registered (the message lists the names that are), or
+                its import path cannot be imported.
         """
-        if name not in self._entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; choose from {', '.join(self._entries)}")
-        module, _, attribute = self._entries[name].partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        if not self.accepts(name):
+            also = " or a package.module:Class path" if self.import_paths else ""
+            raise ValueError(f"unknown {self.kind} {name!r}; choose from {', '.join(self._entries)}{also}")
+        return import_path(self._entries.get(name, name))
 
 
 MODELS = Registry("model", {
     "mlp": "ignite_mnist.models:TutorialMLP",
     "cnn": "ignite_mnist.models:ConvNet",
     "fastcnn": "ignite_mnist.models:FastCNN",
-})
+}, import_paths=True)
 OPTIMIZERS = Registry("optimizer", {
     "adam": "ignite_mnist.optim:adam",
     "adamw": "ignite_mnist.optim:adamw",

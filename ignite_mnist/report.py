@@ -21,6 +21,7 @@ from typing import Any
 from ignite.handlers import Checkpoint
 
 from ignite_mnist.checkpoints import load_checkpoint
+from ignite_mnist.data import DatasetInfo
 from ignite_mnist.distributed import broadcast_module
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.handlers import stopped_early
@@ -106,7 +107,7 @@ def _summary(parts: RunParts, handlers: RunHandlers, evaluation: Evaluation, bes
 def test_and_report(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> Summary:
     """Test the best weights; write ``summary.json`` and the plots; report to the trackers and close them."""
     best_path = load_best_weights(parts, handlers)
-    evaluation = evaluate_model(parts.model, parts.test_loader, parts.spec, parts.device)
+    evaluation = evaluate_model(parts.model, parts.test_loader, DatasetInfo.of(parts.spec), parts.device)
     summary = _summary(parts, handlers, evaluation, best_path, plan)
     if parts.rank == 0:
         parts.run_dir.write_summary(summary.to_dict())

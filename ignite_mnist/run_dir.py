@@ -43,9 +43,9 @@ from typing import Any
 
 from ignite_mnist.checkpoints import find_best_checkpoint, find_latest_checkpoint
 from ignite_mnist.errors import CheckpointError, RunDirError
-from ignite_mnist.files import write_json
+from ignite_mnist.files import write_json, write_text
 
-__all__ = ["RunDir", "model_checkpoint", "unwritable"]
+__all__ = ["RunDir", "model_checkpoint", "read_metrics_log", "truncate_metrics_log", "unwritable"]
 
 
 def unwritable(path: str | Path, error: OSError) -> RunDirError:
@@ -201,6 +201,35 @@ class RunDir:
             if entry.name != self.LOCK:
                 entry.rename(target / entry.name)
         return target
+
+
+def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` file; lines that are not complete rows (a torn last line) are skipped.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "metrics.jsonl"
+        >>> _ = path.write_text('{"epoch": 1, "iteration": 32}\\n{"epoch": 2, "itera')
+        >>> read_metrics_log(path)
+        [{'epoch': 1, 'iteration': 32}]
+    """
+    rows = []
+    for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("iteration"), int):
+            rows.append(row)
+    return rows
+
+
+def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> None:
+    """Keep the rows written up to ``up_to_iteration`` (a resumed run writes the later ones again)."""
+    path = Path(path)
+    if path.exists():
+        kept = [row for row in read_metrics_log(path) if row["iteration"] <= up_to_iteration]
+        write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
 
 
 def model_checkpoint(path: str | Path) -> Path:

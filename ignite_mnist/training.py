@@ -12,35 +12,43 @@ Reading order for any flag: ``config.py`` declares it, a phase passes it on,
 the handler named there uses it.
 
 Example:
-    >>> from ignite_mnist import TrainConfig, run
-    >>> summary = run(TrainConfig(epochs=1, data_dir="../shared/data"))  # doctest: +SKIP
+    >>> summary = run(TrainConfig(epochs=2, data_dir=data_dir, val_size=200, output_dir=runs, run_name="two",
+    ...                           progress="none", wandb_mode="disabled", plots=False))
+    >>> summary.epochs_completed, sorted(p.name for p in Path(summary.run_dir).iterdir())
+    (2, ['.lock', 'checkpoints', 'config.json', 'metrics.jsonl', 'summary.json'])
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import shlex
+from pathlib import Path
 
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.distributed import launch, needs_launch
 from ignite_mnist.errors import Interrupted, TrainingError
 from ignite_mnist.handlers import stopped_early
-from ignite_mnist.handlers.metrics_log import truncate_metrics_log
 from ignite_mnist.parts import RunParts, build_parts
 from ignite_mnist.report import Summary, test_and_report
 from ignite_mnist.resume import ResumePlan, plan_resume, restore_run
-from ignite_mnist.wiring import RunHandlers, attach_run_handlers
+from ignite_mnist.wiring import AttachHook, RunHandlers, attach_run_handlers
 
 __all__ = ["Summary", "restore", "run", "train"]
 
 
-def run(config: TrainConfig, *, resume: ResumePlan | None = None) -> Summary:
+def run(config: TrainConfig, *, resume: ResumePlan | None = None, attach: AttachHook | None = None) -> Summary:
     """Train, validate and test as ``config`` says; write the run directory; return the summary.
 
     Args:
         config: the settings.
         resume: a checkpoint already read (:func:`ignite_mnist.resume.config_for_resume`);
             by default ``config.resume`` is located and read here.
+        attach: your own handlers: called with the run's
+            :class:`~ignite_mnist.parts.RunParts` (trainer, evaluator, model, optimizer,
+            loaders, run directory) after the built-in handlers and before
+            checkpointing; it may return ``{name: object}`` to checkpoint too. With
+            several processes it must be a module-level function (it is pickled).
 
     Raises:
         IgniteMnistError: a user-fixable problem (bad setting, data, checkpoint, run dir);
@@ -49,11 +57,11 @@ def run(config: TrainConfig, *, resume: ResumePlan | None = None) -> Summary:
     """
     config.validate()
     if needs_launch(config):  # --nproc-per-node N or torchrun: run this function on every rank
-        return launch(run, config)
+        return launch(functools.partial(run, attach=attach), config)
     with contextlib.ExitStack() as held:  # the run directory's lock and CPU settings, until the run ends
         plan = resume if resume is not None else plan_resume(config)
         parts = build_parts(config, plan, held)
-        handlers = attach_run_handlers(parts)
+        handlers = attach_run_handlers(parts, attach)
         try:
             restore(parts, handlers, plan)
             if _finished(parts, handlers):
@@ -73,12 +81,9 @@ def run(config: TrainConfig, *, resume: ResumePlan | None = None) -> Summary:
 
 
 def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> None:
-    """Phase 3: restore every saved object; a run resumed in place forgets the metrics rows after the checkpoint."""
-    if plan is None:
-        return
-    restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
-    if parts.rank == 0 and plan.in_place:
-        truncate_metrics_log(parts.run_dir.metrics_file, plan.iteration)
+    """Phase 3: restore every saved object (the metrics log forgets the rows after the checkpoint)."""
+    if plan is not None:
+        restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
 
 
 def _finished(parts: RunParts, handlers: RunHandlers) -> bool:

@@ -11,12 +11,14 @@ and last the signal check (so an interrupt saves a state that includes the epoch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ignite.handlers import EarlyStopping, ParamScheduler
 
 from ignite_mnist.checkpoints import ConfigState
+from ignite_mnist.data import DatasetInfo
 from ignite_mnist.distributed import RankRNGStates
 from ignite_mnist.handlers import (
     CheckpointHandlers,
@@ -43,7 +45,7 @@ from ignite_mnist.parts import RunParts
 from ignite_mnist.registry import TRACKERS
 from ignite_mnist.tracking import Tracker
 
-__all__ = ["RunHandlers", "attach_run_handlers", "build_trackers"]
+__all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "build_trackers"]
 
 
 @dataclass
@@ -74,12 +76,23 @@ def _objects_to_save(parts: RunParts, **handlers: Any) -> dict[str, Any]:
     to_save = {
         "model": parts.model, "optimizer": parts.optimizer, "trainer": parts.trainer, "rng": RankRNGStates(),
         "train_loader": parts.train_loader, "config": ConfigState(parts.config.to_dict()), "grad_scaler": parts.scaler,
+        "dataset": ConfigState(DatasetInfo.of(parts.spec).to_dict()),
     } | handlers
     return {name: obj for name, obj in to_save.items() if obj is not None}
 
 
-def attach_run_handlers(parts: RunParts) -> RunHandlers:
-    """Attach what ``parts.config`` asks for to ``parts.trainer`` and ``parts.evaluator``."""
+#: ``run(config, attach=...)``: attach your own handlers; return more objects to checkpoint (or None).
+AttachHook = Callable[[RunParts], Mapping[str, Any] | None]
+
+
+def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> RunHandlers:
+    """Attach what ``parts.config`` asks for to ``parts.trainer`` and ``parts.evaluator``.
+
+    ``attach(parts)`` is called after the trackers and before checkpointing, so at
+    an epoch's end your handlers run after validation and before the checkpoint;
+    the objects it returns (by name, each with ``state_dict``/``load_state_dict``)
+    are saved in every checkpoint and restored on resume.
+    """
     config, trainer, evaluator, rank = parts.config, parts.trainer, parts.evaluator, parts.rank
     averages = attach_loss_averages(trainer, device=parts.device)
     scheduler = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
@@ -102,7 +115,7 @@ def attach_run_handlers(parts: RunParts) -> RunHandlers:
     to_save = _objects_to_save(
         parts, record=record, loss_averages=averages, metrics_log=metrics_log, lr_scheduler=scheduler,
         early_stopping=stopper, **{tracker.name: tracker for tracker in trackers},
-    )
+    ) | dict((attach(parts) if attach is not None else None) or {})
     checkpoints = attach_checkpointing(
         trainer, to_save, parts.run_dir.checkpoint_dir, evaluator=evaluator,
         score_name=config.monitor.removeprefix(VALIDATION_PREFIX), score_mode="min" if "loss" in config.monitor else "max",

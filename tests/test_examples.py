@@ -1,29 +1,120 @@
-"""examples/custom_trainer.py: a user's own Engine with ignite-mnist's handlers attached."""
+"""examples/custom_trainer.py (the code docs/handlers.md walks through): a user's own Engine with ignite-mnist's
+handlers, interrupted again and again, ends exactly where an uninterrupted run ends."""
 
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from tests.conftest import REPO
+import pytest
+import torch
+
+from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
+from ignite_mnist.run_dir import read_metrics_log
+from tests.conftest import REPO, assert_same_weights
+from tests.handlers.test_wandb import inspect
+
+EXAMPLE = REPO / "examples" / "custom_trainer.py"
+DOC = REPO / "docs" / "handlers.md"
+# real MNIST, 55,000 training images in batches of 128: 430 iterations per epoch, 860 in all
+SETTINGS = ("--epochs", "2", "--batch-size", "128", "--val-size", "5000", "--patience", "10",
+            "--checkpoint-every", "50", "--progress", "none", "--wandb-mode", "offline")
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT)
 
 
-def run_example(root, output, epochs):
-    return subprocess.run(
-        [sys.executable, str(REPO / "examples" / "custom_trainer.py"), "--data-dir", str(root), "--output-dir",
-         str(output), "--epochs", str(epochs), "--progress", "log"],
-        capture_output=True, text=True, timeout=600,
-    )
+def env() -> dict[str, str]:
+    """This test's environment (its own W&B folders, see conftest), with one intra-op thread."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def test_custom_trainer_validates_checkpoints_and_resumes(idx_root, tmp_path):
-    first = run_example(idx_root, tmp_path, 2)
-    assert first.returncode == 0, first.stderr
-    assert "validation: accuracy" in first.stdout and "\r" not in first.stdout
-    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert "last_checkpoint_4.pt" in checkpoints  # 200 training images / 64 per batch = 4 iterations per epoch
-    assert any(name.startswith("best_checkpoint_") for name in checkpoints)
+def example(root: Path, output: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(EXAMPLE), "--data-dir", str(root), "--output-dir", str(output), *SETTINGS, *extra]
 
-    second = run_example(idx_root, tmp_path, 3)
-    assert second.returncode == 0, second.stderr
-    assert "resumed from" in second.stdout and "epoch 3/3 done" in second.stdout
-    assert "epoch 1/3 done" not in second.stdout
-    assert (tmp_path / "checkpoints" / "last_checkpoint_12.pt").exists()
+
+def newest_iteration(output: Path) -> int:
+    latest = find_latest_checkpoint(output / "checkpoints")
+    return checkpoint_iteration(latest) if latest is not None else 0
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def interrupt_after(command: list[str], output: Path, target: int, signum: signal.Signals, delay: float
+                    ) -> subprocess.CompletedProcess[str]:
+    """Start ``command``, wait for the checkpoint of iteration ``target``, then send ``signum``."""
+    process = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while newest_iteration(output) < target:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.01)
+        time.sleep(delay)
+    finally:
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+@pytest.mark.integration
+def test_interrupted_six_times_the_custom_trainer_ends_like_an_uninterrupted_run(
+    mnist_root: Path, tmp_path: Path, isolated_wandb: Path
+) -> None:
+    alone = subprocess.run(example(mnist_root, tmp_path / "alone"), env=env(), capture_output=True, text=True,
+                           timeout=600)
+    assert alone.returncode == 0, alone.stderr
+    expected = load_checkpoint(find_latest_checkpoint(tmp_path / "alone" / "checkpoints"))
+
+    output, rng = tmp_path / "interrupted", random.Random(13)
+    for number, signum in enumerate(INTERRUPTIONS):
+        target = 50 + 130 * number
+        result = interrupt_after(example(mnist_root, output), output, target, signum, rng.uniform(0.0, 0.2))
+        if signum == signal.SIGKILL:
+            assert result.returncode == -signal.SIGKILL, f"interruption {number}: the run had already ended"
+            continue
+        assert result.returncode == 130, result.stderr
+        (line,) = [line for line in result.stderr.splitlines() if "interrupted by" in line]
+        assert re.search(r"interrupted by SIGINT at iteration \d+ .*checkpoint saved to .*last_checkpoint_\d+\.pt", line)
+        assert "test accuracy" not in result.stdout  # no test of the half-trained model
+    finished = subprocess.run(example(mnist_root, output), env=env(), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith(f"resumed from {output}/checkpoints/last_checkpoint_")
+
+    final = load_checkpoint(find_latest_checkpoint(output / "checkpoints"))
+    assert final["trainer"]["iteration"] == expected["trainer"]["iteration"] == 860
+    assert_same_weights(expected["model"], final["model"])
+    assert final["record"]["best"] == expected["record"]["best"]
+    assert without_timing(read_metrics_log(output / "metrics.jsonl")) == without_timing(
+        read_metrics_log(tmp_path / "alone" / "metrics.jsonl"))
+
+    runs = sorted((isolated_wandb / "wandb_dir" / "wandb").glob("offline-run-*"))
+    ids = {path.stem.removeprefix("run-") for run in runs for path in run.glob("run-*.wandb")}
+    assert len(runs) == 1 + 1 + len(INTERRUPTIONS) and len(ids) == 2  # the alone run, and one run resumed 6 times
+    # a SIGKILL-ed process's W&B records may die with it; the SIGINT-ed ones closed their run first
+    interrupted = [run for run, signum in zip(runs[1:], INTERRUPTIONS) if signum == signal.SIGINT]
+    assert [inspect(run, "--summary")["summary"]["status"] for run in interrupted] == ["interrupted"] * 3
+    assert inspect(runs[-1], "--summary")["summary"]["status"] == "finished"
+
+
+def test_sigterm_ends_the_custom_trainer_with_143_and_a_resumable_checkpoint(idx_root: Path, tmp_path: Path) -> None:
+    command = [sys.executable, str(EXAMPLE), "--data-dir", str(idx_root), "--output-dir", str(tmp_path),
+               "--val-size", "200", "--epochs", "200", "--patience", "500", "--progress", "none"]
+    result = interrupt_after(command, tmp_path, 16, signal.SIGTERM, 0.0)
+    assert result.returncode == 143, result.stderr
+    assert "interrupted by SIGTERM" in result.stderr and "Traceback" not in result.stderr
+    saved = find_latest_checkpoint(tmp_path / "checkpoints")
+    assert str(saved) in result.stderr
+    state = torch.load(saved, weights_only=True)
+    assert state["trainer"]["iteration"] > 16 and set(state) >= {"loss_averages", "record", "metrics_log", "wandb"}
+
+
+def test_the_walk_through_in_docs_is_the_example_file() -> None:
+    """docs/handlers.md shows the example in sections (pymdownx.snippets): every section, in order, each once."""
+    sections = re.findall(r"--8<-- \[start:(\w+)\]", EXAMPLE.read_text())
+    included = re.findall(r'--8<-- "examples/custom_trainer\.py:(\w+)"', DOC.read_text())
+    assert included == sections and len(set(sections)) == len(sections) >= 6

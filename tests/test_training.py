@@ -4,7 +4,7 @@ import pytest
 
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.checkpoints import load_checkpoint
-from ignite_mnist.handlers import read_metrics_log
+from ignite_mnist.run_dir import read_metrics_log
 from tests.conftest import assert_same_weights
 
 

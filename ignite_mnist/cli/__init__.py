@@ -1,71 +1,29 @@
 """The command line: ``ignite-mnist``, ``python -m ignite_mnist`` and ``examples/train_mnist.py``.
 
 ``train`` (the default command) is :mod:`ignite_mnist.cli.train`; ``evaluate``,
-``predict`` and ``export`` are :mod:`ignite_mnist.cli.inference`. Errors the
-user can fix end in one line and an exit code (see :mod:`ignite_mnist.errors`):
-0 done, 1 runtime failure, 2 usage error, 130/143 interrupted. Nothing here
-imports torch before a command needs it, so ``--help`` and usage errors answer at once.
+``predict`` and ``export`` are :mod:`ignite_mnist.cli.inference`; :mod:`ignite_mnist.cli.commands`
+dispatches. Errors the user can fix end in one line and an exit code (see
+:mod:`ignite_mnist.errors`): 0 done, 1 runtime failure, 2 usage error, 130/143
+interrupted. Nothing here imports torch before a command needs it, so ``--help``
+and usage errors answer at once. The names below are imported on first use.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Callable, Sequence
+import importlib
+from typing import Any
 
-from ignite_mnist.cli.parsing import PROG
-from ignite_mnist.cli.train import build_train_parser, parse_train_args, train_command
-from ignite_mnist.errors import EXIT_SIGINT, ConfigError, IgniteMnistError
-
-__all__ = ["COMMANDS", "build_train_parser", "main", "parse_train_args"]
-
-
-def _inference_command(name: str) -> Callable[[Sequence[str]], int]:
-    """A subcommand of :mod:`ignite_mnist.cli.inference`, imported only when it runs."""
-
-    def command(argv: Sequence[str]) -> int:
-        from ignite_mnist.cli import inference
-
-        return getattr(inference, f"{name}_command")(argv)
-
-    return command
-
-
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": train_command, **{name: _inference_command(name) for name in ("evaluate", "predict", "export")},
+_LAZY = {
+    "COMMANDS": "ignite_mnist.cli.commands",
+    "main": "ignite_mnist.cli.commands",
+    "build_train_parser": "ignite_mnist.cli.train",
+    "parse_train_args": "ignite_mnist.cli.train",
 }
 
-
-class _ReportedBelow(logging.Filter):
-    """Drops Ignite's "Engine run is terminating due to exception" lines: :func:`main` reports the error once."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "is terminating due to exception" not in record.getMessage()
+__all__ = sorted(_LAZY)
 
 
-_REPORTED_BELOW = _ReportedBelow()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code. ``train`` is the default command.
-
-    Example:
-        >>> main(["--epochs", "0"])
-        Traceback (most recent call last):
-        ...
-        SystemExit: 2
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
-    logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
-    command = COMMANDS["train"]
-    if args and args[0] in COMMANDS:
-        command = COMMANDS[args.pop(0)]
-    try:
-        return command(args)
-    except IgniteMnistError as error:
-        hint = " (see --help)" if isinstance(error, ConfigError) else ""
-        print(f"{PROG}: error: {error}{hint}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_SIGINT
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ignite_mnist.cli' has no attribute {name!r}")

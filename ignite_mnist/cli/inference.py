@@ -39,6 +39,11 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
         prog=f"{PROG} {name}", description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file (.pt) or a run directory")
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="for a checkpoint your own trainer wrote (no ignite-mnist settings inside): the network "
+                             "its weights belong to, a --model name or package.module:Class (default: the checkpoint's)")
+    parser.add_argument("--dataset", default=None, metavar="DATASET",
+                        help="for such a checkpoint: the dataset it was trained on (default: the checkpoint's, else mnist)")
     return parser
 
 
@@ -91,7 +96,7 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
     args = build_evaluate_parser().parse_args(argv)
     device = resolve_device(args.device)
-    loaded = load_model(args.checkpoint, device)
+    loaded = load_model(args.checkpoint, device, model=args.model, dataset=args.dataset)
     result = evaluate(loaded, args.data_dir, device)
     plot = Path(args.plot) if args.plot else default_output_path(loaded.path, ".confusion_matrix.png")
     if matplotlib_available():
@@ -110,7 +115,7 @@ def predict_command(argv: Sequence[str]) -> int:
     from ignite_mnist.inference import load_model, predict
 
     args = build_predict_parser().parse_args(argv)
-    predictions = predict(load_model(args.checkpoint), args.images)
+    predictions = predict(load_model(args.checkpoint, model=args.model, dataset=args.dataset), args.images)
     for failed in (p for p in predictions if p.error is not None):
         print(f"{PROG}: error: {failed.error}", file=sys.stderr)
     if args.json:
@@ -126,7 +131,8 @@ def export_command(argv: Sequence[str]) -> int:
     from ignite_mnist.inference import load_model
 
     args = build_export_parser().parse_args(argv)
-    result = export_model(load_model(args.checkpoint), args.output, args.format, data_dir=args.data_dir)
+    loaded = load_model(args.checkpoint, model=args.model, dataset=args.dataset)
+    result = export_model(loaded, args.output, args.format, data_dir=args.data_dir)
     print(f"{result.format} model written to {result.path}; on {result.samples} test images its logits differ "
           f"from the eager model's by at most {result.max_abs_difference:.2e} (tolerance {result.tolerance:g})")
     return EXIT_OK

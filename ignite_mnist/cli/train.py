@@ -54,9 +54,10 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False) -> 
         else:
             options["type"] = kind
             options["metavar"] = f.name.upper()
-            if f.metadata.get("choices"):
-                options["choices"] = f.metadata["choices"]
-                options["metavar"] = "{" + ",".join(f.metadata["choices"]) + "}"
+            choices, other = f.metadata.get("choices"), f.metadata.get("other")
+            if choices:  # open choices (other forms accepted) are checked by TrainConfig.validate
+                options["choices"] = None if other else choices
+                options["metavar"] = "{" + ",".join(choices + ((other[0],) if other else ())) + "}"
         parser.add_argument(flag_name(f.name), **options)
     parser.add_argument(
         "--recipe", choices=sorted(RECIPES), metavar="{" + ",".join(sorted(RECIPES)) + "}",

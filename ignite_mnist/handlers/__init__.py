@@ -9,17 +9,17 @@ Example:
     >>> from ignite_mnist.handlers import attach_validation, attach_checkpointing, attach_progress
 """
 
+from ignite_mnist.events import ValidationEvents, on_exception
 from ignite_mnist.handlers.checkpoint import CheckpointHandlers, attach_checkpointing
 from ignite_mnist.handlers.early_stopping import attach_early_stopping, stopped_early
-from ignite_mnist.handlers.exceptions import on_exception
 from ignite_mnist.handlers.loss_averages import LossAverages, attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
-from ignite_mnist.handlers.metrics_log import MetricsLog, attach_metrics_log, read_metrics_log
+from ignite_mnist.handlers.metrics_log import MetricsLog, attach_metrics_log
 from ignite_mnist.handlers.nan_stop import NonFiniteLossStop, attach_nan_stop
 from ignite_mnist.handlers.progress import Progress, attach_progress
 from ignite_mnist.handlers.record import RunRecord, attach_run_record
 from ignite_mnist.handlers.signals import SignalCheckpoint, attach_signal_checkpoint
-from ignite_mnist.handlers.validation import Validation, ValidationEvents, attach_validation
+from ignite_mnist.handlers.validation import Validation, attach_validation
 from ignite_mnist.handlers.wandb import attach_wandb
 
 __all__ = [
@@ -44,6 +44,5 @@ __all__ = [
     "attach_validation",
     "attach_wandb",
     "on_exception",
-    "read_metrics_log",
     "stopped_early",
 ]

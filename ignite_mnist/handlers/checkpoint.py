@@ -63,7 +63,8 @@ class CheckpointHandlers:
 
     @property
     def latest_path(self) -> Path:
-        return Path(self.last.save_handler.dirname) / self.last.last_checkpoint  # type: ignore[attr-defined]
+        """The newest "last" checkpoint written (Ignite's ``last_checkpoint`` already includes the folder)."""
+        return Path(self.last.last_checkpoint)  # type: ignore[arg-type]
 
     @property
     def best_path(self) -> Path | None:
@@ -130,6 +131,23 @@ def finite_weights(to_save: dict[str, Any]) -> bool:
     )
 
 
+def _save_last_every(trainer: Engine, last: Checkpoint, to_save: dict[str, Any], iterations: int | None) -> None:
+    """Save ``last`` after every epoch and every ``iterations`` iterations, unless the weights are not finite."""
+
+    def save_last(engine: Engine) -> None:
+        if finite_weights(to_save):
+            _save_or_explain(engine, last)
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, save_last)
+    if iterations is not None:
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED(
+                event_filter=lambda engine, it: it % iterations == 0 and it % engine.state.epoch_length != 0
+            ),
+            save_last,
+        )
+
+
 def attach_checkpointing(
     trainer: Engine,
     to_save: dict[str, Any],
@@ -163,7 +181,6 @@ def attach_checkpointing(
     saver = _DiskSaver(str(dirname), require_empty=False, atomic=True, create_dir=True)
     iteration_step = global_step_from_engine(trainer, Events.ITERATION_COMPLETED)
     to_save = dict(to_save)
-
     best = None
     if evaluator is not None:
         sign = 1.0 if score_mode == "max" else -1.0
@@ -174,22 +191,7 @@ def attach_checkpointing(
         )
         to_save["best_checkpointer"] = best
         evaluator.add_event_handler(Events.COMPLETED, _save_or_explain, best)
-
-    last = Checkpoint(
-        to_save, saver, filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
-        global_step_transform=iteration_step,
-    )
-
-    def save_last(engine: Engine) -> None:
-        if finite_weights(to_save):
-            _save_or_explain(engine, last)
-
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, save_last)
-    if every_iterations is not None:
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED(
-                event_filter=lambda engine, it: it % every_iterations == 0 and it % engine.state.epoch_length != 0
-            ),
-            save_last,
-        )
+    last = Checkpoint(to_save, saver, filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
+                      global_step_transform=iteration_step)
+    _save_last_every(trainer, last, to_save, every_iterations)
     return CheckpointHandlers(last=last, best=best)

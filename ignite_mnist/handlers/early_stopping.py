@@ -12,7 +12,7 @@ Example:
     >>> from ignite_mnist.handlers.validation import attach_validation
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
-    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
+    >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
     >>> validation = attach_validation(trainer, evaluator, [0])
     >>> stopper = attach_early_stopping(trainer, validation, patience=2)
     >>> trainer.run(range(3), max_epochs=10).epoch, stopped_early(stopper)

@@ -5,15 +5,16 @@ Epoch rows hold ``epoch``, ``iteration``, ``train_loss``, ``val_loss``,
 ``seconds`` (training time of the epoch, carried across a resume). Ignite has no
 file logger of this kind. The log is checkpointable (the time the epoch in
 progress has taken so far), so a resumed run writes the rows an uninterrupted
-one would.
+one would. Reading the file back is :func:`ignite_mnist.run_dir.read_metrics_log`.
 
 Example:
     >>> import tempfile
     >>> from ignite.engine import Engine
     >>> from ignite_mnist.handlers.validation import attach_validation
+    >>> from ignite_mnist.run_dir import read_metrics_log
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
-    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
+    >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
     >>> path = Path(tempfile.mkdtemp()) / "metrics.jsonl"
     >>> log = attach_metrics_log(trainer, path, attach_validation(trainer, evaluator, [0]))
     >>> _ = trainer.run(range(3), max_epochs=2)
@@ -31,10 +32,11 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.files import write_text
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation, ValidationEvents
+from ignite_mnist.events import ValidationEvents
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
+from ignite_mnist.run_dir import truncate_metrics_log
 
-__all__ = ["MetricsLog", "attach_metrics_log", "read_metrics_log", "truncate_metrics_log"]
+__all__ = ["MetricsLog", "attach_metrics_log"]
 
 #: Validation columns every epoch row has (``null`` when the epoch was not validated).
 EPOCH_VALIDATION_COLUMNS = (VALIDATION_PREFIX + "loss", VALIDATION_PREFIX + "accuracy")
@@ -94,6 +96,10 @@ class MetricsLog:
     def state_dict(self) -> dict[str, float]:
         return {"epoch_seconds": self._epoch_seconds()}
 
+    def rewind(self, iteration: int) -> None:
+        """Drop the rows written after ``iteration`` (a resume from there writes them again)."""
+        truncate_metrics_log(self.path, iteration)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._carried_seconds = float(state.get("epoch_seconds", 0.0))
 
@@ -112,24 +118,3 @@ def attach_metrics_log(
     trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
     trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, log.validation_completed)
     return log
-
-
-def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.jsonl`` file; lines that are not complete rows (a torn last line) are skipped."""
-    rows = []
-    for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("iteration"), int):
-            rows.append(row)
-    return rows
-
-
-def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> None:
-    """Keep the rows written up to ``up_to_iteration`` (a resumed run writes the later ones again)."""
-    path = Path(path)
-    if path.exists():
-        kept = [row for row in read_metrics_log(path) if row["iteration"] <= up_to_iteration]
-        write_text(path, "".join(json.dumps(row) + "\n" for row in kept))

@@ -7,8 +7,12 @@ evaluation, and never a carriage return. Ignite has no such log mode; it is
 written here.
 
 Example:
-    >>> attach_progress(trainer, {"val": evaluator}, mode="log")  # doctest: +SKIP
-    epoch 1/10  iteration 512/1719  loss 0.4121  1830 it/s
+    >>> from ignite.engine import Engine
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> progress = attach_progress(trainer, mode="log", interval=3600)
+    >>> _ = trainer.run(range(5), max_epochs=2)
+    epoch 1/2 done
+    epoch 2/2 done
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
 from ignite_mnist.registry import PROGRESS_MODES
 
-__all__ = ["LogProgress", "Progress", "attach_progress", "resolve_progress_mode"]
+__all__ = ["LogProgress", "Progress", "attach_progress", "batch_loss", "resolve_progress_mode"]
 
 
 def resolve_progress_mode(mode: str, stream: TextIO | None = None) -> str:
@@ -34,6 +39,18 @@ def resolve_progress_mode(mode: str, stream: TextIO | None = None) -> str:
         return mode
     streams = [stream] if stream is not None else [sys.stdout, sys.stderr]
     return "bar" if all(s.isatty() for s in streams) else "log"
+
+
+def batch_loss(output: Any) -> dict[str, float]:
+    """The trainer's output as ``{"loss": value}`` when it is one number (a float or a one-element tensor), else ``{}``.
+
+    Example:
+        >>> batch_loss(torch.tensor(0.25)), batch_loss((1, 2))
+        ({'loss': 0.25}, {})
+    """
+    if isinstance(output, torch.Tensor) and output.numel() == 1:
+        return {"loss": float(output)}
+    return {"loss": float(output)} if isinstance(output, (int, float)) else {}
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -73,7 +90,7 @@ class LogProgress:
         if now - self._last_line < self.interval:
             return
         rate = (engine.state.iteration - self._last_iteration) / max(now - self._last_line, 1e-9)
-        loss = engine.state.metrics.get("loss")
+        loss = engine.state.metrics.get("loss", batch_loss(engine.state.output).get("loss"))
         loss_text = f"  loss {float(loss):.4f}" if loss is not None else ""
         self._write(f"{self._where(engine)}{loss_text}  {rate:.0f} it/s")
         self._last_line, self._last_iteration = now, engine.state.iteration
@@ -111,15 +128,16 @@ def attach_progress(
     mode: str = "auto",
     interval: float = 10.0,
     metric_names: list[str] | None = None,
-) -> list[Any]:
+) -> Progress:
     """Show the progress of ``trainer`` (and named ``evaluators``) as ``mode`` says.
 
     Args:
-        trainer: the training engine; its ``state.metrics["loss"]`` is shown if present.
+        trainer: the training engine; its ``state.metrics["loss"]`` is shown if present,
+            else its output when that is one number (the batch loss).
         evaluators: e.g. ``{"validation": evaluator}``.
         mode: ``auto`` (bars on a terminal, log lines otherwise), ``bar``, ``log`` or ``none``.
         interval: seconds between log lines in ``log`` mode.
-        metric_names: trainer metrics the bar shows, e.g. ``["loss"]``.
+        metric_names: trainer metrics the bar shows, e.g. ``["loss"]`` (default: the batch loss).
 
     Returns:
         The :class:`Progress` attached.
@@ -130,7 +148,7 @@ def attach_progress(
         return Progress(mode)
     if mode == "bar":
         bars = [ProgressBar(persist=False)]
-        bars[0].attach(trainer, metric_names=metric_names)
+        bars[0].attach(trainer, metric_names=metric_names, output_transform=None if metric_names else batch_loss)
         for name, evaluator in evaluators.items():
             bar = ProgressBar(persist=False, desc=name)
             bar.attach(evaluator)

@@ -11,7 +11,7 @@ Example:
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> scores = iter([0.5, 0.9, 0.7])
-    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=next(scores)))
+    >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=next(scores)))
     >>> record = attach_run_record(trainer, attach_validation(trainer, evaluator, [0]))
     >>> _ = trainer.run(range(2), max_epochs=3)
     >>> record.best

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -36,7 +37,7 @@ import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
 from ignite_mnist.errors import Interrupted
-from ignite_mnist.handlers.exceptions import on_exception
+from ignite_mnist.events import on_exception
 
 __all__ = ["HANDLED_SIGNALS", "SignalCheckpoint", "attach_signal_checkpoint"]
 
@@ -55,6 +56,7 @@ class SignalCheckpoint:
         self.save = save
         self.received: signal.Signals | None = None
         self.saved_to: Path | None = None
+        self.message: str | None = None
         self._previous: dict[signal.Signals, Any] = {}
         self._distributed = False  # set when the run starts; asking idist every iteration costs ~5 % of a step
 
@@ -87,10 +89,14 @@ class SignalCheckpoint:
             self.received = received
             self.saved_to = self.save(engine)
             self.restore(engine)
-            raise Interrupted(
-                f"interrupted by {received.name} at iteration {engine.state.iteration} "
-                f"(epoch {engine.state.epoch}); checkpoint saved to {self.saved_to}", received,
-            )
+            self.message = (f"interrupted by {received.name} at iteration {engine.state.iteration} "
+                            f"(epoch {engine.state.epoch}); checkpoint saved to {self.saved_to}")
+            raise Interrupted(self.message, received)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a filter of the trainer's logger: drop Ignite's "terminating due to exception" lines about
+        this interrupt (whoever catches the ``Interrupted`` reports it, once)."""
+        return self.message is None or self.message not in record.getMessage()
 
 
 def attach_signal_checkpoint(trainer: Engine, save: Callable[[Engine], Path]) -> SignalCheckpoint:
@@ -106,4 +112,5 @@ def attach_signal_checkpoint(trainer: Engine, save: Callable[[Engine], Path]) ->
     trainer.add_event_handler(Events.EPOCH_COMPLETED, stop.check)
     trainer.add_event_handler(Events.COMPLETED, stop.restore)
     on_exception(trainer, stop.restore)
+    trainer.logger.addFilter(stop)
     return stop

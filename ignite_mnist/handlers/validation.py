@@ -3,7 +3,7 @@
 The results land in the trainer's ``state.metrics`` as ``val_<name>``
 (``VALIDATION_PREFIX``), so early stopping, checkpoint scores, the metrics
 log and trackers read them from one place. After each validation the trainer
-fires ``ValidationEvents.VALIDATION_COMPLETED`` (an Ignite custom event), and the
+fires :class:`~ignite_mnist.events.ValidationEvents` ``.VALIDATION_COMPLETED``, and the
 returned :class:`Validation` says at which trainer iteration it last ran
 (``ran_at`` / ``ran_since``): the one place other handlers ask.
 
@@ -11,7 +11,7 @@ Example:
     >>> from ignite.engine import Engine
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
-    >>> evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
+    >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
     >>> validation = attach_validation(trainer, evaluator, [0], every=2)
     >>> trainer.run(range(3), max_epochs=3).metrics
     {'val_accuracy': 0.5}
@@ -24,20 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ignite.engine import Engine, EventEnum, Events
+from ignite.engine import Engine, Events
 from ignite.engine.events import RemovableEventHandle
 
-__all__ = ["VALIDATION_PREFIX", "Validation", "ValidationEvents", "attach_validation"]
+from ignite_mnist.events import ValidationEvents
+
+__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation"]
 
 #: Prefix of the validation metrics in ``trainer.state.metrics`` (``val_accuracy``, ``val_loss``).
 VALIDATION_PREFIX = "val_"
-
-
-class ValidationEvents(EventEnum):
-    """Events :func:`attach_validation` registers on the trainer."""
-
-    #: fired on the trainer right after the validation metrics were copied into its state
-    VALIDATION_COMPLETED = "validation_completed"
 
 
 class Validation:

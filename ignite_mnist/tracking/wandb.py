@@ -41,8 +41,8 @@ from ignite.handlers import global_step_from_engine
 from ignite.handlers.wandb_logger import OptimizerParamsHandler, OutputHandler, WandBLogger
 
 from ignite_mnist.errors import Interrupted, first_line
-from ignite_mnist.handlers.exceptions import on_exception
-from ignite_mnist.handlers.validation import ValidationEvents
+from ignite_mnist.events import on_exception
+from ignite_mnist.events import ValidationEvents
 from ignite_mnist.registry import WANDB_MODES, WANDB_WATCH
 
 if TYPE_CHECKING:

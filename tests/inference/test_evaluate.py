@@ -91,3 +91,21 @@ def test_unusable_checkpoints_end_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"ignite-mnist: error: {path}: ") and expected in err
     assert err.count("\n") == 1
+
+
+def test_evaluate_from_another_folder_uses_the_same_best_checkpoint(idx_root: Path, tmp_path: Path) -> None:
+    trained_in, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    trained_in.mkdir()
+    elsewhere.mkdir()
+    trained = run_cli("--data-dir", str(idx_root), "--output-dir", "runs", "--run-name", "x", "--val-size", "200",
+                      "--epochs", "2", "--progress", "none", "--wandb-mode", "disabled", "--no-plots", cwd=trained_in)
+    assert trained.returncode == 0, trained.stderr
+    here = run_cli("evaluate", "runs/x", "--json", "--plot", str(tmp_path / "here.png"), cwd=trained_in)
+    there = run_cli("evaluate", str(trained_in / "runs" / "x"), "--json", "--plot", str(tmp_path / "there.png"),
+                    cwd=elsewhere)
+    assert here.returncode == 0 and there.returncode == 0, here.stderr + there.stderr
+    here_report, there_report = json.loads(here.stdout), json.loads(there.stdout)
+    best = trained_in / "runs" / "x" / json.loads((trained_in / "runs" / "x" / "summary.json").read_text())[
+        "best_checkpoint"]
+    assert Path(trained_in / here_report["checkpoint"]).resolve() == best.resolve() == Path(there_report["checkpoint"])
+    assert best.name.startswith("best_checkpoint_") and here_report["accuracy"] == there_report["accuracy"]

@@ -1,4 +1,8 @@
-"""React to an exception in ``engine.run`` without swallowing it.
+"""Events of ignite-mnist's engines: the validation event, and reacting to an exception without swallowing it.
+
+``ValidationEvents.VALIDATION_COMPLETED`` is an Ignite custom event that
+:func:`~ignite_mnist.handlers.attach_validation` registers on the trainer and
+fires after each validation; handlers that report validations attach to it.
 
 Ignite hands an exception raised during a run to the ``EXCEPTION_RAISED``
 handlers *instead of* raising it: as soon as one handler is attached, the error
@@ -26,21 +30,35 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 
-from ignite.engine import Engine, Events
+from ignite.engine import Engine, EventEnum, Events
 
-__all__ = ["on_exception"]
+__all__ = ["ValidationEvents", "on_exception"]
+
+
+class ValidationEvents(EventEnum):
+    """Events :func:`~ignite_mnist.handlers.attach_validation` registers on the trainer."""
+
+    #: fired on the trainer right after the validation metrics were copied into its state
+    VALIDATION_COMPLETED = "validation_completed"
+
 
 ExceptionCallback = Callable[[Engine, BaseException], None]
 
+_HANDLED = "_ignite_mnist_exception_handled"
 _CALLBACKS: weakref.WeakKeyDictionary[Engine, list[ExceptionCallback]] = weakref.WeakKeyDictionary()
 
 
 def _call_all_then_raise(engine: Engine, error: BaseException) -> None:
-    for callback in list(_CALLBACKS.get(engine, ())):
-        callback(engine, error)
+    # Ignite hands an error raised inside an iteration to EXCEPTION_RAISED twice (once per loop level)
+    if not getattr(error, _HANDLED, False):
+        with contextlib.suppress(AttributeError):  # an exception type without a __dict__ is just reported twice
+            setattr(error, _HANDLED, True)
+        for callback in list(_CALLBACKS.get(engine, ())):
+            callback(engine, error)
     raise error
 
 

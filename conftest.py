@@ -1,0 +1,34 @@
+"""What the docstring examples in ``ignite_mnist/`` may use (pytest runs them: ``--doctest-modules``).
+
+``data_dir``: a small generated dataset in the MNIST layout (1,200 training and
+300 test images), so examples that train, evaluate or predict run in seconds;
+``runs``: an empty folder for their run directories; ``digit_png``: a photo-like
+image of a digit (dark ink on white paper).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_idx_dataset
+
+
+def _digit_png(folder: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (120, 160), color=255)
+    ImageDraw.Draw(image).line([(30, 20), (90, 20), (50, 140)], fill=0, width=12)  # a seven
+    path = folder / "seven.png"
+    image.save(path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docstring_example_names(doctest_namespace: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = tmp_path_factory.mktemp("docstring-examples")
+    doctest_namespace["data_dir"] = str(make_idx_dataset(folder / "data"))
+    doctest_namespace["runs"] = str(folder / "runs")
+    doctest_namespace["digit_png"] = str(_digit_png(folder))

@@ -1,0 +1,139 @@
+"""``--dataset folder:PATH``: your own digit images, one folder per class.
+
+The layout is torchvision's ``ImageFolder``, once for training and once for testing::
+
+    PATH/train/<class name>/<any name>.png      (PNG, JPEG, anything Pillow reads)
+    PATH/test/<class name>/<any name>.png
+
+Class names are the folder names, sorted (``0`` ... ``9`` for digits); train and
+test must have the same ones. Every image goes through the preprocessing
+``ignite-mnist predict`` applies (:func:`ignite_mnist.preprocess.digit_field`:
+grayscale, light strokes on dark, cropped, scaled into a 20-pixel box, centred
+by mass in 28x28), so a model trained on a folder sees what it will be shown
+later. The normalisation (mean and standard deviation) is measured on the
+training images. The validation split is held out of ``train/`` as for MNIST.
+torchvision supplies the folder listing (``ImageFolder``); the preprocessing is ours.
+
+Example:
+    >>> dataset = FolderDataset(folder)  # a folder written by the example set-up
+    >>> dataset.classes
+    ('0', '1')
+    >>> images, labels = dataset.load_tensors(None, train=True)
+    >>> images.shape, images.dtype, labels.tolist()
+    (torch.Size([4, 28, 28]), torch.uint8, [0, 0, 1, 1])
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ignite_mnist.config import FOLDER_PREFIX
+from ignite_mnist.errors import DataError
+from ignite_mnist.preprocess import ImageError, digit_field
+
+__all__ = ["FolderDataset", "folder_dataset"]
+
+LAYOUT = "PATH/train/<class>/<image> and PATH/test/<class>/<image>"
+
+
+class FolderDataset:
+    """A dataset of image files in ``PATH/train/<class>/`` and ``PATH/test/<class>/``.
+
+    Args:
+        path: the folder holding ``train/`` and ``test/``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = FOLDER_PREFIX + str(path)
+        self._tensors: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _split_dir(self, train: bool) -> Path:
+        split = self.path / ("train" if train else "test")
+        if not self.path.is_dir():
+            raise DataError(f"{self.name}: no such folder; it must hold {LAYOUT}")
+        if not split.is_dir():
+            raise DataError(f"{self.name}: no {split.name}/ folder in {self.path}; the layout is {LAYOUT}")
+        return split
+
+    def _listing(self, train: bool) -> Any:
+        from torchvision.datasets import ImageFolder
+
+        split = self._split_dir(train)
+        try:
+            return ImageFolder(str(split), loader=str)  # the listing only: files are read below
+        except (FileNotFoundError, OSError) as error:
+            raise DataError(f"{split}: {error}; the layout is {LAYOUT}") from None
+
+    @functools.cached_property
+    def classes(self) -> tuple[str, ...]:
+        """The class names: the sub-folders of ``train/`` (and of ``test/``), sorted."""
+        train, test = self._listing(True).classes, self._listing(False).classes
+        if train != test:
+            raise DataError(f"{self.name}: train/ has classes {', '.join(train)} but test/ has {', '.join(test)}; "
+                            "both need the same class folders")
+        return tuple(train)
+
+    def load_tensors(self, root: Any, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The preprocessed ``uint8 (N, 28, 28)`` images and ``int64`` labels of one split (``root`` is unused)."""
+        if train not in self._tensors:
+            self.classes  # noqa: B018 - checks the class folders agree
+            samples = self._listing(train).samples
+            fields = []
+            for file, _ in samples:
+                try:
+                    fields.append(digit_field(file))
+                except ImageError as error:
+                    raise DataError(f"{error}; fix or remove the file") from None
+            images = torch.stack(fields).mul(255).round().to(torch.uint8)
+            self._tensors[train] = images, torch.tensor([label for _, label in samples], dtype=torch.int64)
+        return self._tensors[train]
+
+    @functools.cached_property
+    def _statistics(self) -> tuple[float, float]:
+        images = self.load_tensors(None, train=True)[0].float().div(255)
+        return float(images.mean()), float(images.std())
+
+    @property
+    def mean(self) -> float:
+        """Mean pixel value of the preprocessed training images (0-1 scale)."""
+        return self._statistics[0]
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the preprocessed training pixels."""
+        return self._statistics[1]
+
+    def torchvision_dataset(self, root: Any, train: bool) -> torch.utils.data.Dataset:
+        """The split as torchvision's ``ImageFolder``, each image preprocessed and normalised when read."""
+        from torchvision.datasets import ImageFolder
+
+        return ImageFolder(str(self._split_dir(train)), loader=digit_field, transform=_Normalise(self.mean, self.std))
+
+
+class _Normalise:
+    """``(28, 28)`` field in 0-1 -> normalised ``(1, 28, 28)`` (a class, so DataLoader workers can pickle it)."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, field: torch.Tensor) -> torch.Tensor:
+        return field.unsqueeze(0).sub(self.mean).div(self.std)
+
+
+@functools.lru_cache(maxsize=8)
+def folder_dataset(path: str) -> FolderDataset:
+    """The :class:`FolderDataset` at ``path`` (one per path and process, so images are read once).
+
+    Raises:
+        DataError: the folder is missing or not in the layout above.
+    """
+    dataset = FolderDataset(path)
+    dataset.classes  # noqa: B018 - fail early on a wrong layout
+    if len(dataset.classes) < 2:
+        raise DataError(f"{dataset.name}: needs at least two class folders in train/, found {len(dataset.classes)}")
+    return dataset
