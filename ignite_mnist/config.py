@@ -32,6 +32,7 @@ from ignite_mnist.registry import (
     MONITORS,
     OPTIMIZERS,
     PROGRESS_MODES,
+    WANDB_ENV_MODES,
     WANDB_MODES,
     WANDB_WATCH,
     is_import_path,
@@ -246,6 +247,12 @@ class TrainConfig:
                 raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
+        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+        if self.wandb_mode != "disabled" and env_mode and env_mode not in WANDB_ENV_MODES:
+            raise ConfigError("$WANDB_MODE", f"invalid value {env_mode!r} (W&B accepts "
+                              f"{', '.join(WANDB_ENV_MODES)}); fix or unset it, or pass --wandb-mode disabled")
+        if self.resume is not None and not self.resume.strip():
+            raise ConfigError("--resume", "needs a checkpoint path or 'auto', got an empty string")
         if self.overwrite and self.resume is not None:
             raise ConfigError("--overwrite", "cannot be combined with --resume (one continues a run, the other "
                               "replaces it); leave one out")

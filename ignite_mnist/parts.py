@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from torch import nn
 
 from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.config import TrainConfig
+from ignite_mnist.console import note, say
 from ignite_mnist.data import Dataset, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, resolve_device
 from ignite_mnist.distributed import check_world, rank_device
@@ -90,12 +90,13 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
         raise unwritable(run_dir, error) from None
     held.enter_context(run_dir.lock())
     if not resuming and run_dir.holds_run():
-        if not config.overwrite:
+        if run_dir.holds_checkpoints() and not config.overwrite:
             raise RunDirError(
                 f"{run_dir} already holds a run; resume it with --resume auto, choose another --run-name, "
                 "or pass --overwrite to move it aside"
             )
-        print(f"--overwrite: moved the previous run in {run_dir} to {run_dir.set_aside()}")
+        why = "--overwrite" if config.overwrite else "it had saved no checkpoint, so it starts afresh"
+        say(f"{run_dir}: {why}; the previous run's files were moved to {run_dir.set_aside()}")
     try:
         run_dir.write_config(config.to_dict())
     except OSError as error:
@@ -142,8 +143,8 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
         optimizer, device=device, amp=config.amp, channels_last=uses_channels_last(model, device), scaler=scaler,
     )
     if config.amp and amp_dtype(device) is None and rank == 0:
-        print("ignite-mnist: note: --amp: this CPU has no bfloat16 instructions, so training stays in float32 "
-              "(emulated bfloat16 autocast is ~3.5x slower)", file=sys.stderr, flush=True)
+        note("note", "--amp: this CPU has no bfloat16 instructions, so training stays in float32 "
+             "(emulated bfloat16 autocast is ~3.5x slower)")
     if device.type == "cpu":
         held.enter_context(flush_denormals())  # denormal floats slow the tutorial MLP down ~3x on CPU
     return RunParts(config, run_dir, device, splits.spec, train_loader, val_loader, test_loader, model, optimizer,

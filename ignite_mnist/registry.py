@@ -45,6 +45,7 @@ __all__ = [
     "TRACKERS",
     "import_path",
     "is_import_path",
+    "WANDB_ENV_MODES",
     "WANDB_MODES",
     "WANDB_WATCH",
 ]
@@ -163,4 +164,7 @@ DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "gloo", "nccl")
 MONITORS = ("val_accuracy", "val_loss")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+#: The values W&B itself accepts in ``$WANDB_MODE``, and the mode each one means.
+WANDB_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+                   "disabled": "disabled"}
 WANDB_WATCH = ("off", "gradients", "parameters", "all")

@@ -18,6 +18,7 @@ from typing import Any
 
 from ignite_mnist.cli.parsing import PROG, OneLineParser
 from ignite_mnist.config import TrainConfig, flag_name
+from ignite_mnist.console import say
 from ignite_mnist.errors import EXIT_OK, ConfigError
 from ignite_mnist.recipes import RECIPES
 
@@ -107,6 +108,6 @@ def train_command(argv: Sequence[str] | None) -> int:
 
     summary = run(config, resume=plan)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
-        print(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
+        say(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
               f"run directory {summary.run_dir}")
     return EXIT_OK

@@ -26,6 +26,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
+from ignite_mnist.console import say
 from ignite_mnist.registry import PROGRESS_MODES
 
 __all__ = ["LogProgress", "Progress", "attach_progress", "batch_loss", "resolve_progress_mode"]
@@ -74,7 +75,7 @@ class LogProgress:
         self._last_iteration = 0
 
     def _write(self, line: str) -> None:
-        print(line, file=self.stream or sys.stdout, flush=True)
+        say(line, self.stream)
 
     def _where(self, engine: Engine) -> str:
         length = engine.state.epoch_length or 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import netrc
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,10 +39,10 @@ from ignite.engine.events import RemovableEventHandle
 from ignite.handlers import global_step_from_engine
 from ignite.handlers.wandb_logger import OptimizerParamsHandler, OutputHandler, WandBLogger
 
+from ignite_mnist.console import note
 from ignite_mnist.errors import Interrupted, first_line
-from ignite_mnist.events import on_exception
-from ignite_mnist.events import ValidationEvents
-from ignite_mnist.registry import WANDB_MODES, WANDB_WATCH
+from ignite_mnist.events import ValidationEvents, on_exception
+from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -58,11 +57,10 @@ __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_
 DEFAULT_PROJECT = "ignite-mnist"
 #: Seconds an online start may take before falling back to offline (W&B's own default is 90).
 ONLINE_INIT_TIMEOUT = 10.0
-_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 
 
 def _say(kind: str, message: str) -> None:
-    print(f"ignite-mnist: {kind}: {message}", file=sys.stderr, flush=True)
+    note(kind, message)
 
 
 def has_wandb_credentials() -> bool:
@@ -98,9 +96,9 @@ def resolve_wandb_mode(mode: str) -> str:
         return mode
     if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true"):
         return "disabled"
-    from_env = _ENV_MODES.get(os.environ.get("WANDB_MODE", "").strip().lower())
-    if from_env:
-        return from_env
+    env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env_mode:
+        return WANDB_ENV_MODES[env_mode]  # TrainConfig.validate refused other values
     return "online" if has_wandb_credentials() else "offline"
 
 
@@ -133,14 +131,28 @@ def wandb_init_args(
     }
 
 
+def _quiet_wandb() -> dict[str, bool]:
+    """Unless the user set them: W&B's banner and login lines give way to our one line ($WANDB_SILENT), and
+    W&B's own error reporting stays off ($WANDB_ERROR_REPORTING): with a server that accepts connections
+    but never answers, its telemetry held the process ~25 s at exit. Set before W&B starts, for the process.
+
+    Returns:
+        The ``wandb.Settings`` arguments that go with it.
+    """
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    if {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ):
+        return {}
+    os.environ["WANDB_SILENT"] = "true"
+    return {"silent": True}
+
+
 def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any]) -> tuple[Any, str]:
     """Start a W&B run: online falls back to offline within a bounded time; any failure disables W&B."""
     import wandb
 
     if init_args.get("dir") is not None:
         Path(init_args["dir"]).mkdir(parents=True, exist_ok=True)
-    # W&B's banner is replaced by our one line, unless $WANDB_SILENT/$WANDB_QUIET say otherwise.
-    quiet = {} if {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ) else {"silent": True}
+    quiet = _quiet_wandb()
     if mode == "online":
         timeout = {} if os.environ.get("WANDB_INIT_TIMEOUT") else {"init_timeout": ONLINE_INIT_TIMEOUT}
         started = time.monotonic()
@@ -157,8 +169,10 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any]) -> tupl
         _say("warning", f"W&B could not start ({first_line(error)}); training goes on without W&B")
         return None, "disabled"
     sync = f"upload it later with: wandb sync {run.settings.sync_dir}"
-    _say("warning", f"{reason}; logging offline instead, {sync}") if mode == "online" else _say(
-        "info", f"W&B run saved offline; {sync}")
+    if mode == "online":
+        _say("warning", f"{reason}; logging offline instead, {sync}")
+    else:
+        _say("info", f"W&B run saved offline; {sync}")
     return run, "offline"
 
 

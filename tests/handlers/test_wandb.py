@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,8 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.cli import parse_train_args
 from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
+from ignite_mnist.cli import parse_train_args
 from ignite_mnist.handlers import attach_wandb
 from ignite_mnist.run_dir import read_metrics_log
 from ignite_mnist.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
@@ -135,11 +137,28 @@ def test_run_id_is_checkpointed(tracked):
     assert checkpoint["record"]["best"]["val_accuracy"] <= summary.best_val_accuracy
 
 
-def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.delenv("WANDB_SILENT")  # show that W&B's own banner and sync hint give way to our one line
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port where a server accepts connections and never answers (a W&B host behind a broken proxy)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: [held.append(server.accept()[0]) for _ in iter(int, 1)], daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.mark.parametrize("server", ["refusing", "silent"])
+def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch, request, server):
+    if server == "silent":
+        port = request.getfixturevalue("silent_server")
+    else:
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    monkeypatch.delenv("WANDB_SILENT")  # show that W&B's own banner, login and sync lines give way to our one line
     env = {"WANDB_BASE_URL": f"http://127.0.0.1:{port}", "WANDB_API_KEY": "0" * 40}
     result = run_cli("--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--epochs", "1",
                      "--val-size", "200", "--progress", "none", "--wandb-mode", "online", env=env)
@@ -147,6 +166,7 @@ def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_w
     lines = result.stderr.splitlines()
     (warning,) = [line for line in lines if "warning" in line.lower()]
     assert "offline" in warning and [line for line in lines if "wandb sync" in line] == [warning]
+    assert not [line for line in lines if line.startswith("wandb:")]  # no login line, no banner
     # The attempt is cut at ONLINE_INIT_TIMEOUT (10 s); W&B alone retries for 90 s. Loose bound: a loaded machine.
     waited = float(re.search(r"failed after (\d+) s", warning).group(1))
     assert waited < 60
