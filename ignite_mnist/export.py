@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -126,9 +127,11 @@ def _save_or_explain(exporter: ExportFormat, model: nn.Module, path: Path) -> No
         exporter.save(model, path)
     except Exception as raised:  # noqa: BLE001 - torch's writers wrap the OSError: find it, else re-raise
         error = raised if isinstance(raised, OSError) else raised.__context__ or raised.__cause__
-        if not isinstance(error, OSError):
+        reason = re.search(r"strerror: ([^\n]+)", str(raised))  # TorchScript's C++ writer only says it in words
+        if not isinstance(error, OSError) and reason is None:
             raise
-        raise WriteError(path, error, "pass --output PATH in a writable folder") from None
+        because = error if isinstance(error, OSError) else reason.group(1).strip()  # type: ignore[union-attr]
+        raise WriteError(path, because, "pass --output PATH in a writable folder") from None
 
 
 def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:

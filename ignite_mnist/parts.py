@@ -34,14 +34,14 @@ from ignite_mnist.data import Dataset, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, resolve_device
 from ignite_mnist.distributed import check_world, rank_device
 from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler
-from ignite_mnist.errors import RunDirError
+from ignite_mnist.errors import RunDirError, WriteError
 from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.models import build_model, model_factory
 from ignite_mnist.optim import build_optimizer
 from ignite_mnist.resume import ResumePlan
 from ignite_mnist.run_dir import RunDir, unwritable
 
-__all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir"]
+__all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir", "write_config"]
 
 #: Batch size of validation and test (memory only; the metrics do not depend on it).
 EVAL_BATCH_SIZE = 1000
@@ -78,10 +78,12 @@ def default_run_name(config: TrainConfig) -> str:
 
 
 def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitStack) -> RunDir:
-    """Create ``<output-dir>/<run-name>/``, lock it until ``held`` closes, and write ``config.json``.
+    """Create ``<output-dir>/<run-name>/``, lock it until ``held`` closes, and write ``config.json`` for a new run.
 
     A folder that already holds a run is refused unless this is a resume of it,
-    or ``--overwrite`` moves the old run's files aside; one another process runs in is refused.
+    or ``--overwrite`` moves the old run's files aside; one another process runs in
+    is refused. A resumed run rewrites its ``config.json`` once its checkpoint is
+    restored (:func:`ignite_mnist.training.restore`), so a refused resume changes nothing.
     """
     run_dir = RunDir(Path(config.output_dir) / (config.run_name or default_run_name(config)))
     try:
@@ -97,11 +99,17 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
             )
         why = "--overwrite" if config.overwrite else "it had saved no checkpoint, so it starts afresh"
         say(f"{run_dir}: {why}; the previous run's files were moved to {run_dir.set_aside()}")
+    if not resuming:
+        write_config(run_dir, config)
+    return run_dir
+
+
+def write_config(run_dir: RunDir, config: TrainConfig) -> None:
+    """Write ``config.json``; a folder that cannot be written is one line."""
     try:
         run_dir.write_config(config.to_dict())
-    except OSError as error:
-        raise unwritable(run_dir, error) from None
-    return run_dir
+    except (OSError, WriteError) as error:
+        raise unwritable(run_dir, error if isinstance(error, OSError) else OSError(error.reason)) from None
 
 
 def _shared_run_dir(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunDir:

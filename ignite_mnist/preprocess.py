@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit is next
             if image.width * image.height > MAX_PIXELS:  # read from the header: refused before decoding
                 raise ImageError(f"{path}: {image.width}x{image.height} pixels is more than {MAX_PIXELS // 10**6} "
                                  f"million; scale the image down (a digit needs a few hundred pixels a side)")

@@ -47,6 +47,7 @@ __all__ = [
     "plan_resume",
     "restore_run",
     "resume_training",
+    "rewind_logs",
     "set_aside_later_work",
 ]
 
@@ -208,7 +209,7 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     return resumed, plan
 
 
-def set_aside_later_work(run_dir: RunDir, plan: ResumePlan, trains_on: bool) -> Path | None:
+def set_aside_later_work(run_dir: RunDir, plan: ResumePlan, trains_on: bool = True) -> Path | None:
     """Before a run resumes in place from an older checkpoint, move what it wrote after it aside.
 
     A resume from iteration N starts a new history after N: the "last" checkpoints
@@ -228,7 +229,7 @@ def set_aside_later_work(run_dir: RunDir, plan: ResumePlan, trains_on: bool) -> 
     return folder
 
 
-def _rewind(objects: Mapping[str, Any], iteration: int) -> None:
+def rewind_logs(objects: Mapping[str, Any], iteration: int) -> None:
     """Objects that write files as they go (the metrics log) drop what they wrote after ``iteration``."""
     for obj in objects.values():
         if callable(getattr(obj, "rewind", None)):
@@ -242,8 +243,8 @@ def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, 
     when the run continues in place (a new run keeps its own files). Trackers are
     restored only in place too (a new run is a new tracked run); an optimizer
     ``--allow-config-change`` switched is started afresh, other changed optimizer
-    settings are applied to the restored one. The metrics log forgets the rows
-    written after the checkpoint.
+    settings are applied to the restored one. Files are left alone: see
+    :func:`rewind_logs` and :func:`set_aside_later_work`.
     """
     to_load = dict(to_save) | (resumable if plan.in_place else {})
     if not plan.in_place:
@@ -253,7 +254,6 @@ def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, 
         del to_load["optimizer"]
     restore_objects(plan.checkpoint, to_load, plan.path)
     _apply_changed_settings(to_save["optimizer"], saved, config)
-    _rewind(to_save, plan.iteration)
 
 
 @dataclass
@@ -296,7 +296,7 @@ def resume_training(
     to_load = dict(to_save) | (checkpoints.resumable() if checkpoints is not None else {})
     restored = restore_objects(checkpoint, to_load, path)
     resumed = ResumePlan(path, checkpoint, in_place=True)
-    _rewind(to_save, resumed.iteration)
+    rewind_logs(to_save, resumed.iteration)
     return Resumed(path, resumed.iteration, int(checkpoint.get("trainer", {}).get("epoch", 0)), restored)
 
 

@@ -43,9 +43,9 @@ from ignite_mnist.errors import Interrupted, TrainingError, WriteError
 from ignite_mnist.handlers import stopped_early
 from ignite_mnist.handlers.checkpoint import finite_weights
 from ignite_mnist.handlers.signals import HANDLED_SIGNALS
-from ignite_mnist.parts import RunParts, build_parts
+from ignite_mnist.parts import RunParts, build_parts, write_config
 from ignite_mnist.report import Summary, test_and_report
-from ignite_mnist.resume import ResumePlan, plan_resume, restore_run, set_aside_later_work
+from ignite_mnist.resume import ResumePlan, plan_resume, restore_run, rewind_logs, set_aside_later_work
 from ignite_mnist.wiring import AttachHook, RunHandlers, attach_run_handlers
 
 __all__ = ["RunStage", "Summary", "restore", "run", "train"]
@@ -153,19 +153,21 @@ def _phases_3_to_5(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | No
 
 
 def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> None:
-    """Phase 3: restore every saved object (the metrics log forgets the rows after the checkpoint).
+    """Phase 3: restore every saved object; then the files follow the checkpoint.
 
-    Resumed in place from an older checkpoint, the run first moves what it had
-    written after it aside (:func:`~ignite_mnist.resume.set_aside_later_work`).
+    Only once everything is restored (a refused checkpoint changes nothing on disk),
+    and only when the run trains on (a finished run is not rewritten): a run resumed
+    in place from an older checkpoint moves what it had written after it aside
+    (:func:`~ignite_mnist.resume.set_aside_later_work`), ``config.json`` holds the
+    settings it goes on with, and the metrics log forgets the rows after the checkpoint.
     """
     if plan is None:
         return
-    if plan.in_place and parts.rank == 0:
-        stopper, saved = handlers.stopper, plan.checkpoint.get("early_stopping") or {}
-        stopped = stopper is not None and saved.get("counter", 0) >= stopper.patience
-        trains_on = plan.iteration < len(parts.train_loader) * parts.config.epochs and not stopped
-        set_aside_later_work(parts.run_dir, plan, trains_on)
     restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
+    if plan.in_place and parts.rank == 0 and not _finished(parts, handlers):
+        set_aside_later_work(parts.run_dir, plan, trains_on=True)
+        write_config(parts.run_dir, parts.config)
+    rewind_logs(handlers.to_save, plan.iteration)
 
 
 def _finished(parts: RunParts, handlers: RunHandlers) -> bool:
