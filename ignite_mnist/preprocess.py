@@ -26,7 +26,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,7 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings(), Image.open(path) as image:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit is next
+        with _our_pixel_limit(), Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:  # read from the header: refused before decoding
                 raise ImageError(f"{path}: {image.width}x{image.height} pixels is more than {MAX_PIXELS // 10**6} "
                                  f"million; scale the image down (a digit needs a few hundred pixels a side)")
@@ -82,6 +83,16 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
     return data.reshape(gray.height, gray.width).float().div(255)
 
 
+@contextlib.contextmanager
+def _our_pixel_limit() -> Iterator[None]:
+    """Pillow's decompression-bomb warning gives way to :data:`MAX_PIXELS`, which is lower and a one-line error."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
 def _grayscale(image: Any) -> Any:
     """A Pillow image as 8-bit grayscale: transparency laid on white paper, 16-bit and float pixels scaled
     by their own range (Pillow's plain conversion would clip them to black)."""
@@ -90,7 +101,7 @@ def _grayscale(image: Any) -> Any:
     if "A" in image.getbands():  # transparent background: lay it on white paper
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     if image.mode in ("F", "I", "I;16", "I;16B", "I;16L"):
-        values = torch.tensor(list(image.convert("F").getdata()), dtype=torch.float32)
+        values = torch.frombuffer(bytearray(image.convert("F").tobytes()), dtype=torch.float32)
         low, high = float(values.min()), float(values.max())
         scaled = (values - low) / (high - low) * 255 if high > low else torch.zeros_like(values)
         return Image.frombytes("L", image.size, bytes(scaled.round().to(torch.uint8).tolist()))
