@@ -331,7 +331,8 @@ class WandbTracker:
         table = wandb.Table(columns=["image", "label", "prediction", "confidence"])
         for wrong in evaluation.misclassified:
             caption = f"{names[wrong.label]} -> {names[wrong.prediction]}"
-            table.add_data(wandb.Image(wrong.image, caption=caption), names[wrong.label], names[wrong.prediction],
+            pixels = wrong.image.mul(255).round().to(torch.uint8).numpy()  # (28, 28) grayscale, as W&B reads it
+            table.add_data(wandb.Image(pixels, caption=caption), names[wrong.label], names[wrong.prediction],
                            round(wrong.confidence, 4))
         y_true, y_pred = _labelled_pairs(evaluation.confusion_matrix)
         matrix = wandb.plot.confusion_matrix(y_true=y_true, preds=y_pred, class_names=names)
