@@ -41,6 +41,7 @@ from ignite_mnist.registry import (
 FOLDER_PREFIX = "folder:"
 
 __all__ = [
+    "BOOKKEEPING_SETTINGS",
     "DATA_DIR_ENV",
     "EXACT_RESUME_SETTINGS",
     "IDENTITY_SETTINGS",
@@ -54,6 +55,12 @@ IDENTITY_SETTINGS = ("model", "dataset")
 #: Changing these on resume breaks the exact continuation (refused unless --allow-config-change).
 EXACT_RESUME_SETTINGS = (
     "batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay", "lr_schedule", "augment", "amp",
+)
+#: Where a run is kept and how it is shown and tracked, not what it trains: ``compare`` leaves them out.
+BOOKKEEPING_SETTINGS = (
+    "data_dir", "output_dir", "run_name", "resume", "overwrite", "allow_config_change", "progress",
+    "progress_interval", "plots", "wandb_mode", "wandb_project", "wandb_entity", "wandb_name", "wandb_tags",
+    "wandb_log_every", "wandb_watch",
 )
 
 DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"

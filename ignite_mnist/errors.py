@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointError",
     "RunDirError",
     "TrainingError",
+    "SweepError",
     "Interrupted",
     "first_line",
 ]
@@ -71,6 +72,10 @@ class RunDirError(IgniteMnistError):
 
 class TrainingError(IgniteMnistError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class SweepError(IgniteMnistError):
+    """A sweep cannot go on: its study's database cannot be reached, a worker failed, Optuna is missing."""
 
 
 class Interrupted(IgniteMnistError):

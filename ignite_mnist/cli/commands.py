@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -13,19 +14,19 @@ from ignite_mnist.errors import EXIT_SIGINT, ConfigError, IgniteMnistError
 __all__ = ["COMMANDS", "main"]
 
 
-def _inference_command(name: str) -> Callable[[Sequence[str]], int]:
-    """A subcommand of :mod:`ignite_mnist.cli.inference`, imported only when it runs."""
+def _lazy_command(module: str, name: str) -> Callable[[Sequence[str]], int]:
+    """The subcommand ``name`` of ``ignite_mnist.cli.<module>``, imported only when it runs."""
 
     def command(argv: Sequence[str]) -> int:
-        from ignite_mnist.cli import inference
-
-        return getattr(inference, f"{name}_command")(argv)
+        return getattr(importlib.import_module(f"ignite_mnist.cli.{module}"), f"{name}_command")(argv)
 
     return command
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": train_command, **{name: _inference_command(name) for name in ("evaluate", "predict", "export")},
+    "train": train_command,
+    **{name: _lazy_command("inference", name) for name in ("evaluate", "predict", "export")},
+    **{name: _lazy_command("experiments", name) for name in ("sweep", "compare")},
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +22,9 @@ from ignite_mnist.config import TrainConfig, flag_name
 from ignite_mnist.errors import EXIT_OK, ConfigError
 from ignite_mnist.recipes import RECIPES
 
-__all__ = ["build_train_parser", "parse_train_args", "train_command"]
+__all__ = ["agent_style", "build_train_parser", "parse_train_args", "train_command"]
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def _field_type(f: dataclasses.Field) -> Any:
@@ -69,6 +72,36 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False) -> 
     return parser
 
 
+def agent_style(argv: Sequence[str]) -> list[str]:
+    """Read the command line ``wandb agent`` builds: ``--name=value``, with ``name`` a config field.
+
+    The agent writes each sweep parameter as ``--{name}={value}`` with Python's ``str`` of
+    the value (``wandb.sdk.launch.sweeps.utils.create_sweep_command_args``):
+    ``--batch_size=128``, ``--amp=True``, ``--patience=None``. This turns such arguments
+    into this parser's spelling: ``--batch-size=128``, ``--amp``, ``--no-amp``; a ``None``
+    leaves the setting at its default (None). Anything else is kept as it is.
+
+    Example:
+        >>> agent_style(["--batch_size=128", "--amp=True", "--plots=False", "--patience=None", "--lr", "0.1"])
+        ['--batch-size=128', '--amp', '--no-plots', '--lr', '0.1']
+    """
+    fields = {flag_name(f.name): f for f in dataclasses.fields(TrainConfig)}
+    converted = []
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        flag = "--" + name[2:].replace("_", "-") if name.startswith("--") else name
+        f = fields.get(flag)
+        if f is None:
+            converted.append(arg)
+        elif not equals:
+            converted.append(flag)
+        elif _field_type(f) is bool and value.lower() in _TRUE + _FALSE:
+            converted.append(flag if value.lower() in _TRUE else "--no-" + flag[2:])
+        elif value != "None" or f.default is not None:
+            converted.append(f"{flag}={value}")
+    return converted
+
+
 def parse_train_args(argv: Sequence[str] | None = None, *, with_plan: bool = False) -> Any:
     """Command-line arguments -> a validated ``TrainConfig`` (exit 2 on a bad flag).
 
@@ -83,6 +116,7 @@ def parse_train_args(argv: Sequence[str] | None = None, *, with_plan: bool = Fal
         >>> config.model, config.lr_schedule, config.epochs
         ('fastcnn', 'onecycle', 5)
     """
+    argv = agent_style(sys.argv[1:] if argv is None else argv)
     parser = build_train_parser()
     values = vars(parser.parse_args(argv))
     recipe = RECIPES[values.pop("recipe")]

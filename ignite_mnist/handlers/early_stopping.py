@@ -27,6 +27,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import EarlyStopping
 
 from ignite_mnist.handlers.validation import Validation
+from ignite_mnist.registry import lower_is_better
 
 __all__ = ["attach_early_stopping", "stopped_early"]
 
@@ -60,7 +61,7 @@ def attach_early_stopping(
         raise ValueError(f"patience must be > 0, got {patience}")
     if every <= 0:
         raise ValueError(f"every must be > 0, got {every}")
-    mode = mode or ("min" if "loss" in monitor else "max")
+    mode = mode or ("min" if lower_is_better(monitor) else "max")
     stopper = EarlyStopping(
         patience=math.ceil(patience / every),
         score_function=lambda engine: float(engine.state.metrics[monitor]),

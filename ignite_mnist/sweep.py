@@ -1,0 +1,486 @@
+"""``ignite-mnist sweep``: a search over training settings on Optuna; every trial an ordinary run directory.
+
+```
+<output-dir>/<sweep name>/
+    sweep.yaml       the sweep file it was started from (a restart with another file is refused)
+    sweep.json       the study's name and its storage (when --storage named one)
+    study.db         the Optuna study (SQLite), unless --storage put it elsewhere
+    trial-0000/      each trial's run directory: config.json, metrics.jsonl, checkpoints, summary.json
+    workers/         <host>:<pid>.lock, held by each live worker process
+    .lock            held while a worker takes its next trial
+```
+
+How a sweep goes:
+
+1. :func:`open_sweep` checks the folder and opens the study (created on first use)
+   with the sampler of the file's ``method`` and the pruner of ``--pruner``
+   (:data:`~ignite_mnist.registry.SWEEP_METHODS`, :data:`~ignite_mnist.registry.PRUNERS`).
+2. Each worker process (:func:`work`) takes a trial under the folder's lock
+   (:func:`claim_trial`): first a running trial whose worker on this machine is
+   gone (killed), which goes on in its own run directory from its newest
+   checkpoint; else a new one from the sampler while the study holds fewer
+   trials than the sweep runs. Finished trials are never run again, and a trial
+   keeps its number when it is resumed, so none is counted twice.
+3. A trial is the training command line ``wandb agent`` would build
+   (:meth:`~ignite_mnist.sweep_spec.SweepSpec.trial_args`), run in the worker's
+   process with :class:`~ignite_mnist.handlers.TrialPruning` attached
+   (:func:`run_trial`); its value is the sweep metric of its validations.
+4. ``--jobs N`` starts N workers (:func:`run_workers`); they share the study
+   through its storage, as workers on other machines do with ``--storage``.
+
+Optuna owns the study, the samplers and the pruners; nothing here schedules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from ignite_mnist.cli.train import parse_train_args
+from ignite_mnist.compare import Comparison, RunResult, find_runs
+from ignite_mnist.errors import ConfigError, IgniteMnistError, Interrupted, SweepError, TrainingError, first_line
+from ignite_mnist.files import write_json, write_text
+from ignite_mnist.handlers.pruning import PRUNED_AT, TrialPruning, attach_trial_pruning
+from ignite_mnist.registry import PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
+from ignite_mnist.run_dir import RunDir
+from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
+
+__all__ = [
+    "Claim", "PRUNER_CHOICES", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
+    "trial_name", "trial_states", "work",
+]
+
+#: ``--pruner``: ``auto`` is ``halving`` when the file has ``early_terminate``, else ``none``.
+PRUNER_CHOICES = ("auto", *PRUNERS.names)
+#: The median pruner judges a trial once this many trials have finished.
+MEDIAN_STARTUP_TRIALS = 2
+#: Seconds a new trial may stay without its worker's name before another worker takes it up.
+UNCLAIMED_SECONDS = 60
+#: Seconds a worker waits for SQLite's write lock (workers share one file).
+SQLITE_TIMEOUT = 60
+#: The trial's user attribute naming the worker process that runs it (``<host>:<pid>``).
+WORKER = "worker"
+#: The study's user attribute holding the sweep file it was started from.
+SPEC = "sweep_file"
+#: The trial's pruning handler in its checkpoints.
+PRUNING_ENTRY = "trial_pruning"
+
+Say = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def trial_name(number: int) -> str:
+    """A trial's run directory name.
+
+    Example:
+        >>> trial_name(3)
+        'trial-0003'
+    """
+    return f"trial-{number:04d}"
+
+
+# --- what the sweep file's names stand for (builders the registries name) ---------------------------------------
+
+
+def _integers(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def categorical(parameter: Parameter) -> BaseDistribution:
+    return CategoricalDistribution(list(parameter.values))
+
+
+def int_uniform(parameter: Parameter) -> BaseDistribution:
+    return IntDistribution(parameter.low, parameter.high)
+
+
+def uniform(parameter: Parameter) -> BaseDistribution:
+    return FloatDistribution(parameter.low, parameter.high)
+
+
+def log_uniform_values(parameter: Parameter) -> BaseDistribution:
+    return FloatDistribution(parameter.low, parameter.high, log=True)
+
+
+def q_uniform(parameter: Parameter) -> BaseDistribution:
+    q = parameter.q if parameter.q is not None else 1
+    if _integers(parameter.low, parameter.high, q):
+        return IntDistribution(parameter.low, parameter.high, step=q)
+    return FloatDistribution(parameter.low, parameter.high, step=q)
+
+
+def q_log_uniform_values(parameter: Parameter) -> BaseDistribution:
+    """Integers on a log scale; as W&B's own Optuna scheduler, a float log scale where Optuna has no stepped one."""
+    q = parameter.q if parameter.q is not None else 1
+    if q != 1 or parameter.low < 1:
+        return FloatDistribution(parameter.low, parameter.high, log=True)
+    return IntDistribution(parameter.low, parameter.high, log=True, step=int(q))
+
+
+def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
+    """The Optuna search space of a sweep file, as W&B's Optuna scheduler maps it."""
+    return {name: SWEEP_DISTRIBUTIONS.load(p.kind)(p) for name, p in spec.parameters.items()}
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` at the grid's end, which works only inside
+    ``Study.optimize``: the sweep counts its trials itself (:meth:`~ignite_mnist.sweep_spec.SweepSpec.budget`)."""
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: TrialState, values: Any) -> None:
+        pass
+
+
+def grid_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    return _GridSampler(spec.grid(), seed=0)  # one seed in every worker: one grid order
+
+
+def random_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler()
+
+
+def tpe_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler()
+
+
+def _terminate(spec: SweepSpec) -> EarlyTerminate:
+    return spec.early_terminate or EarlyTerminate(min_iter=1)
+
+
+def halving_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """Successive halving from validation ``min_iter``, keeping the best 1/``eta`` at each rung (W&B's hyperband)."""
+    terminate = _terminate(spec)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=terminate.min_iter, reduction_factor=terminate.eta)
+
+
+def median_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """Stop a trial worse than the median of earlier trials at the same validation, from ``min_iter`` on."""
+    return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS,
+                                       n_warmup_steps=_terminate(spec).min_iter - 1)
+
+
+def no_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+# --- the sweep folder -------------------------------------------------------------------------------------------
+
+
+class SweepDir:
+    """A sweep's folder: its files, its trials' run directories, its locks."""
+
+    SPEC = "sweep.yaml"
+    INFO = "sweep.json"
+    STUDY = "study.db"
+    WORKERS = "workers"
+    LOCK = ".lock"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def holds_sweep(cls, path: str | Path) -> bool:
+        return (Path(path) / cls.INFO).is_file()
+
+    def trial_dir(self, number: int) -> RunDir:
+        return RunDir(self.path / trial_name(number))
+
+    def read_info(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / self.INFO).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def storage(self) -> str:
+        """The study's database URL: the one recorded, else SQLite in the folder."""
+        return self.read_info().get("storage") or f"sqlite:///{(self.path / self.STUDY).resolve()}"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder's lock (waiting for it) while the ``with`` block runs."""
+        with open(self.path / self.LOCK, "a+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def worker(self) -> Iterator[str]:
+        """Register this process as a worker (``<host>:<pid>``, its lock held until it exits) and yield its name."""
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        path = self.path / self.WORKERS / f"{name}.lock"
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "a+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield name
+            finally:
+                path.unlink(missing_ok=True)
+
+    def worker_gone(self, worker: str | None, started: datetime | None, me: str) -> bool:
+        """Whether the process running a trial is gone; only this machine's workers can be told.
+
+        A worker's lock is free once it exits, however it exits. A trial with this
+        process's own name is an earlier process's (the pid came round again): this one runs no trial while it asks.
+        """
+        if worker is None:  # its worker died between creating it and naming itself
+            return started is not None and (datetime.now() - started).total_seconds() > UNCLAIMED_SECONDS
+        if worker.rpartition(":")[0] != socket.gethostname():
+            return False
+        if worker == me:
+            return True
+        try:
+            descriptor = os.open(self.path / self.WORKERS / f"{worker}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(descriptor)
+        return True
+
+
+# --- the study ----------------------------------------------------------------------------------------------------
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna's database storage at ``url``; a URL it cannot use is one line (exit 2), a database it cannot reach too (exit 1)."""
+    import sqlalchemy
+
+    shown = url
+    with contextlib.suppress(Exception):
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+    except sqlalchemy.exc.ArgumentError as error:
+        raise ConfigError("--storage", f"{shown!r} is not a database URL ({first_line(error)}); for example "
+                          "sqlite:///sweeps.db or postgresql://user@host/sweeps") from None
+    except Exception as error:  # noqa: BLE001 - a missing driver, a refused connection, a bad file: one line
+        raise SweepError(f"--storage {shown}: cannot open the study's database "
+                         f"({type(error).__name__}: {first_line(error)})") from None
+
+
+def _check_spec_copy(sweep: SweepDir, spec: SweepSpec) -> None:
+    import yaml
+
+    copy = sweep.path / SweepDir.SPEC
+    if copy.is_file():
+        if SweepSpec.load(copy).raw != spec.raw:
+            raise ConfigError(spec.where, f"{sweep} holds a sweep started from another file ({copy}); start it "
+                              "again with that file, or choose another --name")
+        return
+    write_text(copy, yaml.safe_dump(spec.raw, sort_keys=False))
+
+
+def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None, storage: str | None = None,
+               pruner: str = "auto") -> tuple[SweepDir, optuna.Study]:
+    """Create or reopen the sweep's folder and its study (refused when either was started from another file)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = SweepDir(Path(output_dir) / (name or spec.name))
+    sweep.path.mkdir(parents=True, exist_ok=True)
+    _check_spec_copy(sweep, spec)
+    recorded = sweep.read_info().get("storage")
+    if storage is not None and recorded is not None and storage != recorded:
+        raise ConfigError("--storage", f"{sweep} keeps its study in another database; leave --storage out to use it")
+    if pruner == "auto":
+        pruner = "halving" if spec.early_terminate is not None else "none"
+    study = optuna.create_study(
+        storage=_storage(storage or sweep.storage()), study_name=sweep.path.name, direction=spec.goal,
+        sampler=SWEEP_METHODS.load(spec.method)(spec), pruner=PRUNERS.load(pruner)(spec), load_if_exists=True,
+    )
+    started_from = study.user_attrs.get(SPEC)
+    if started_from is None:
+        study.set_user_attr(SPEC, spec.raw)
+    elif started_from != json.loads(json.dumps(spec.raw)):
+        raise ConfigError(spec.where, f"study {study.study_name} was started from another sweep file; use that "
+                          "file, or another --name")
+    if not SweepDir.holds_sweep(sweep.path):
+        write_json(sweep.path / SweepDir.INFO, {"study": study.study_name, "storage": storage})
+    return sweep, study
+
+
+# --- trials -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    """A trial a worker took: new, or resumed after its worker was gone (with the steps it had reported)."""
+
+    trial: optuna.Trial
+    resumed: bool = False
+    reported: dict[int, float] = field(default_factory=dict)
+
+
+def claim_trial(study: optuna.Study, sweep: SweepDir, worker: str, budget: int,
+                space: dict[str, BaseDistribution]) -> Claim | None:
+    """The next trial for ``worker``: an orphaned one first, else a new one; None once the study holds ``budget``."""
+    with sweep.lock():
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if sweep.worker_gone(frozen.user_attrs.get(WORKER), frozen.datetime_start, worker):
+                # Optuna has no public way to take up a running trial; its Trial is built from the trial's id
+                trial = optuna.Trial(study, frozen._trial_id)
+                trial.set_user_attr(WORKER, worker)
+                return Claim(trial, resumed=True, reported=dict(frozen.intermediate_values))
+        if len(study.get_trials(deepcopy=False)) >= budget:
+            return None
+        trial = study.ask(space)
+        trial.set_user_attr(WORKER, worker)
+        return Claim(trial)
+
+
+def _trial_args(spec: SweepSpec, sweep: SweepDir, claim: Claim) -> list[str]:
+    """The trial's command line: no progress display unless the file sets one, the file's settings, then the sweep's."""
+    run_dir = sweep.trial_dir(claim.trial.number)
+    args = ["--progress=none", *spec.trial_args(claim.trial.params),
+            f"--output_dir={sweep.path}", f"--run_name={run_dir.path.name}"]
+    if claim.resumed and run_dir.latest_checkpoint() is not None:
+        args.append("--resume=auto")
+    elif claim.resumed and run_dir.holds_run():  # it was stopped before its first checkpoint
+        args.append("--overwrite=True")
+    return args
+
+
+@dataclass
+class _PruningHook:
+    """``run(attach=...)``: the trial's pruning handler, checkpointed with the run."""
+
+    trial: optuna.Trial
+    metric: str
+    reported: dict[int, float]
+    attached: TrialPruning | None = None
+
+    def __call__(self, parts: Any) -> dict[str, Any]:
+        self.attached = attach_trial_pruning(parts.trainer, self.trial, self.metric, self.reported)
+        return {PRUNING_ENTRY: self.attached}
+
+
+def _tell(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, trial: optuna.Trial, say: Say) -> None:
+    """Record how a trial ended: pruned, or complete with its value read from its run directory."""
+    if PRUNED_AT in trial.user_attrs:
+        study.tell(trial, state=TrialState.PRUNED)
+        say(f"trial {trial.number}: pruned at validation {trial.user_attrs[PRUNED_AT]}")
+        return
+    result = RunResult.read(sweep.trial_dir(trial.number), trial_name(trial.number))
+    value = result.value(("best_" if spec.uses_best else "") + spec.monitor)
+    if value is None:
+        study.tell(trial, state=TrialState.FAIL)
+        say(f"trial {trial.number}: failed: it has no validation of {spec.monitor}")
+        return
+    study.tell(trial, value)
+    say(f"trial {trial.number}: complete, {spec.metric} {value:.4f}")
+
+
+def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say = _say) -> None:
+    """Train one trial in this process and record its end; an interrupted trial stays running (to be resumed)."""
+    from ignite_mnist.training import run
+
+    trial = claim.trial
+    if not (claim.resumed and PRUNED_AT in trial.user_attrs):  # else it was pruned before its worker was gone
+        say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
+            f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
+        hook = _PruningHook(trial, spec.monitor, claim.reported)
+        try:
+            config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
+            run(config, resume=plan, attach=hook)
+        except Interrupted:
+            raise
+        except TrainingError as error:
+            study.tell(trial, state=TrialState.FAIL)
+            say(f"trial {trial.number}: failed: {first_line(error)}")
+            return
+        except (IgniteMnistError, SystemExit):
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+    _tell(study, spec, sweep, trial, say)
+
+
+def work(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, budget: int, say: Say = _say) -> None:
+    """Run trials in this process until the study holds ``budget`` trials and none is left orphaned here."""
+    space = distributions(spec)
+    os.environ.setdefault("WANDB_RUN_GROUP", spec.name)  # the W&B runs of one sweep form one group
+    with sweep.worker() as worker:
+        while (claim := claim_trial(study, sweep, worker, budget, space)) is not None:
+            run_trial(study, spec, sweep, claim, say)
+
+
+def run_workers(jobs: int, worker_args: list[str]) -> None:
+    """Start ``jobs`` worker processes (``ignite-mnist sweep ... --worker``) and wait for them all.
+
+    Raises:
+        SweepError: a worker failed; the sweep goes on where it stopped when started again.
+    """
+    command = [sys.executable, "-m", "ignite_mnist", "sweep", *worker_args, "--worker"]
+    processes = [subprocess.Popen(command) for _ in range(jobs)]
+    try:
+        codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:  # the terminal interrupted the workers too: each saves its trial and stops
+        for process in processes:
+            process.wait()
+        raise
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+    failed = [code for code in codes if code]
+    if failed:
+        raise SweepError(f"{len(failed)} of {jobs} workers failed (exit codes {', '.join(map(str, failed))}); "
+                         "start the sweep again to go on where it stopped")
+
+
+# --- reading a sweep back -------------------------------------------------------------------------------------
+
+
+def _states(study: optuna.Study) -> dict[str, str]:
+    return {trial_name(t.number): t.state.name.lower() for t in study.get_trials(deepcopy=False)}
+
+
+def trial_states(path: str | Path) -> dict[str, str] | None:
+    """``{trial folder: state}`` of a sweep folder's study (None for a folder that is not a sweep)."""
+    if not SweepDir.holds_sweep(path):
+        return None
+    sweep = SweepDir(path)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=sweep.read_info().get("study", sweep.path.name),
+                              storage=_storage(sweep.storage()))
+    return _states(study)
+
+
+def report(study: optuna.Study, spec: SweepSpec, sweep: SweepDir) -> str:
+    """The sweep's end: its trials compared (those in this folder), then the best trial's command line."""
+    states = _states(study)
+    counts = {state: list(states.values()).count(state) for state in dict.fromkeys(states.values())}
+    lines = [f"sweep {sweep}: {len(states)} trials ({', '.join(f'{n} {s}' for s, n in counts.items())})"]
+    if any(RunDir(sweep.path / name).holds_run() for name in states):  # with --storage, some ran elsewhere
+        lines.append(Comparison.of(find_runs([sweep.path], lambda _: states)).format())
+    try:
+        best = study.best_trial
+    except ValueError:
+        return "\n".join(lines + ["no trial completed"])
+    lines += [f"best: {trial_name(best.number)} ({spec.metric} {best.value:.4f}); train it again with:",
+              "  " + shlex.join(["ignite-mnist", *spec.trial_args(best.params)])]
+    return "\n".join(lines)
