@@ -39,10 +39,12 @@ __all__ = [
     "LR_SCHEDULES",
     "MODELS",
     "MONITORS",
+    "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
     "Registry",
     "TRACKERS",
+    "TRACKER_CHOICES",
     "import_path",
     "is_import_path",
     "WANDB_MODES",
@@ -156,7 +158,12 @@ EXPORT_FORMATS = Registry("export format", {
 })
 TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
+    "tensorboard": "ignite_mnist.tracking.tensorboard:TensorboardTracker",
+    "mlflow": "ignite_mnist.tracking.mlflow:MlflowTracker",
 })
+#: What ``--tracker`` takes: a tracker's name, or ``none`` (no tracker at all).
+NO_TRACKER = "none"
+TRACKER_CHOICES = (*TRACKERS.names, NO_TRACKER)
 
 PROGRESS_MODES = ("auto", "bar", "log", "none")
 DEVICES = ("auto", "cpu", "cuda")
