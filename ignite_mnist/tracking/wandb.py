@@ -11,9 +11,10 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
 * a bounded online start: an unreachable server or a bad key falls back to an
   offline run after ``ONLINE_INIT_TIMEOUT`` seconds (W&B waits 90 s), with one warning;
 * an offline run keeps what ``wandb sync`` needs in its own folder: W&B stages
-  artifact files (the model) under ``$WANDB_DATA_DIR`` (``~/.local/share/wandb``)
-  and writes its service logs under ``$WANDB_CACHE_DIR``; for an offline run both
-  point into ``<dir>/wandb/`` while W&B starts and while the model is logged;
+  artifact files (the model, tables, images) under ``$WANDB_DATA_DIR``
+  (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
+  for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
+  W&B starts and while the test report and the model are logged;
 * from :class:`~ignite_mnist.tracking.base.LoggerTracker`: the run starts when the
   trainer starts, after a resume restored its id (a resumed training continues
   the same W&B run); the first W&B error is reported once and training goes on;
@@ -57,10 +58,6 @@ DEFAULT_PROJECT = "ignite-mnist"
 #: Seconds an online start may take before falling back to offline (W&B's own default is 90).
 ONLINE_INIT_TIMEOUT = 10.0
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
-
-
-def say(kind: str, message: str) -> None:
-    print(f"ignite-mnist: {kind}: {message}", file=sys.stderr, flush=True)
 
 
 def has_wandb_credentials() -> bool:
@@ -140,7 +137,7 @@ def _homes_inside(folder: Path | None) -> Iterator[None]:
     """``$WANDB_DATA_DIR`` and ``$WANDB_CACHE_DIR`` inside ``folder`` for the ``with`` block (None: unchanged).
 
     W&B reads both when it stages an artifact or starts its service, so this is the
-    way to keep an offline run's model (and logs) in the run folder.
+    way to keep an offline run's files (and logs) in the run folder.
     """
     saved = {name: os.environ.get(name) for name in _HOMES}
     if folder is not None:
@@ -246,6 +243,10 @@ class WandbTracker(LoggerTracker):
         """Where an offline run's staged artifacts and W&B's logs go: ``<dir>/wandb/``, beside its run folders."""
         return Path(self.init_args.get("dir") or ".").resolve() / "wandb"
 
+    def _files_inside(self) -> contextlib.AbstractContextManager[None]:
+        """For an offline run: W&B stages files (tables, images, the model) in :attr:`offline_home`."""
+        return _homes_inside(self.offline_home if self.mode == "offline" else None)
+
     def _make_logger(self) -> WandBLogger:
         return _WandBLogger(self.guard)
 
@@ -253,7 +254,7 @@ class WandbTracker(LoggerTracker):
         self.run, self.mode = _start_run(self.mode, self.run_id, self.init_args, self.offline_home)
         if self.run is None:
             return False
-        self.run_id = self.run.id
+        self.run_id, self.opened = self.run.id, True  # opened: the guard lets wandb.watch through
         if self.watch != "off" and self.model is not None:
             self.guard(lambda: self.run.watch(self.model, log=self.watch, log_freq=self.log_every))()
         return True
@@ -291,13 +292,14 @@ class WandbTracker(LoggerTracker):
         y_true, y_pred = _labelled_pairs(evaluation.confusion_matrix)
         matrix = wandb.plot.confusion_matrix(y_true=y_true, preds=y_pred, class_names=names)
         scalars = {"accuracy": evaluation.accuracy, "loss": evaluation.loss}
-        self.run.log({f"test/{k}": v for k, v in scalars.items()}
-                     | {"test/confusion_matrix": matrix, "test/misclassified": table}, step=self.step())
+        with self._files_inside():
+            self.run.log({f"test/{k}": v for k, v in scalars.items()}
+                         | {"test/confusion_matrix": matrix, "test/misclassified": table}, step=self.step())
         self.run.summary.update({f"test_{k}": v for k, v in scalars.items()})
 
     def _log_model(self, path: Path) -> None:
         """Record the checkpoint at ``path`` as the run's model artifact ``model-<run id>`` (best, latest)."""
-        with _homes_inside(self.offline_home if self.mode == "offline" else None):
+        with self._files_inside():
             self.run.log_model(path=str(path), name=f"model-{self.run.id}", aliases=["best", "latest"])
 
     def _close(self, status: RunStatus, exit_code: int) -> None:
