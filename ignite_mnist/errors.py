@@ -56,6 +56,7 @@ class ConfigError(IgniteMnistError, ValueError):
     def __init__(self, flag: str, message: str) -> None:
         super().__init__(f"{flag}: {message}")
         self.flag = flag
+        self.message = message
 
 
 class DataError(IgniteMnistError):

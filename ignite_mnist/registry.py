@@ -40,6 +40,7 @@ __all__ = [
     "LR_SCHEDULES",
     "MODELS",
     "MONITORS",
+    "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
     "PRUNERS",
@@ -48,6 +49,7 @@ __all__ = [
     "SWEEP_METHODS",
     "SWEEP_METRICS",
     "TRACKERS",
+    "TRACKER_CHOICES",
     "import_path",
     "is_import_path",
     "lower_is_better",
@@ -162,7 +164,12 @@ EXPORT_FORMATS = Registry("export format", {
 })
 TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
+    "tensorboard": "ignite_mnist.tracking.tensorboard:TensorboardTracker",
+    "mlflow": "ignite_mnist.tracking.mlflow:MlflowTracker",
 })
+#: What ``--tracker`` takes: a tracker's name, or ``none`` (no tracker at all).
+NO_TRACKER = "none"
+TRACKER_CHOICES = (*TRACKERS.names, NO_TRACKER)
 #: A sweep file's ``method`` (W&B's names) -> the builder of the Optuna sampler that runs it locally.
 SWEEP_METHODS = Registry("sweep method", {
     "grid": "ignite_mnist.sweep:grid_sampler",

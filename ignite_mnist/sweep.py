@@ -79,6 +79,8 @@ WORKER = "worker"
 SPEC = "sweep_file"
 #: The trial's pruning handler in its checkpoints.
 PRUNING_ENTRY = "trial_pruning"
+#: What the trackers read to group runs (unless set already): each worker sets them to the sweep's name.
+TRACKER_GROUPS = ("WANDB_RUN_GROUP", "MLFLOW_EXPERIMENT_NAME")
 
 Say = Callable[[str], None]
 
@@ -421,7 +423,8 @@ def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Clai
 def work(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, budget: int, say: Say = _say) -> None:
     """Run trials in this process until the study holds ``budget`` trials and none is left orphaned here."""
     space = distributions(spec)
-    os.environ.setdefault("WANDB_RUN_GROUP", spec.name)  # the W&B runs of one sweep form one group
+    for variable in TRACKER_GROUPS:  # the tracked runs of one sweep: one W&B group, one MLflow experiment
+        os.environ.setdefault(variable, sweep.path.name)
     with sweep.worker() as worker:
         while (claim := claim_trial(study, sweep, worker, budget, space)) is not None:
             run_trial(study, spec, sweep, claim, say)
