@@ -6,7 +6,7 @@
     sweep.json       the study's name and its storage (when --storage named one)
     study.db         the Optuna study (SQLite), unless --storage put it elsewhere
     trial-0000/      each trial's run directory: config.json, metrics.jsonl, checkpoints, summary.json
-    workers/         <host>:<pid>.lock, held by each live worker process
+    workers/         <host>:<pid>.lock, held by each live worker process of this folder
     .lock            held while a worker takes its next trial
 ```
 
@@ -49,7 +49,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ignite_mnist.cli.train import parse_train_args
 from ignite_mnist.compare import Comparison, RunResult, find_runs
@@ -73,7 +73,7 @@ MEDIAN_STARTUP_TRIALS = 2
 UNCLAIMED_SECONDS = 60
 #: Seconds a worker waits for SQLite's write lock (workers share one file).
 SQLITE_TIMEOUT = 60
-#: The trial's user attribute naming the worker process that runs it (``<host>:<pid>``).
+#: The trial's user attribute naming the worker process that runs it: host, pid and sweep folder.
 WORKER = "worker"
 #: The study's user attribute holding the sweep file it was started from.
 SPEC = "sweep_file"
@@ -228,32 +228,42 @@ class SweepDir:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def worker(self) -> Iterator[str]:
-        """Register this process as a worker (``<host>:<pid>``, its lock held until it exits) and yield its name."""
-        name = f"{socket.gethostname()}:{os.getpid()}"
-        path = self.path / self.WORKERS / f"{name}.lock"
+    def worker(self) -> Iterator[dict[str, Any]]:
+        """Register this process as a worker of this folder (its lock held until it exits); yield who it is.
+
+        The result, ``{"host", "pid", "folder"}``, is what each of its trials records as ``worker``.
+        """
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "folder": str(self.path.resolve())}
+        path = self._worker_lock(me)
         path.parent.mkdir(exist_ok=True)
         with open(path, "a+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield name
+                yield me
             finally:
                 path.unlink(missing_ok=True)
 
-    def worker_gone(self, worker: str | None, started: datetime | None, me: str) -> bool:
-        """Whether the process running a trial is gone; only this machine's workers can be told.
+    def _worker_lock(self, worker: dict[str, Any]) -> Path:
+        return self.path / self.WORKERS / f"{worker['host']}:{worker['pid']}.lock"
 
-        A worker's lock is free once it exits, however it exits. A trial with this
-        process's own name is an earlier process's (the pid came round again): this one runs no trial while it asks.
+    def orphaned(self, trial: FrozenTrial, me: dict[str, Any]) -> bool:
+        """Whether a running trial of this folder has lost its worker process (killed, or gone for any reason).
+
+        Only this machine's workers of this folder can be told, and only here can the
+        trial go on (its run directory is here). A worker's lock is free once it exits,
+        however it exits. A trial with this process's own pid is an earlier process's
+        (the pid came round again): this one runs no trial while it looks.
         """
-        if worker is None:  # its worker died between creating it and naming itself
+        worker = trial.user_attrs.get(WORKER)
+        if worker is None:  # its worker died between creating it and naming itself: it never trained
+            started = trial.datetime_start
             return started is not None and (datetime.now() - started).total_seconds() > UNCLAIMED_SECONDS
-        if worker.rpartition(":")[0] != socket.gethostname():
+        if not isinstance(worker, dict) or (worker.get("host"), worker.get("folder")) != (me["host"], me["folder"]):
             return False
-        if worker == me:
+        if worker.get("pid") == me["pid"]:
             return True
         try:
-            descriptor = os.open(self.path / self.WORKERS / f"{worker}.lock", os.O_RDWR)
+            descriptor = os.open(self._worker_lock(worker), os.O_RDWR)
         except FileNotFoundError:
             return True
         try:
@@ -337,12 +347,12 @@ class Claim:
     reported: dict[int, float] = field(default_factory=dict)
 
 
-def claim_trial(study: optuna.Study, sweep: SweepDir, worker: str, budget: int,
+def claim_trial(study: optuna.Study, sweep: SweepDir, worker: dict[str, Any], budget: int,
                 space: dict[str, BaseDistribution]) -> Claim | None:
     """The next trial for ``worker``: an orphaned one first, else a new one; None once the study holds ``budget``."""
     with sweep.lock():
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if sweep.worker_gone(frozen.user_attrs.get(WORKER), frozen.datetime_start, worker):
+            if sweep.orphaned(frozen, worker):
                 # Optuna has no public way to take up a running trial; its Trial is built from the trial's id
                 trial = optuna.Trial(study, frozen._trial_id)
                 trial.set_user_attr(WORKER, worker)
@@ -483,7 +493,12 @@ def report(study: optuna.Study, spec: SweepSpec, sweep: SweepDir) -> str:
     try:
         best = study.best_trial
     except ValueError:
-        return "\n".join(lines + ["no trial completed"])
-    lines += [f"best: {trial_name(best.number)} ({spec.metric} {best.value:.4f}); train it again with:",
+        return "\n".join(lines + ["no trial has completed"])
+    lines += [f"best: {trial_name(best.number)} ({spec.metric} {best.value:.4f}), trained by:",
               "  " + shlex.join(["ignite-mnist", *spec.trial_args(best.params)])]
+    run_dir = sweep.trial_dir(best.number)
+    if run_dir.holds_run():
+        again = ["--config", str(run_dir.config_file), "--output-dir", str(sweep.path.parent),
+                 "--run-name", f"{sweep.path.name}-best"]
+        lines += ["the same settings again, in a new run directory:", "  " + shlex.join(["ignite-mnist", *again])]
     return "\n".join(lines)

@@ -125,30 +125,32 @@ def test_a_killed_sweep_goes_on_where_it_stopped_and_runs_no_trial_twice(killed_
         assert (folder / f"trial-{trial.number:04d}" / "summary.json").is_file()
 
 
-def test_the_sweep_ends_with_the_comparison_and_the_best_command_line(killed_sweep):
-    out = killed_sweep["again"].stdout
-    study = optuna.load_study(study_name="lr-seed", storage=f"sqlite:///{killed_sweep['folder'] / 'study.db'}")
+def test_the_sweep_ends_with_the_comparison_and_the_best_command_lines(killed_sweep):
+    out, folder = killed_sweep["again"].stdout, killed_sweep["folder"]
+    study = optuna.load_study(study_name="lr-seed", storage=f"sqlite:///{folder / 'study.db'}")
     best = study.best_trial
-    assert f"sweep {killed_sweep['folder']}: 6 trials" in out
+    assert f"sweep {folder}: 6 trials" in out
     good = [line for line in out.splitlines() if " 0.003 " in line and " complete " in line]
     assert len(good) == 1 and "±" in good[0]  # the good learning rate's trials share a row: mean ± std over seeds
-    assert f"best: trial-{best.number:04d} (val/accuracy {best.value:.4f})" in out
-    command = out.strip().splitlines()[-1].strip()
-    assert command.startswith("ignite-mnist ") and f"--lr={best.params['lr']}" in command
+    assert f"best: trial-{best.number:04d} (val/accuracy {best.value:.4f}), trained by:" in out
+    trained_by, again = (line.strip() for line in out.strip().splitlines()[-3::2])
+    assert trained_by.startswith("ignite-mnist --") and f"--lr={best.params['lr']}" in trained_by
+    assert again == (f"ignite-mnist --config {folder / f'trial-{best.number:04d}' / 'config.json'} "
+                     f"--output-dir {folder.parent} --run-name lr-seed-best")
 
 
-def test_the_best_trial_trains_again_bit_for_bit_from_its_command_line(killed_sweep, tmp_path):
+@pytest.mark.parametrize("line", [-3, -1], ids=["its-command-line", "its-config-json"])
+def test_the_best_trial_trains_again_bit_for_bit(killed_sweep, tmp_path, line):
     folder = killed_sweep["folder"]
     study = optuna.load_study(study_name="lr-seed", storage=f"sqlite:///{folder / 'study.db'}")
-    command = shlex.split(killed_sweep["again"].stdout.strip().splitlines()[-1])
+    command = shlex.split(killed_sweep["again"].stdout.strip().splitlines()[line])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the sweep's trials had
     try:
         assert main([*command[1:], "--output-dir", str(tmp_path), "--run-name", "again", "--progress", "none"]) == 0
     finally:
         torch.set_num_threads(threads)
-    expected = last_weights(folder / f"trial-{study.best_trial.number:04d}")
-    assert_same_weights(expected, last_weights(tmp_path / "again"))
+    assert_same_weights(last_weights(folder / f"trial-{study.best_trial.number:04d}"), last_weights(tmp_path / "again"))
 
 
 def test_compare_a_sweep_as_markdown_csv_and_a_plot(killed_sweep, tmp_path, capsys):
@@ -185,28 +187,38 @@ metric: {{name: best_val_loss, goal: minimize}}
 parameters:
   lr: {{min: 0.0005, max: 0.01, distribution: log_uniform_values}}
   seed: {{values: [0, 1, 2, 3]}}
-{QUICK_TRIAL}run_cap: 4
+{QUICK_TRIAL}run_cap: 6
 """
 
 
-def test_two_workers_share_one_study_without_duplicate_trials(mnist_root, tmp_path):
+def test_workers_share_one_study_without_duplicate_trials(mnist_root, tmp_path):
+    """``--jobs 2`` in one folder, and a third worker in another folder as a second machine would run it
+    (its own disk, the study in a database both reach: ``--storage``)."""
     (tmp_path / "bayes.yaml").write_text(BAYES)
-    result = run_cli("sweep", str(tmp_path / "bayes.yaml"), "--output-dir", str(tmp_path / "runs"), "--jobs", "2",
-                     env=ONE_THREAD)
-    assert result.returncode == 0, result.stderr
-    folder = tmp_path / "runs" / "bayes"
-    study = optuna.load_study(study_name="bayes", storage=f"sqlite:///{folder / 'study.db'}")
-    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    args = ["sweep", str(tmp_path / "bayes.yaml"), "--storage", storage]
+    other = subprocess.Popen([sys.executable, "-m", "ignite_mnist", *args, "--output-dir", str(tmp_path / "b")],
+                             env=dict(os.environ, **ONE_THREAD), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    result = run_cli(*args, "--output-dir", str(tmp_path / "a"), "--jobs", "2", env=ONE_THREAD)
+    other_out = other.communicate(timeout=600)[0]
+    assert result.returncode == 0 and other.returncode == 0, result.stderr + other_out
+    study = optuna.load_study(study_name="bayes", storage=storage)
+    assert [t.number for t in study.trials] == list(range(6))
     assert {t.state.name for t in study.trials} == {"COMPLETE"}
-    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both workers ran trials
-    assert len({(t.params["lr"], t.params["seed"]) for t in study.trials}) == 4
-    for trial in study.trials:  # each trial trained once, start to end, by one worker
-        summary = json.loads((folder / f"trial-{trial.number:04d}" / "summary.json").read_text())
+    workers = [t.user_attrs["worker"] for t in study.trials]
+    assert len({(w["folder"], w["pid"]) for w in workers}) >= 2  # trials ran side by side
+    assert len({(t.params["lr"], t.params["seed"]) for t in study.trials}) == 6
+    for trial, worker in zip(study.trials, workers):  # each trial trained once, start to end, in its worker's folder
+        run_dir = Path(worker["folder"]) / f"trial-{trial.number:04d}"
+        summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["resumed_at"] == [] and summary["epochs_completed"] == 1
         assert trial.value == pytest.approx(min(json.loads(line)["val_loss"] for line in
-                                                (folder / f"trial-{trial.number:04d}" / "metrics.jsonl").open()))
-    assert sorted(p.name for p in folder.glob("trial-*")) == [f"trial-{n:04d}" for n in range(4)]
-    assert not list((folder / "workers").iterdir())  # each worker took its lock file away
+                                                (run_dir / "metrics.jsonl").open()))
+    trial_dirs = sorted(p.name for p in (*tmp_path.glob("a/bayes/trial-*"), *tmp_path.glob("b/bayes/trial-*")))
+    assert trial_dirs == [f"trial-{n:04d}" for n in range(6)]  # no trial in both folders
+    assert not list((tmp_path / "a" / "bayes" / "workers").iterdir())  # each worker took its lock file away
+    assert "sweep " in result.stdout and "6 trials (6 complete)" in result.stdout
 
 
 def test_a_wandb_agent_command_line_trains(mnist_root, tmp_path):
