@@ -41,6 +41,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +74,8 @@ MEDIAN_STARTUP_TRIALS = 2
 UNCLAIMED_SECONDS = 60
 #: Seconds a worker waits for SQLite's write lock (workers share one file).
 SQLITE_TIMEOUT = 60
+#: Tries to open the study's database: workers that start together may both create a new one's tables.
+STORAGE_ATTEMPTS = 5
 #: The trial's user attribute naming the worker process that runs it: host, pid and sweep folder.
 WORKER = "worker"
 #: The study's user attribute holding the sweep file it was started from.
@@ -287,6 +290,13 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
     try:
+        for _ in range(STORAGE_ATTEMPTS - 1):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
+                if isinstance(error, sqlalchemy.exc.OperationalError) and "already exists" not in str(error):
+                    raise
+                time.sleep(1)  # another worker was creating the same new database's tables: they are there now
         return optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except sqlalchemy.exc.ArgumentError as error:
         raise ConfigError("--storage", f"{shown!r} is not a database URL ({first_line(error)}); for example "
