@@ -76,7 +76,7 @@ class RunResult:
                 if isinstance(row.get(metric), (int, float))]
 
     def value(self, column: str) -> float | None:
-        """A metric column: ``val_x`` the latest validation's, ``best_val_x`` the best one's, ``test_x`` the summary's."""
+        """A column's value: ``val_x`` the latest validation's, ``best_val_x`` the best, ``test_x`` the summary's."""
         if column.startswith("test_"):
             found = (self.summary or {}).get(column)
             return float(found) if isinstance(found, (int, float)) else None
@@ -114,6 +114,11 @@ def _differing(runs: Sequence[RunResult]) -> list[str]:
     return [k for k in names if len({json.dumps(run.config.get(k)) for run in runs}) > 1]
 
 
+def _setting(value: Any) -> str:
+    """A setting in the table: floats to 4 significant digits (CSV keeps every digit)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _cell(values: Sequence[float | None]) -> str:
     present = [v for v in values if v is not None]
     if not present:
@@ -148,7 +153,7 @@ class Comparison:
     def _row(self, group: list[RunResult]) -> list[str]:
         first = group[0]
         name = first.name + (f" +{len(group) - 1}" if len(group) > 1 else "")
-        settings = [", ".join(dict.fromkeys(str(run.config.get(k)) for run in group)) for k in self.settings]
+        settings = [", ".join(dict.fromkeys(_setting(run.config.get(k)) for run in group)) for k in self.settings]
         return [name, *settings, first.state, *(_cell([run.value(c) for run in group]) for c in METRIC_COLUMNS)]
 
     def table(self) -> list[list[str]]:

@@ -54,9 +54,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ignite_mnist.cli.train import parse_train_args
 from ignite_mnist.compare import Comparison, RunResult, find_runs
-from ignite_mnist.errors import ConfigError, IgniteMnistError, Interrupted, SweepError, TrainingError, first_line
+from ignite_mnist.errors import ConfigError, Interrupted, SweepError, TrainingError, first_line
 from ignite_mnist.files import write_json, write_text
-from ignite_mnist.handlers.pruning import PRUNED_AT, TrialPruning, attach_trial_pruning
+from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
 from ignite_mnist.registry import PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.run_dir import RunDir
 from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
@@ -282,7 +282,10 @@ class SweepDir:
 
 
 def _storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna's database storage at ``url``; a URL it cannot use is one line (exit 2), a database it cannot reach too (exit 1)."""
+    """Optuna's database storage at ``url``.
+
+    A URL it cannot use is a one-line usage error (exit 2); a database it cannot reach one line too (exit 1).
+    """
     import sqlalchemy
 
     shown = url
@@ -386,20 +389,6 @@ def _trial_args(spec: SweepSpec, sweep: SweepDir, claim: Claim) -> list[str]:
     return args
 
 
-@dataclass
-class _PruningHook:
-    """``run(attach=...)``: the trial's pruning handler, checkpointed with the run."""
-
-    trial: optuna.Trial
-    metric: str
-    reported: dict[int, float]
-    attached: TrialPruning | None = None
-
-    def __call__(self, parts: Any) -> dict[str, Any]:
-        self.attached = attach_trial_pruning(parts.trainer, self.trial, self.metric, self.reported)
-        return {PRUNING_ENTRY: self.attached}
-
-
 def _tell(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, trial: optuna.Trial, say: Say) -> None:
     """Record how a trial ended: pruned, or complete with its value read from its run directory."""
     if PRUNED_AT in trial.user_attrs:
@@ -424,17 +413,20 @@ def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Clai
     if not (claim.resumed and PRUNED_AT in trial.user_attrs):  # else it was pruned before its worker was gone
         say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
             f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
-        hook = _PruningHook(trial, spec.monitor, claim.reported)
+
+        def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
+            return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
+
         try:
             config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
-            run(config, resume=plan, attach=hook)
-        except Interrupted:
-            raise
-        except TrainingError as error:
+            run(config, resume=plan, attach=attach)
+        except (Interrupted, KeyboardInterrupt):
+            raise  # it stays running: the sweep resumes it when started again
+        except TrainingError as error:  # this trial's settings do not train (a NaN loss): the sweep goes on
             study.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number}: failed: {first_line(error)}")
             return
-        except (IgniteMnistError, SystemExit):
+        except BaseException:  # a bad setting, missing data, a bug: recorded, then reported by the command
             study.tell(trial, state=TrialState.FAIL)
             raise
     _tell(study, spec, sweep, trial, say)

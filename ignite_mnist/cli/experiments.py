@@ -43,13 +43,15 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                     "again, a sweep goes on where it stopped. See docs/sweeps.md.",
     )
     parser.add_argument("spec", metavar="SPEC", help="the sweep file (YAML, W&B's sweep configuration)")
-    parser.add_argument("--output-dir", default=_OUTPUT_DIR, help="folder that holds the sweep's folder (default: %(default)s)")
+    parser.add_argument("--output-dir", default=_OUTPUT_DIR,
+                        help="folder that holds the sweep's folder (default: %(default)s)")
     parser.add_argument("--name", default=None,
                         help="the sweep's folder and study name (default: the file's name: key, else its file name)")
     parser.add_argument("--storage", metavar="URL", default=None,
                         help="an Optuna database URL (sqlite:///..., postgresql://..., mysql://...) for a study "
                              "shared by several machines (default: SQLite in the sweep's folder)")
-    parser.add_argument("--jobs", type=_positive, default=1, help="worker processes on this machine, sharing the study (default: 1)")
+    parser.add_argument("--jobs", type=_positive, default=1,
+                        help="worker processes on this machine, sharing the study (default: 1)")
     parser.add_argument("--trials", type=_positive, default=None,
                         help="how many trials in all (default: the file's run_cap; a grid: its size)")
     parser.add_argument("--pruner", choices=("auto", *PRUNERS.names), default="auto",
@@ -71,10 +73,12 @@ def build_compare_parser() -> argparse.ArgumentParser:
                         help="run directories, or folders of them (a sweep's folder: its trials)")
     parser.add_argument("--format", choices=COMPARE_FORMATS, default="text",
                         help="aligned text (the default), a Markdown table, or CSV (one row per run, no grouping)")
-    parser.add_argument("--output", metavar="FILE", default=None, help="write the table to FILE instead of printing it")
+    parser.add_argument("--output", metavar="FILE", default=None,
+                        help="write the table to FILE instead of printing it")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="draw every run's validation curve into one figure (needs matplotlib)")
-    parser.add_argument("--metric", choices=MONITORS, default=MONITORS[0], help="the metric --plot draws (default: %(default)s)")
+    parser.add_argument("--metric", choices=MONITORS, default=MONITORS[0],
+                        help="the metric --plot draws (default: %(default)s)")
     return parser
 
 

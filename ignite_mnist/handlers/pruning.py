@@ -13,7 +13,8 @@ needs it to:
 * it is checkpointed (``state_dict``): a trial resumed from a checkpoint goes on
   counting, and steps the trial already holds are not reported again;
 * it stops the trainer (``terminate``) instead of raising, so the run still tests
-  its best weights and writes its summary: a pruned trial is an ordinary, shorter run.
+  its best weights and writes its summary: a pruned trial is an ordinary, shorter run;
+* it never prunes at the training's last validation, when there is nothing left to save.
 
 The trial only needs ``report``, ``should_prune`` and ``set_user_attr`` (an ``optuna.Trial``).
 
@@ -79,7 +80,9 @@ class TrialPruning:
         if self.validations not in self.reported:
             self.trial.report(float(trainer.state.metrics[self.metric]), self.validations)
             self.reported.add(self.validations)
-        if self.trial.should_prune():
+        state = trainer.state
+        last = bool(state.epoch_length and state.max_epochs) and state.iteration >= state.epoch_length * state.max_epochs
+        if not last and self.trial.should_prune():  # after the last validation there is nothing left to save
             self.pruned_at = self.validations
             self.trial.set_user_attr(PRUNED_AT, self.validations)
             trainer.terminate()
