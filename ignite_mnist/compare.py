@@ -19,7 +19,7 @@ Example:
     >>> print(table.format("markdown"))
     | run | lr | seed | state | val_accuracy | best_val_accuracy | val_loss | best_val_loss | test_accuracy |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | r0 +2 | 0.1 | 0, 1, 2 | unfinished | 0.8100 ± 0.0100 | 0.8100 ± 0.0100 | - | - | - |
+    | r0, r1, r2 | 0.1 | 0, 1, 2 | unfinished | 0.8100 ± 0.0100 | 0.8100 ± 0.0100 | - | - | - |
     | big | 0.5 | 0 | finished | 0.5000 | 0.5000 | - | - | 0.5100 |
 """
 
@@ -152,7 +152,8 @@ class Comparison:
 
     def _row(self, group: list[RunResult]) -> list[str]:
         first = group[0]
-        name = first.name + (f" +{len(group) - 1}" if len(group) > 1 else "")
+        names = [run.name for run in group]
+        name = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]} ({len(names)} runs)"
         settings = [", ".join(dict.fromkeys(_setting(run.config.get(k)) for run in group)) for k in self.settings]
         return [name, *settings, first.state, *(_cell([run.value(c) for run in group]) for c in METRIC_COLUMNS)]
 

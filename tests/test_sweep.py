@@ -139,18 +139,31 @@ def test_the_sweep_ends_with_the_comparison_and_the_best_command_lines(killed_sw
                      f"--output-dir {folder.parent} --run-name lr-seed-best")
 
 
+def train_in_process(args: list[str], run_dir: Path) -> dict[str, torch.Tensor]:
+    """Train ``ignite-mnist ARGS`` in this process, one thread as the sweep's trials had; its last weights."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main([*args, "--output-dir", str(run_dir.parent), "--run-name", run_dir.name, "--progress", "none"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return last_weights(run_dir)
+
+
 @pytest.mark.parametrize("line", [-3, -1], ids=["its-command-line", "its-config-json"])
 def test_the_best_trial_trains_again_bit_for_bit(killed_sweep, tmp_path, line):
     folder = killed_sweep["folder"]
     study = optuna.load_study(study_name="lr-seed", storage=f"sqlite:///{folder / 'study.db'}")
     command = shlex.split(killed_sweep["again"].stdout.strip().splitlines()[line])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the sweep's trials had
-    try:
-        assert main([*command[1:], "--output-dir", str(tmp_path), "--run-name", "again", "--progress", "none"]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    assert_same_weights(last_weights(folder / f"trial-{study.best_trial.number:04d}"), last_weights(tmp_path / "again"))
+    expected = last_weights(folder / f"trial-{study.best_trial.number:04d}")
+    assert_same_weights(expected, train_in_process(command[1:], tmp_path / "again"))
+
+
+def test_the_killed_trial_ends_as_if_never_killed(killed_sweep, tmp_path):
+    folder, killed = killed_sweep["folder"], killed_sweep["killed"]
+    command = next(line for line in killed_sweep["again"].stdout.splitlines() if f"trial {killed}: resumed" in line)
+    args = shlex.split(command.partition(": resumed in ")[2].partition(": ")[2])
+    assert_same_weights(last_weights(folder / f"trial-{killed:04d}"), train_in_process(args, tmp_path / "fresh"))
 
 
 def test_compare_a_sweep_as_markdown_csv_and_a_plot(killed_sweep, tmp_path, capsys):
@@ -160,7 +173,8 @@ def test_compare_a_sweep_as_markdown_csv_and_a_plot(killed_sweep, tmp_path, caps
     table = (tmp_path / "t.md").read_text().splitlines()
     assert table[0].startswith("| run | lr | seed | state | val_accuracy | best_val_accuracy |")
     rows = [row.split(" | ") for row in table[2:]]
-    assert sum(int(row[0].partition("+")[2] or 0) + 1 for row in rows) == 6  # every trial, in some row
+    assert sorted(name for row in rows for name in row[0].removeprefix("| ").split(", ")) == [
+        f"trial-{n:04d}" for n in range(6)]  # every trial, in one row
     assert any("±" in row[4] for row in rows)  # runs that differ only by seed: mean ± std
     assert png_size(tmp_path / "curves.png") == FIGURE_PIXELS["comparison"]
     capsys.readouterr()

@@ -73,7 +73,7 @@ def test_a_bad_storage_is_one_line(tmp_path, capsys, storage, code, expected):
     assert err.count("\n") == 1 and expected in err and "secret" not in err, err
 
 
-def test_another_sweep_file_in_the_same_folder_is_refused(tmp_path, capsys):
+def test_another_sweep_file_for_the_same_sweep_is_refused(tmp_path):
     optuna = pytest.importorskip("optuna")
     from ignite_mnist.sweep import open_sweep
 
@@ -82,6 +82,10 @@ def test_another_sweep_file_in_the_same_folder_is_refused(tmp_path, capsys):
     changed = SweepSpec.load(write(tmp_path, VALID.replace("run_cap: 3", "run_cap: 4")))
     with pytest.raises(ConfigError, match="holds a sweep started from another file"):
         open_sweep(changed, tmp_path / "runs")
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"  # two machines, each its own folder, one study
+    open_sweep(SweepSpec.load(write(tmp_path, VALID)), tmp_path / "a", storage=storage)
+    with pytest.raises(ConfigError, match="study sweep was started from another sweep file"):
+        open_sweep(changed, tmp_path / "b", storage=storage)
 
 
 def test_distributions_are_those_of_wandbs_own_optuna_scheduler():
