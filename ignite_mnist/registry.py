@@ -43,7 +43,9 @@ __all__ = [
     "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
+    "AUTO_PRUNER",
     "PRUNERS",
+    "PRUNER_CHOICES",
     "Registry",
     "SWEEP_DISTRIBUTIONS",
     "SWEEP_METHODS",
@@ -192,6 +194,9 @@ PRUNERS = Registry("pruner", {
     "median": "ignite_mnist.sweep:median_pruner",
     "none": "ignite_mnist.sweep:no_pruner",
 })
+#: ``--pruner auto``: ``halving`` when the sweep file has ``early_terminate``, else ``none``.
+AUTO_PRUNER = "auto"
+PRUNER_CHOICES = (AUTO_PRUNER, *PRUNERS.names)
 
 PROGRESS_MODES = ("auto", "bar", "log", "none")
 #: ``compare --format``: aligned text, a Markdown table, or CSV (one row per run, no grouping).

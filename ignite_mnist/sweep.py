@@ -57,18 +57,16 @@ from ignite_mnist.compare import Comparison, RunResult, find_runs
 from ignite_mnist.errors import ConfigError, Interrupted, SweepError, TrainingError, first_line
 from ignite_mnist.files import write_json, write_text
 from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
-from ignite_mnist.registry import PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
+from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.run_dir import RunDir
 from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
 
 __all__ = [
-    "Claim", "PRUNER_CHOICES", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
+    "Claim", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
     "trial_name", "trial_states", "work",
 ]
 
-#: ``--pruner``: ``auto`` is ``halving`` when the file has ``early_terminate``, else ``none``.
-PRUNER_CHOICES = ("auto", *PRUNERS.names)
-#: The median pruner judges a trial once this many trials have finished.
+#: The median pruner judges a trial once this many trials have completed.
 MEDIAN_STARTUP_TRIALS = 2
 #: Seconds a new trial may stay without its worker's name before another worker takes it up.
 UNCLAIMED_SECONDS = 60
@@ -110,22 +108,27 @@ def _integers(*values: Any) -> bool:
 
 
 def categorical(parameter: Parameter) -> BaseDistribution:
+    """``constant`` and ``categorical``: one of ``values``."""
     return CategoricalDistribution(list(parameter.values))
 
 
 def int_uniform(parameter: Parameter) -> BaseDistribution:
+    """An integer from ``min`` to ``max``."""
     return IntDistribution(parameter.low, parameter.high)
 
 
 def uniform(parameter: Parameter) -> BaseDistribution:
+    """A number from ``min`` to ``max``."""
     return FloatDistribution(parameter.low, parameter.high)
 
 
 def log_uniform_values(parameter: Parameter) -> BaseDistribution:
+    """A number from ``min`` to ``max`` on a log scale."""
     return FloatDistribution(parameter.low, parameter.high, log=True)
 
 
 def q_uniform(parameter: Parameter) -> BaseDistribution:
+    """A multiple of ``q`` (default 1) from ``min`` to ``max``: integers when all three are."""
     q = parameter.q if parameter.q is not None else 1
     if _integers(parameter.low, parameter.high, q):
         return IntDistribution(parameter.low, parameter.high, step=q)
@@ -154,14 +157,17 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 
 def grid_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    """``grid``: every combination of the parameters' values, once."""
     return _GridSampler(spec.grid(), seed=0)  # one seed in every worker: one grid order
 
 
 def random_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    """``random``: independent draws."""
     return optuna.samplers.RandomSampler()
 
 
 def tpe_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    """``bayes``: Optuna's Tree-structured Parzen Estimator (W&B uses a Gaussian process)."""
     return optuna.samplers.TPESampler()
 
 
@@ -182,6 +188,7 @@ def median_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
 
 
 def no_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """Every trial runs to its end."""
     return optuna.pruners.NopPruner()
 
 
@@ -322,7 +329,7 @@ def _check_spec_copy(sweep: SweepDir, spec: SweepSpec) -> None:
 
 
 def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None, storage: str | None = None,
-               pruner: str = "auto") -> tuple[SweepDir, optuna.Study]:
+               pruner: str = AUTO_PRUNER) -> tuple[SweepDir, optuna.Study]:
     """Create or reopen the sweep's folder and its study (refused when either was started from another file)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = SweepDir(Path(output_dir) / (name or spec.name))
@@ -331,7 +338,7 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
     recorded = sweep.read_info().get("storage")
     if storage is not None and recorded is not None and storage != recorded:
         raise ConfigError("--storage", f"{sweep} keeps its study in another database; leave --storage out to use it")
-    if pruner == "auto":
+    if pruner == AUTO_PRUNER:
         pruner = "halving" if spec.early_terminate is not None else "none"
     study = optuna.create_study(
         storage=_storage(storage or sweep.storage()), study_name=sweep.path.name, direction=spec.goal,

@@ -20,7 +20,7 @@ from typing import Any
 from ignite_mnist.cli.parsing import PROG, OneLineParser
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.errors import EXIT_OK, IgniteMnistError, SweepError
-from ignite_mnist.registry import COMPARE_FORMATS, MONITORS, PRUNERS
+from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
 
 __all__ = ["EXPERIMENT_PARSERS", "build_compare_parser", "build_sweep_parser", "compare_command", "sweep_command"]
 
@@ -54,7 +54,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                         help="worker processes on this machine, sharing the study (default: 1)")
     parser.add_argument("--trials", type=_positive, default=None,
                         help="how many trials in all (default: the file's run_cap; a grid: its size)")
-    parser.add_argument("--pruner", choices=("auto", *PRUNERS.names), default="auto",
+    parser.add_argument("--pruner", choices=PRUNER_CHOICES, default=AUTO_PRUNER,
                         help="stop hopeless trials from their validations: halving (successive halving from the "
                              "file's early_terminate min_iter and eta), median, none; auto: halving when the file "
                              "has early_terminate, else none")
