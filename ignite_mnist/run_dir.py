@@ -44,7 +44,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.checkpoints import find_best_checkpoint, find_latest_checkpoint
 from ignite_mnist.errors import CheckpointError, RunDirError
 from ignite_mnist.files import write_json, write_text
 
@@ -171,6 +170,8 @@ class RunDir:
 
     def latest_checkpoint(self) -> Path | None:
         """The newest "last" checkpoint (what ``--resume auto`` continues from), or None."""
+        from ignite_mnist.checkpoints import find_latest_checkpoint  # torch: only when a checkpoint is looked for
+
         return find_latest_checkpoint(self.checkpoint_dir)
 
     def best_checkpoint(self) -> Path | None:
@@ -178,6 +179,8 @@ class RunDir:
         stored = (self.read_summary() or {}).get("best_checkpoint")
         if isinstance(stored, str) and self.resolve(stored).is_file():
             return self.resolve(stored)
+        from ignite_mnist.checkpoints import find_best_checkpoint
+
         return find_best_checkpoint(self.checkpoint_dir)
 
     @contextmanager

@@ -29,6 +29,8 @@ How a sweep goes:
    through its storage, as workers on other machines do with ``--storage``.
 
 Optuna owns the study, the samplers and the pruners; nothing here schedules.
+Importing this module imports neither torch nor Ignite (the trials do), so the
+parent of ``--jobs N`` and ``compare`` start at once.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ from ignite_mnist.cli.train import parse_train_args
 from ignite_mnist.compare import Comparison, RunResult, find_runs
 from ignite_mnist.errors import ConfigError, Interrupted, SweepError, TrainingError, first_line
 from ignite_mnist.files import write_json, write_text
-from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
 from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.run_dir import RunDir
 from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
@@ -398,6 +399,7 @@ def _trial_args(spec: SweepSpec, sweep: SweepDir, claim: Claim) -> list[str]:
 
 def _tell(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, trial: optuna.Trial, say: Say) -> None:
     """Record how a trial ended: pruned, or complete with its value read from its run directory."""
+    from ignite_mnist.handlers.pruning import PRUNED_AT  # torch: trials are run where this is called
     if PRUNED_AT in trial.user_attrs:
         study.tell(trial, state=TrialState.PRUNED)
         say(f"trial {trial.number}: pruned at validation {trial.user_attrs[PRUNED_AT]}")
@@ -414,6 +416,7 @@ def _tell(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, trial: optuna.T
 
 def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say = _say) -> None:
     """Train one trial in this process and record its end; an interrupted trial stays running (to be resumed)."""
+    from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
     from ignite_mnist.training import run
 
     trial = claim.trial

@@ -40,7 +40,8 @@ def write(tmp_path: Path, text: str) -> str:
     (VALID.replace("log_uniform_values", "beta"), "distribution 'beta' is not supported here"),
     (VALID.replace("val/accuracy", "accuracy"), "metric: name: must be one of val/accuracy, val/loss"),
     (VALID + "output_dir: runs\n", "output_dir: unknown key"),
-    (VALID.replace("parameters:", "parameters:\n  run_name: {value: x}"), "run_name: is set by the sweep for each trial"),
+    (VALID.replace("parameters:", "parameters:\n  run_name: {value: x}"),
+     "run_name: is set by the sweep for each trial"),
     (VALID.replace("run_cap: 3\n", ""), "--trials: a random sweep needs a number of trials"),
     (VALID.replace("method: random", "method: grid"), "lr: a grid sweep needs values (or value)"),
     ("method: [grid\n", "line 2: not valid YAML"),
@@ -59,6 +60,14 @@ def test_sweep_usage_errors_answer_without_torch_or_optuna(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.split() == ["2", "False", "False"], result.stderr
     assert result.stderr.count("\n") == 1 and "run_cap: must be a positive integer" in result.stderr
+
+
+def test_the_sweep_and_compare_modules_load_without_torch():
+    pytest.importorskip("optuna")
+    code = ("import sys, ignite_mnist.sweep, ignite_mnist.compare\n"
+            "print('torch' in sys.modules, 'ignite' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.stdout.split() == ["False", "False"], result.stderr
 
 
 @pytest.mark.parametrize(("storage", "code", "expected"), [
@@ -96,14 +105,16 @@ def test_distributions_are_those_of_wandbs_own_optuna_scheduler():
     parameters = {
         "model": {"values": ["mlp", "cnn"]}, "epochs": {"value": 1}, "seed": {"min": 0, "max": 9},
         "lr": {"min": 0.0001, "max": 0.1, "distribution": "log_uniform_values"},
-        "momentum": {"min": 0.0, "max": 0.9}, "batch_size": {"min": 32, "max": 512, "distribution": "q_uniform", "q": 32},
+        "momentum": {"min": 0.0, "max": 0.9},
+        "batch_size": {"min": 32, "max": 512, "distribution": "q_uniform", "q": 32},
         "weight_decay": {"min": 0.0, "max": 0.1, "distribution": "q_uniform", "q": 0.01},
         "val_size": {"min": 1000, "max": 10000, "distribution": "q_log_uniform_values"},
         "keep_best": {"values": [1, 2, 3], "distribution": "categorical"},
     }
+    parameters["optimizer"] = {"value": "sgd"}  # momentum is for sgd only (each value is checked by the parser)
     spec = SweepSpec.from_dict({"method": "bayes", "metric": {"name": "val/loss"}, "run_cap": 2,
-                                "parameters": parameters | {"optimizer": {"value": "sgd"}}}, "demo.yaml")
-    assert distributions(spec) == wandb_optuna.search_space_from_sweep_config(parameters | {"optimizer": {"value": "sgd"}})
+                                "parameters": parameters}, "demo.yaml")
+    assert distributions(spec) == wandb_optuna.search_space_from_sweep_config(parameters)
 
 
 def test_the_agents_argument_formats_all_train_the_same_config():
