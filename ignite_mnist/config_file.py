@@ -76,7 +76,10 @@ def _parse(path: Path, kind: str, text: str) -> Any:
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise ConfigError(where, f"not valid YAML ({getattr(error, 'problem', None) or error})") from None
     if kind == "TOML":
-        import tomllib
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: its backport
+            import tomli as tomllib  # type: ignore[no-redef]
 
         try:
             return tomllib.loads(text)

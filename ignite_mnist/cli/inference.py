@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ignite_mnist.cli.parsing import PROG, OneLineParser
+from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK
 from ignite_mnist.registry import DEVICES
 
@@ -36,7 +36,7 @@ __all__ = [
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=f"{PROG} {name}", description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog=f"{PROG} {name}", description=description, formatter_class=HelpFormatter
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file (.pt) or a run directory")
     parser.add_argument("--model", default=None, metavar="MODEL",
