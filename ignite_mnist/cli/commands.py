@@ -45,7 +45,7 @@ def commands_help() -> str:
 
     Example:
         >>> print(commands_help().splitlines()[1])
-          train      Train a model (the default command: ignite-mnist [train] [flags]).
+          train      Train a model (the default command, when none is named).
     """
     width = max(map(len, COMMANDS)) + 2
     lines = [f"  {name:<{width}} {(command.__doc__ or '').strip().splitlines()[0]}" for name, command in COMMANDS.items()]

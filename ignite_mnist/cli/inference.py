@@ -90,11 +90,11 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_command(argv: Sequence[str]) -> int:
+    args = build_evaluate_parser().parse_args(argv)  # before importing torch: --help answers at once
     from ignite_mnist.devices import resolve_device
     from ignite_mnist.inference import default_output_path, evaluate, load_model
     from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix, save_figure
 
-    args = build_evaluate_parser().parse_args(argv)
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device, model=args.model, dataset=args.dataset)
     result = evaluate(loaded, args.data_dir, device)
@@ -112,9 +112,9 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
 
 def predict_command(argv: Sequence[str]) -> int:
+    args = build_predict_parser().parse_args(argv)  # before importing torch: --help answers at once
     from ignite_mnist.inference import load_model, predict
 
-    args = build_predict_parser().parse_args(argv)
     predictions = predict(load_model(args.checkpoint, model=args.model, dataset=args.dataset), args.images)
     for failed in (p for p in predictions if p.error is not None):
         print(f"{PROG}: error: {failed.error}", file=sys.stderr)

@@ -151,7 +151,7 @@ def final_line(summary: Summary, config: TrainConfig) -> str:
 
 
 def train_command(argv: Sequence[str] | None) -> int:
-    """Train a model (the default command: ignite-mnist [train] [flags]).
+    """Train a model (the default command, when none is named).
 
     Parses before importing torch, so ``--help`` and usage errors answer at once;
     ``--print-config`` prints the settings and stops there.
