@@ -54,6 +54,16 @@ def test_toml_and_the_order_defaults_recipe_file_flags(tmp_path):
     assert parse_train_args(["--config", str(tmp_path / "bad.yaml"), "--epochs", "1"]).epochs == 1
 
 
+def test_an_older_config_json_with_a_renamed_setting_still_reads(tmp_path):
+    from ignite_mnist.config import TrainConfig
+
+    old = TrainConfig().to_dict() | {"epochs": 2}
+    old["wandb_log_every"] = old.pop("log_every") // 5  # before --log-every served every tracker
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert parse_train_args(["--config", str(tmp_path / "config.json")]).log_every == 10
+    assert TrainConfig.from_dict(old).log_every == 10  # what evaluate, predict and export read from a checkpoint
+
+
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [

@@ -64,7 +64,7 @@ _REPORTED_BELOW = _ReportedBelow()
 
 def _hint(name: str) -> str:
     """Where a usage error of command ``name`` is explained."""
-    return f" (see {PROG} --help)" if name == DEFAULT_COMMAND else f" (see {PROG} {name} --help)"
+    return " (see --help)" if name == DEFAULT_COMMAND else f" (see {PROG} {name} --help)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What every ``ignite-mnist`` command's parser shares: the program name, one-line usage errors, help that shows each default once."""
+"""What every ``ignite-mnist`` command's parser shares: its name, one-line usage errors, each default said once."""
 
 from __future__ import annotations
 

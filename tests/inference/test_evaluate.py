@@ -131,6 +131,13 @@ def test_a_missing_checkpoint_hint_fits_evaluate(tmp_path: Path, capsys: pytest.
     assert "--resume" not in err  # a training flag
 
 
+def test_a_usage_error_of_evaluate_points_to_its_own_help(idx_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(idx_run), "--model", "cnn"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained with --model mlp; leave --model out" in err
+    assert err.endswith(" (see ignite-mnist evaluate --help)\n") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("command", ["evaluate", "predict"])  # export ends the same way: main() handles it for all
 def test_a_closed_pipe_ends_quietly_with_exit_141(command: str, idx_run: Path, tmp_path: Path) -> None:
     from PIL import Image, ImageDraw
