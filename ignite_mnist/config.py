@@ -49,8 +49,10 @@ __all__ = [
     "DATA_DIR_ENV",
     "EXACT_RESUME_SETTINGS",
     "IDENTITY_SETTINGS",
+    "RENAMED_SETTINGS",
     "TrainConfig",
     "coerce_setting",
+    "current_names",
     "default_data_dir",
     "flag_name",
     "setting_default",
@@ -128,6 +130,20 @@ def setting(
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+#: Settings that were renamed: the old name (in older ``config.json`` files and checkpoints) -> the current one.
+RENAMED_SETTINGS = {"wandb_log_every": "log_every"}
+
+
+def current_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with renamed settings under their current names.
+
+    Example:
+        >>> current_names({"wandb_log_every": 10, "epochs": 2})
+        {'log_every': 10, 'epochs': 2}
+    """
+    return {RENAMED_SETTINGS.get(name, name): value for name, value in values.items()}
 
 
 def setting_default(f: dataclasses.Field) -> Any:
@@ -326,7 +342,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuild a config from :meth:`to_dict` output (older names accepted); unknown keys are an error."""
+        values = current_names(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -356,6 +373,7 @@ def coerce_setting(name: str, value: Any) -> Any:
         ignite_mnist.errors.ConfigError: --epochs: expected an integer, got 'ten'
     """
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    name = RENAMED_SETTINGS.get(name, name)
     if name not in fields:
         close = difflib.get_close_matches(name, fields, n=1)
         raise ConfigError(name, "unknown setting" + (f" (did you mean {close[0]}?)" if close else ""))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.config import TrainConfig, coerce_setting
+from ignite_mnist.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
 from ignite_mnist.errors import ConfigError
 
 __all__ = ["FORMATS", "ConfigFile", "dump_config", "read_config_file"]
@@ -76,7 +76,10 @@ def _parse(path: Path, kind: str, text: str) -> Any:
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise ConfigError(where, f"not valid YAML ({getattr(error, 'problem', None) or error})") from None
     if kind == "TOML":
-        import tomllib
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: its backport
+            import tomli as tomllib  # type: ignore[no-redef]
 
         try:
             return tomllib.loads(text)
@@ -111,7 +114,7 @@ def read_config_file(path: str | Path) -> ConfigFile:
     config_file = ConfigFile(path, kind, text, {})
     for key, value in contents.items():
         try:
-            config_file.values[key] = coerce_setting(str(key), value)
+            config_file.values[RENAMED_SETTINGS.get(str(key), str(key))] = coerce_setting(str(key), value)
         except ConfigError as error:
             raise config_file.error(str(key), error.message) from None
     return config_file

@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
+    "EXIT_SIGPIPE",
     "IgniteMnistError",
     "ConfigError",
     "DataError",
@@ -35,6 +36,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+#: The reader of our output went away (``ignite-mnist evaluate RUN | head -1``): the shell's code for SIGPIPE.
+EXIT_SIGPIPE = 141
 
 
 class IgniteMnistError(Exception):

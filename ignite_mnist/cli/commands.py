@@ -1,33 +1,57 @@
-"""``main``: pick the subcommand, run it, turn a user's error into one line and an exit code."""
+"""``main``: pick the subcommand, run it, turn a user's error into one line and an exit code.
+
+:data:`COMMANDS` is the command table: a name, and the function that runs it,
+whose docstring's first line is the command's summary in ``ignite-mnist --help``.
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from ignite_mnist.cli.parsing import PROG
 from ignite_mnist.cli.train import train_command
-from ignite_mnist.errors import EXIT_SIGINT, ConfigError, IgniteMnistError
+from ignite_mnist.errors import EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "DEFAULT_COMMAND", "commands_help", "main"]
 
 
-def _lazy_command(module: str, name: str) -> Callable[[Sequence[str]], int]:
+def _lazy_command(module: str, name: str, summary: str) -> Callable[[Sequence[str]], int]:
     """The subcommand ``name`` of ``ignite_mnist.cli.<module>``, imported only when it runs."""
 
     def command(argv: Sequence[str]) -> int:
         return getattr(importlib.import_module(f"ignite_mnist.cli.{module}"), f"{name}_command")(argv)
 
+    command.__doc__ = summary
     return command
 
 
+#: Every command by name; ``train`` runs when none is named.
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": train_command,
-    **{name: _lazy_command("inference", name) for name in ("evaluate", "predict", "export")},
-    **{name: _lazy_command("experiments", name) for name in ("sweep", "compare")},
+    "evaluate": _lazy_command("inference", "evaluate",
+                              "Test a checkpoint: accuracy, per-class accuracy, confusion matrix."),
+    "predict": _lazy_command("inference", "predict", "Classify image files (PNG, JPEG) with a checkpoint."),
+    "export": _lazy_command("inference", "export", "Write a checked TorchScript or ONNX file of a checkpoint's model."),
+    "sweep": _lazy_command("experiments", "sweep", "Search training settings from a W&B sweep file, on Optuna."),
+    "compare": _lazy_command("experiments", "compare", "Runs side by side: the settings that differ, their metrics."),
 }
+DEFAULT_COMMAND = "train"
+
+
+def commands_help() -> str:
+    """The command list that ends ``ignite-mnist --help``, from :data:`COMMANDS`.
+
+    Example:
+        >>> print(commands_help().splitlines()[1])
+          train      Train a model (the default command, when none is named).
+    """
+    width = max(map(len, COMMANDS)) + 2
+    lines = [f"  {name:<{width}} {(command.__doc__ or '').strip().splitlines()[0]}" for name, command in COMMANDS.items()]
+    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help."])
 
 
 class _ReportedBelow(logging.Filter):
@@ -38,6 +62,11 @@ class _ReportedBelow(logging.Filter):
 
 
 _REPORTED_BELOW = _ReportedBelow()
+
+
+def _hint(name: str) -> str:
+    """Where a usage error of command ``name`` is explained."""
+    return " (see --help)" if name == DEFAULT_COMMAND else f" (see {PROG} {name} --help)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,15 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
-    command = COMMANDS["train"]
-    if args and args[0] in COMMANDS:
-        command = COMMANDS[args.pop(0)]
+    name = args.pop(0) if args and args[0] in COMMANDS else DEFAULT_COMMAND
     try:
-        return command(args)
+        code = COMMANDS[name](args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return code
     except IgniteMnistError as error:
-        hint = " (see --help)" if isinstance(error, ConfigError) else ""
+        hint = _hint(name) if isinstance(error, ConfigError) else ""
         print(f"{PROG}: error: {error}{hint}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a tool killed by SIGPIPE does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's last flush at exit must not fail
+        return EXIT_SIGPIPE

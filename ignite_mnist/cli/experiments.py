@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.cli.parsing import PROG, OneLineParser
+from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.errors import EXIT_OK, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
@@ -37,21 +37,21 @@ def _positive(text: str) -> int:
 def build_sweep_parser() -> argparse.ArgumentParser:
     """``ignite-mnist sweep SPEC``: a hyperparameter search on Optuna, from a W&B sweep file."""
     parser = OneLineParser(
-        prog=f"{PROG} sweep",
+        prog=f"{PROG} sweep", formatter_class=HelpFormatter,
         description="Search training settings as a W&B sweep file says (method grid, random or bayes; metric; "
                     "parameters), locally on Optuna. Each trial is a run directory in <output-dir>/<name>/. Started "
                     "again, a sweep goes on where it stopped. See docs/sweeps.md.",
     )
     parser.add_argument("spec", metavar="SPEC", help="the sweep file (YAML, W&B's sweep configuration)")
     parser.add_argument("--output-dir", default=_OUTPUT_DIR,
-                        help="folder that holds the sweep's folder (default: %(default)s)")
+                        help="folder that holds the sweep's folder")
     parser.add_argument("--name", default=None,
                         help="the sweep's folder and study name (default: the file's name: key, else its file name)")
     parser.add_argument("--storage", metavar="URL", default=None,
                         help="an Optuna database URL (sqlite:///..., postgresql://..., mysql://...) for a study "
                              "shared by several machines (default: SQLite in the sweep's folder)")
     parser.add_argument("--jobs", type=_positive, default=1,
-                        help="worker processes on this machine, sharing the study (default: 1)")
+                        help="worker processes on this machine, sharing the study")
     parser.add_argument("--trials", type=_positive, default=None,
                         help="how many trials in all (default: the file's run_cap; a grid: its size)")
     parser.add_argument("--pruner", choices=PRUNER_CHOICES, default=AUTO_PRUNER,
@@ -65,20 +65,20 @@ def build_sweep_parser() -> argparse.ArgumentParser:
 def build_compare_parser() -> argparse.ArgumentParser:
     """``ignite-mnist compare RUN_OR_SWEEP...``: settings that differ, final and best metrics."""
     parser = OneLineParser(
-        prog=f"{PROG} compare",
+        prog=f"{PROG} compare", formatter_class=HelpFormatter,
         description="Compare runs: one column per setting that differs, the latest and best validation metrics and "
                     "the test accuracy; runs that differ only by --seed share a row (mean ± std).",
     )
     parser.add_argument("runs", metavar="RUN_OR_SWEEP", nargs="+",
                         help="run directories, or folders of them (a sweep's folder: its trials)")
     parser.add_argument("--format", choices=COMPARE_FORMATS, default="text",
-                        help="aligned text (the default), a Markdown table, or CSV (one row per run, no grouping)")
+                        help="aligned text, a Markdown table, or CSV (one row per run, no grouping)")
     parser.add_argument("--output", metavar="FILE", default=None,
                         help="write the table to FILE instead of printing it")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="draw every run's validation curve into one figure (needs matplotlib)")
     parser.add_argument("--metric", choices=MONITORS, default=MONITORS[0],
-                        help="the metric --plot draws (default: %(default)s)")
+                        help="the metric --plot draws")
     return parser
 
 

@@ -1,4 +1,4 @@
-"""What every ``ignite-mnist`` command's parser shares: the program name, one-line usage errors, help that shows each default once."""
+"""What every ``ignite-mnist`` command's parser shares: its name, one-line usage errors, each default said once."""
 
 from __future__ import annotations
 
@@ -28,11 +28,21 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """argparse's "(default: X)" after each flag's help, unless the help says it already or there is none (None)."""
+    """argparse's "(default: X)" after each flag's help, unless the help says it already, or there is none
+    (None), or it goes without saying (a plain switch is off unless given).
+
+    A description or epilog written on several lines keeps its lines (a list of commands);
+    one written as one line is wrapped to the terminal, as argparse does.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "(default:" in text or action.default is None:
+        if "(default:" in text or action.default is None or isinstance(action, argparse._StoreTrueAction):
             return text
         return super()._get_help_string(action) or text
 

@@ -24,9 +24,10 @@ from ignite_mnist.errors import EXIT_OK, ConfigError
 from ignite_mnist.recipes import RECIPES
 
 if TYPE_CHECKING:
+    from ignite_mnist.report import Summary
     from ignite_mnist.resume import ResumePlan
 
-__all__ = ["agent_style", "build_train_parser", "parse_train_args", "train_command"]
+__all__ = ["agent_style", "build_train_parser", "final_line", "parse_train_args", "train_command"]
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -54,9 +55,12 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False) -> 
 
     With ``suppress_defaults`` the parsed namespace holds only the flags given.
     """
+    from ignite_mnist.cli.commands import commands_help
+
     parser = OneLineParser(
         prog=prog,
         description="Train an MNIST classifier with PyTorch-Ignite. The defaults are the tutorial's recipe.",
+        epilog=commands_help(),
         formatter_class=HelpFormatter,
         argument_default=argparse.SUPPRESS if suppress_defaults else None,
     )
@@ -162,8 +166,30 @@ def parse_train_args(argv: Sequence[str] | None = None, *, with_plan: bool = Fal
     return (config, plan) if with_plan else config
 
 
+def final_line(summary: Summary, config: TrainConfig) -> str:
+    """The line a training ends with: test results, whether (when, why) it stopped early, the run directory.
+
+    Example:
+        >>> from ignite_mnist.report import Summary
+        >>> summary = Summary("runs/r", 0.9812, 0.0611, 0.98, 7, 60.0, 1000.0, stopped_early=True, stopped_epoch=7)
+        >>> print(final_line(summary, TrainConfig(patience=3)))
+        test accuracy 98.12 % (loss 0.0611); stopped early after epoch 7 of 10: val_accuracy did not improve for 3 epochs; run directory runs/r
+    """
+    stopped = ""
+    if summary.stopped_early:
+        epochs = f"{config.patience} epoch{'s' if config.patience != 1 else ''}"
+        stopped = (f"; stopped early after epoch {summary.stopped_epoch} of {config.epochs}: {config.monitor} "
+                   f"did not improve for {epochs}")
+    return (f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}){stopped}; "
+            f"run directory {summary.run_dir}")
+
+
 def train_command(argv: Sequence[str] | None) -> int:
-    """``ignite-mnist [train] ...``: parse (before importing torch: usage errors answer at once), train, report."""
+    """Train a model (the default command, when none is named).
+
+    Parses before importing torch, so ``--help`` and usage errors answer at once;
+    ``--print-config`` prints the settings and stops there.
+    """
     config, plan, print_config = _parse(argv)
     if print_config:
         print(dump_config(config), end="")
@@ -172,6 +198,5 @@ def train_command(argv: Sequence[str] | None) -> int:
 
     summary = run(config, resume=plan)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
-        print(f"test accuracy {summary.test_accuracy * 100:.2f} % (loss {summary.test_loss:.4f}); "
-              f"run directory {summary.run_dir}")
+        print(final_line(summary, config))
     return EXIT_OK

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 
 from ignite.engine import Engine, Events
@@ -69,6 +70,9 @@ def attach_early_stopping(
         threshold=min_delta,
         mode=mode,
     )
+    # Ignite's own logger prints a timestamped INFO line even with --progress none; this one, like any
+    # library's, prints only where logging is configured. The run's last line says it stopped early.
+    stopper.logger = logging.getLogger(__name__)
 
     def validated_this_epoch(engine: Engine, epoch: int) -> bool:
         first_iteration = (epoch - 1) * (engine.state.epoch_length or 0)

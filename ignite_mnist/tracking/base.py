@@ -159,7 +159,8 @@ class LoggerTracker:
         try:
             self.opened = self._open()
         except Exception as error:  # noqa: BLE001 - a tracker must never end a training
-            say("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}); "
+            install = f' (pip install "ignite-mnist[{self.name}]")' if isinstance(error, ImportError) else ""
+            say("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}){install}; "
                            f"training goes on without {self.title}")
 
     def guard(self, handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -24,6 +24,7 @@ View a local store with ``mlflow ui --backend-store-uri sqlite:///<run dir>/mlfl
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -51,12 +52,13 @@ _STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 
 @contextlib.contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    """MLflow's INFO lines (creating the store's tables, "View run at ...") held back: ours say it once."""
+    """MLflow's INFO lines (creating the store's tables) and its "View run at" lines held back: ours say it once."""
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         logger.setLevel(level)
 
@@ -129,7 +131,10 @@ class MlflowTracker(LoggerTracker):
                 mlflow.log_params({name: str(value) for name, value in self.params.items()})
         self.run_id = run.info.run_id
         self.logger.open()
-        say("info", f"MLflow run {run.info.run_name} ({self.run_id}) in {self.tracking_uri}")
+        where = (f"{self.tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
+                 if self.tracking_uri.startswith(("http://", "https://")) else
+                 f"{self.tracking_uri}; view it with: mlflow ui --backend-store-uri {self.tracking_uri}")
+        say("info", f"MLflow run {run.info.run_name}: {where}")
         return True
 
     def _experiment_id(self) -> str:
