@@ -40,6 +40,7 @@ import fcntl
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -56,7 +57,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ignite_mnist.cli.train import parse_train_args
 from ignite_mnist.compare import Comparison, RunResult, find_runs
-from ignite_mnist.errors import ConfigError, Interrupted, SweepError, TrainingError, first_line
+from ignite_mnist.errors import (
+    EXIT_SIGINT, EXIT_SIGTERM, ConfigError, Interrupted, SweepError, TrainingError, first_line,
+)
 from ignite_mnist.files import write_json, write_text
 from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.run_dir import RunDir
@@ -81,6 +84,8 @@ WORKER = "worker"
 SPEC = "sweep_file"
 #: The trial's pruning handler in its checkpoints.
 PRUNING_ENTRY = "trial_pruning"
+#: The advice after an interruption or a failure.
+AGAIN = "start the sweep again (the same command) to go on where it stopped"
 #: What the trackers read to group runs (unless set already): each worker sets them to the sweep's name.
 TRACKER_GROUPS = ("WANDB_RUN_GROUP", "MLFLOW_EXPERIMENT_NAME")
 
@@ -430,8 +435,11 @@ def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Clai
         try:
             config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
             run(config, resume=plan, attach=attach)
-        except (Interrupted, KeyboardInterrupt):
-            raise  # it stays running: the sweep resumes it when started again
+        except Interrupted as error:  # it stays running: the sweep resumes it when started again
+            saved = str(error).partition("; resume with:")[0]
+            raise Interrupted(f"trial {trial.number}: {saved}; {AGAIN}", error.signal_number) from None
+        except KeyboardInterrupt:
+            raise
         except TrainingError as error:  # this trial's settings do not train (a NaN loss): the sweep goes on
             study.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number}: failed: {first_line(error)}")
@@ -455,11 +463,21 @@ def work(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, budget: int, say
 def run_workers(jobs: int, worker_args: list[str]) -> None:
     """Start ``jobs`` worker processes (``ignite-mnist sweep ... --worker``) and wait for them all.
 
+    A SIGTERM to this process is passed on to the workers (each saves its trial and stops);
+    Ctrl-C reaches them from the terminal.
+
     Raises:
-        SweepError: a worker failed; the sweep goes on where it stopped when started again.
+        Interrupted: the workers were stopped by a signal.
+        SweepError: a worker failed.
     """
     command = [sys.executable, "-m", "ignite_mnist", "sweep", *worker_args, "--worker"]
     processes = [subprocess.Popen(command) for _ in range(jobs)]
+
+    def pass_on(number: int, _: Any) -> None:
+        for process in processes:
+            process.send_signal(number)
+
+    previous = signal.signal(signal.SIGTERM, pass_on)
     try:
         codes = [process.wait() for process in processes]
     except KeyboardInterrupt:  # the terminal interrupted the workers too: each saves its trial and stops
@@ -467,14 +485,17 @@ def run_workers(jobs: int, worker_args: list[str]) -> None:
             process.wait()
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for process in processes:
             if process.poll() is None:
                 process.terminate()
                 process.wait()
+    stopped = [code for code in codes if code in (EXIT_SIGINT, EXIT_SIGTERM)]
+    if stopped:
+        raise Interrupted(f"{len(stopped)} of {jobs} workers stopped by a signal; {AGAIN}", stopped[0] - 128)
     failed = [code for code in codes if code]
     if failed:
-        raise SweepError(f"{len(failed)} of {jobs} workers failed (exit codes {', '.join(map(str, failed))}); "
-                         "start the sweep again to go on where it stopped")
+        raise SweepError(f"{len(failed)} of {jobs} workers failed (exit codes {', '.join(map(str, failed))}); {AGAIN}")
 
 
 # --- reading a sweep back -------------------------------------------------------------------------------------
