@@ -17,11 +17,12 @@ Ignite nor torch has it:
 
 Each file is a plain dict of tensors and Python values, one entry per saved object.
 
+The file names, and finding the newest or best file of a folder, are
+:mod:`ignite_mnist.checkpoint_files` (re-exported here).
+
 Example:
-    >>> checkpoint_iteration("runs/a/checkpoints/last_checkpoint_1719.pt")
-    1719
-    >>> best_score("best_checkpoint_1719_accuracy=0.9712.pt")
-    0.9712
+    >>> sorted(RNGStates().state_dict())
+    ['cuda', 'numpy', 'python', 'torch']
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ import numpy as np
 import torch
 from ignite.handlers import Checkpoint
 
+from ignite_mnist.checkpoint_files import (
+    BEST_PREFIX,
+    LAST_PREFIX,
+    best_score,
+    checkpoint_iteration,
+    find_best_checkpoint,
+    find_latest_checkpoint,
+    saved_iteration,
+)
 from ignite_mnist.errors import CheckpointError, first_line
 from ignite_mnist.registry import TRACKERS
 
@@ -57,15 +67,11 @@ __all__ = [
     "saved_iteration",
 ]
 
-LAST_PREFIX = "last"
-BEST_PREFIX = "best"
 #: Entries a checkpoint may lack: bookkeeping that only some files or some runs have.
 OPTIONAL_ENTRIES = frozenset({
     "config", "dataset", "checkpointer", "best_checkpointer", "record", "loss_averages", "metrics_log", "grad_scaler",
     *TRACKERS,
 })
-_LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
-_BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt$")
 # torch's words for the first global it refused, across versions
 _REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
 #: Bytes a checkpoint may unpack to beyond twice its size (archive headers and padding).
@@ -200,48 +206,6 @@ def _first_pickled_global(path: Path) -> str | None:
     except Exception:  # noqa: BLE001 - not a pickle at all
         return None
     return None
-
-
-def checkpoint_iteration(path: str | Path) -> int | None:
-    """The trainer iteration in a "last" checkpoint's file name, or None for other names."""
-    match = _LAST_PATTERN.match(Path(path).name)
-    return int(match.group(1)) if match else None
-
-
-def saved_iteration(path: str | Path) -> int | None:
-    """The trainer iteration in a "last" or "best" checkpoint's file name, or None for other names.
-
-    Example:
-        >>> saved_iteration("best_checkpoint_400_accuracy=0.9262.pt"), saved_iteration("notes.txt")
-        (400, None)
-    """
-    match = _BEST_PATTERN.match(Path(path).name)
-    return int(match.group(1)) if match else checkpoint_iteration(path)
-
-
-def best_score(path: str | Path) -> float | None:
-    """The score in a "best" checkpoint's file name (higher is better: a loss is stored negated), or None."""
-    match = _BEST_PATTERN.match(Path(path).name)
-    return float(match.group(2)) if match else None
-
-
-def find_latest_checkpoint(dirname: str | Path, *, before: int | None = None) -> Path | None:
-    """The newest "last" checkpoint in ``dirname`` (highest iteration, below ``before`` if given), or None."""
-    dirname = Path(dirname)
-    if not dirname.is_dir():
-        return None
-    candidates = [(checkpoint_iteration(p), p) for p in dirname.iterdir()]
-    usable = ((it, p) for it, p in candidates if it is not None and (before is None or it < before))
-    return max(usable, default=(None, None))[1]
-
-
-def find_best_checkpoint(dirname: str | Path) -> Path | None:
-    """The "best" checkpoint in ``dirname`` with the highest score (the earliest of equal ones), or None."""
-    dirname = Path(dirname)
-    if not dirname.is_dir():
-        return None
-    scored = [(best_score(p), -int(p.name.split("_")[2]), p) for p in dirname.iterdir() if best_score(p) is not None]
-    return max(scored, default=(None, None, None))[2]
 
 
 def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], source: str | Path = "checkpoint"

@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import math
 import os
 from collections.abc import Callable
@@ -30,8 +32,10 @@ from ignite_mnist.registry import (
     LR_SCHEDULES,
     MODELS,
     MONITORS,
+    NO_TRACKER,
     OPTIMIZERS,
     PROGRESS_MODES,
+    TRACKER_CHOICES,
     WANDB_ENV_MODES,
     WANDB_MODES,
     WANDB_WATCH,
@@ -42,12 +46,19 @@ from ignite_mnist.registry import (
 FOLDER_PREFIX = "folder:"
 
 __all__ = [
+    "BOOKKEEPING_SETTINGS",
     "DATA_DIR_ENV",
     "EXACT_RESUME_SETTINGS",
     "IDENTITY_SETTINGS",
+    "RENAMED_SETTINGS",
     "TrainConfig",
+    "coerce_setting",
+    "current_names",
     "default_data_dir",
     "flag_name",
+    "setting_default",
+    "setting_name",
+    "setting_type",
 ]
 
 #: A checkpoint is never resumed with other values of these: it would be another experiment.
@@ -55,6 +66,12 @@ IDENTITY_SETTINGS = ("model", "dataset")
 #: Changing these on resume breaks the exact continuation (refused unless --allow-config-change).
 EXACT_RESUME_SETTINGS = (
     "batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay", "lr_schedule", "augment", "amp",
+)
+#: Where a run is kept and how it is shown and tracked, not what it trains: ``compare`` leaves them out.
+BOOKKEEPING_SETTINGS = (
+    "data_dir", "output_dir", "run_name", "resume", "overwrite", "allow_config_change", "progress",
+    "progress_interval", "plots", "tracker", "log_every", "wandb_mode", "wandb_project", "wandb_entity",
+    "wandb_name", "wandb_tags", "wandb_watch", "mlflow_uri", "mlflow_experiment",
 )
 
 DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"
@@ -87,6 +104,11 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+def setting_name(flag: str) -> str:
+    """The config field of a command-line flag: ``--batch-size`` -> ``batch_size``."""
+    return flag.removeprefix("--").replace("-", "_")
+
+
 def setting(
     default: Any = dataclasses.MISSING,
     help: str = "",
@@ -96,16 +118,56 @@ def setting(
     check: Check | None = None,
     type: Callable[[str], Any] | None = None,
     default_factory: Callable[[], Any] | None = None,
+    repeatable: bool = False,
 ) -> Any:
     """Declare one setting: a dataclass field whose metadata feeds the CLI and validation.
 
     ``other`` opens ``choices``: ``(what else is accepted, its test)``, e.g.
-    ``("package.module:Class", is_import_path)``.
+    ``("package.module:Class", is_import_path)``. A ``repeatable`` setting is a
+    list of ``type`` values, its flag given once per value.
     """
-    metadata = {"help": help, "choices": choices, "other": other, "check": check, "type": type}
+    metadata = {"help": help, "choices": choices, "other": other, "check": check, "type": type,
+                "repeatable": repeatable}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+#: Settings that were renamed: the old name (in older ``config.json`` files and checkpoints) -> the current one.
+RENAMED_SETTINGS = {"wandb_log_every": "log_every"}
+
+
+def current_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with renamed settings under their current names.
+
+    Example:
+        >>> current_names({"wandb_log_every": 10, "epochs": 2})
+        {'log_every': 10, 'epochs': 2}
+    """
+    return {RENAMED_SETTINGS.get(name, name): value for name, value in values.items()}
+
+
+def setting_default(f: dataclasses.Field) -> Any:
+    """A setting's default value."""
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def setting_type(f: dataclasses.Field) -> type:
+    """What one value of a setting is (``int`` for ``--patience``, ``str`` for each ``--tracker``)."""
+    return f.metadata.get("type") or type(setting_default(f))
+
+
+def _check_value(f: dataclasses.Field, value: Any) -> None:
+    """One value of a setting against its declared choices and range."""
+    choices, other = f.metadata.get("choices"), f.metadata.get("other")
+    if choices and value not in choices and not (other and other[1](value)):
+        accepted = ", ".join(choices) + (f" or {other[0]}" if other else "")
+        raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {accepted})")
+    check = f.metadata.get("check")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(flag_name(f.name), f"must be a finite number, got {value}")
+    if check is not None and value is not None and not check[0](value):
+        raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
 
 
 @dataclass
@@ -206,7 +268,15 @@ class TrainConfig:
         False, "start afresh in a --run-name that already holds a run; the old run's files are moved to "
         "<run-name>.old-N/ beside it, never deleted",
     )
-    # experiment tracking (Weights & Biases; $WANDB_* variables work as usual)
+    # experiment tracking (see docs/tracking.md)
+    tracker: list[str] = setting(
+        help="experiment tracker; give the flag once per tracker (--tracker tensorboard --tracker mlflow), "
+             "or none for no tracker (default: wandb)",
+        default_factory=lambda: ["wandb"], choices=TRACKER_CHOICES, type=str, repeatable=True,
+    )
+    log_every: int = setting(50, "log the training loss and learning rate to the trackers every N iterations",
+                             check=POSITIVE)
+    # Weights & Biases ($WANDB_* variables work as usual)
     wandb_mode: str = setting(
         "auto", "W&B tracking: auto is online with W&B credentials and offline (wandb sync later) without",
         choices=WANDB_MODES,
@@ -215,11 +285,17 @@ class TrainConfig:
     wandb_entity: str | None = setting(None, "W&B user or team (default: $WANDB_ENTITY or your default)", type=str)
     wandb_name: str | None = setting(None, "W&B run name (default: $WANDB_NAME or the run directory's name)", type=str)
     wandb_tags: str | None = setting(None, "comma-separated W&B tags (default: $WANDB_TAGS)", type=str)
-    wandb_log_every: int = setting(50, "log the training loss and learning rate to W&B every N iterations",
-                                   check=POSITIVE)
     wandb_watch: str = setting(
-        "off", "also log gradient and/or parameter histograms to W&B (wandb.watch, every --wandb-log-every)",
+        "off", "also log gradient and/or parameter histograms to W&B (wandb.watch, every --log-every)",
         choices=WANDB_WATCH,
+    )
+    # MLflow (--tracker mlflow; $MLFLOW_* variables work as usual)
+    mlflow_uri: str | None = setting(
+        None, "MLflow tracking server (http://host:5000) or store (default: $MLFLOW_TRACKING_URI, else a local "
+        "store in <run dir>/mlruns)", type=str,
+    )
+    mlflow_experiment: str | None = setting(
+        None, "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or ignite-mnist)", type=str
     )
 
     def __post_init__(self) -> None:
@@ -236,15 +312,10 @@ class TrainConfig:
         """
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            choices, other = f.metadata.get("choices"), f.metadata.get("other")
-            if choices and value not in choices and not (other and other[1](value)):
-                accepted = ", ".join(choices) + (f" or {other[0]}" if other else "")
-                raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {accepted})")
-            check = f.metadata.get("check")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(flag_name(f.name), f"must be a finite number, got {value}")
-            if check is not None and value is not None and not check[0](value):
-                raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
+            for item in value if f.metadata.get("repeatable") else [value]:
+                _check_value(f, item)
+        if NO_TRACKER in self.tracker and len(self.tracker) > 1 or len(set(self.tracker)) < len(self.tracker):
+            raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
         env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
@@ -278,9 +349,53 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuild a config from :meth:`to_dict` output (older names accepted); unknown keys are an error."""
+        values = current_names(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(unknown[0], f"unknown setting(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+
+
+def coerce_setting(name: str, value: Any) -> Any:
+    """A value for setting ``name`` read from a file (YAML, TOML, JSON), in the type its flag gives.
+
+    Integers pass for numbers, a single name for a list of names, and text that reads as a
+    number for a number (PyYAML reads ``1e-3``, without a dot, as text). Ranges and
+    choices are checked later, by :meth:`TrainConfig.validate`.
+
+    Raises:
+        ConfigError: an unknown setting, or a value of the wrong type.
+
+    Example:
+        >>> coerce_setting("lr", "1e-3"), coerce_setting("epochs", 3), coerce_setting("tracker", "mlflow")
+        (0.001, 3, ['mlflow'])
+        >>> coerce_setting("epochs", "ten")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.ConfigError: --epochs: expected an integer, got 'ten'
+    """
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    name = RENAMED_SETTINGS.get(name, name)
+    if name not in fields:
+        close = difflib.get_close_matches(name, fields, n=1)
+        raise ConfigError(name, "unknown setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    f, kind = fields[name], setting_type(fields[name])
+    if f.metadata.get("repeatable"):
+        items = [value] if isinstance(value, kind) else value
+        if isinstance(items, list) and all(isinstance(item, kind) for item in items):
+            return list(items)
+        raise ConfigError(flag_name(name), f"expected a list of names, e.g. [{', '.join(f.metadata['choices'][:2])}], "
+                                           f"got {value!r}")
+    if value is None and setting_default(f) is None:
+        return None
+    if kind is float and not isinstance(value, bool):
+        with contextlib.suppress(TypeError, ValueError):
+            return float(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise ConfigError(flag_name(name), f"expected {_KINDS.get(kind, kind.__name__)}, got {value!r}")

@@ -17,10 +17,15 @@ import os
 import sys
 from typing import TextIO
 
-__all__ = ["closed", "note", "say"]
+__all__ = ["closed", "note", "say", "silence"]
 
 #: The names (``stdout``/``stderr``) of the streams found closed.
 closed: set[str] = set()
+
+
+def silence(name: str) -> None:
+    """Point the closed stream ``name`` (``stdout``/``stderr``) at ``/dev/null`` and remember it was closed."""
+    _silence(name)
 
 
 def _silence(name: str) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
+    "EXIT_SIGPIPE",
     "IgniteMnistError",
     "ConfigError",
     "DataError",
@@ -26,6 +27,7 @@ __all__ = [
     "RunDirError",
     "TrainingError",
     "WriteError",
+    "SweepError",
     "Interrupted",
     "first_line",
 ]
@@ -35,6 +37,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+#: The reader of our output went away (``ignite-mnist evaluate RUN | head -1``): the shell's code for SIGPIPE.
+EXIT_SIGPIPE = 141
 
 
 class IgniteMnistError(Exception):
@@ -56,6 +60,7 @@ class ConfigError(IgniteMnistError, ValueError):
     def __init__(self, flag: str, message: str) -> None:
         super().__init__(f"{flag}: {message}")
         self.flag = flag
+        self.message = message
 
 
 class DataError(IgniteMnistError):
@@ -95,6 +100,10 @@ class WriteError(IgniteMnistError):
 
 class TrainingError(IgniteMnistError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class SweepError(IgniteMnistError):
+    """A sweep cannot go on: its study's database cannot be reached, a worker failed, Optuna is missing."""
 
 
 class Interrupted(IgniteMnistError):

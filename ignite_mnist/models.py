@@ -3,6 +3,7 @@
 Their ``--model`` names are listed in :data:`ignite_mnist.registry.MODELS`.
 
 Example:
+    >>> import torch
     >>> model = build_model("mlp")
     >>> count_parameters(model)
     102762
@@ -88,6 +89,7 @@ class FastCNN(nn.Sequential):
     About 2.5 M multiply-adds per image; 34,642 parameters.
 
     Example:
+        >>> import torch
         >>> FastCNN()(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +41,17 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "plot_misclassified",
+    "plot_validation_curves",
     "save_figure",
     "write_run_plots",
 ]
 
 DPI = 100
 #: (width, height) in pixels of each saved figure.
-FIGURE_PIXELS = {"curves": (1000, 400), "confusion_matrix": (700, 600), "misclassified": (800, 880)}
-PLOT_FILES = {name: f"{name}.png" for name in FIGURE_PIXELS}
+FIGURE_PIXELS = {"curves": (1000, 400), "confusion_matrix": (700, 600), "misclassified": (800, 880),
+                 "comparison": (1000, 500)}
+#: The figures every run draws into ``<run_dir>/plots/``.
+PLOT_FILES = {name: f"{name}.png" for name in ("curves", "confusion_matrix", "misclassified")}
 PLOTS_INSTALL = 'pip install "ignite-mnist[plots]"'
 
 
@@ -139,6 +142,26 @@ def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence
             example = misclassified[position]
             axes.imshow(example.image.numpy(), cmap="gray", vmin=0, vmax=1)
             axes.set_title(f"{classes[example.label]} -> {classes[example.prediction]}", fontsize=8)
+    return figure
+
+
+def plot_validation_curves(curves: Mapping[str, Sequence[tuple[float, float]]], metric: str) -> Figure:
+    """Several runs' validation curves of ``metric`` on one axes, against training images seen (``compare --plot``).
+
+    Example:
+        >>> figure = plot_validation_curves({"a": [(1000, 0.8), (2000, 0.9)], "b": [(1000, 0.7)]}, "val_accuracy")
+        >>> [line.get_label() for line in figure.axes[0].get_lines()]
+        ['a', 'b']
+    """
+    figure = _figure("comparison")
+    axes = figure.subplots()
+    for name, points in curves.items():
+        if points:
+            axes.plot(*zip(*points), marker="." if len(points) > 1 else "o", label=name)
+    axes.set(title=f"{metric} of each run", xlabel="training images seen", ylabel=metric)
+    axes.grid(alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8, ncols=max(1, len(curves) // 12 + 1))
     return figure
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 __all__ = [
     "BACKENDS",
+    "COMPARE_FORMATS",
     "DATASETS",
     "DEVICES",
     "EXPORT_FORMATS",
@@ -39,13 +40,22 @@ __all__ = [
     "LR_SCHEDULES",
     "MODELS",
     "MONITORS",
+    "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
+    "AUTO_PRUNER",
+    "PRUNERS",
+    "PRUNER_CHOICES",
     "Registry",
+    "SWEEP_DISTRIBUTIONS",
+    "SWEEP_METHODS",
+    "SWEEP_METRICS",
     "TRACKERS",
+    "TRACKER_CHOICES",
     "import_path",
     "is_import_path",
     "WANDB_ENV_MODES",
+    "lower_is_better",
     "WANDB_MODES",
     "WANDB_WATCH",
 ]
@@ -157,12 +167,59 @@ EXPORT_FORMATS = Registry("export format", {
 })
 TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
+    "tensorboard": "ignite_mnist.tracking.tensorboard:TensorboardTracker",
+    "mlflow": "ignite_mnist.tracking.mlflow:MlflowTracker",
 })
+#: What ``--tracker`` takes: a tracker's name, or ``none`` (no tracker at all).
+NO_TRACKER = "none"
+TRACKER_CHOICES = (*TRACKERS.names, NO_TRACKER)
+#: A sweep file's ``method`` (W&B's names) -> the builder of the Optuna sampler that runs it locally.
+SWEEP_METHODS = Registry("sweep method", {
+    "grid": "ignite_mnist.sweep:grid_sampler",
+    "random": "ignite_mnist.sweep:random_sampler",
+    "bayes": "ignite_mnist.sweep:tpe_sampler",
+})
+#: A sweep parameter's ``distribution`` (W&B's names) -> the builder of its Optuna distribution.
+SWEEP_DISTRIBUTIONS = Registry("sweep distribution", {
+    "constant": "ignite_mnist.sweep:categorical",
+    "categorical": "ignite_mnist.sweep:categorical",
+    "int_uniform": "ignite_mnist.sweep:int_uniform",
+    "uniform": "ignite_mnist.sweep:uniform",
+    "log_uniform_values": "ignite_mnist.sweep:log_uniform_values",
+    "q_uniform": "ignite_mnist.sweep:q_uniform",
+    "q_log_uniform_values": "ignite_mnist.sweep:q_log_uniform_values",
+})
+#: ``ignite-mnist sweep --pruner`` -> the builder of the Optuna pruner.
+PRUNERS = Registry("pruner", {
+    "halving": "ignite_mnist.sweep:halving_pruner",
+    "median": "ignite_mnist.sweep:median_pruner",
+    "none": "ignite_mnist.sweep:no_pruner",
+})
+#: ``--pruner auto``: ``halving`` when the sweep file has ``early_terminate``, else ``none``.
+AUTO_PRUNER = "auto"
+PRUNER_CHOICES = (AUTO_PRUNER, *PRUNERS.names)
 
 PROGRESS_MODES = ("auto", "bar", "log", "none")
+#: ``compare --format``: aligned text, a Markdown table, or CSV (one row per run, no grouping).
+COMPARE_FORMATS = ("text", "markdown", "csv")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "gloo", "nccl")
 MONITORS = ("val_accuracy", "val_loss")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether smaller values of a metric are better: losses (``val_loss``), not accuracies.
+
+    Example:
+        >>> lower_is_better("val_loss"), lower_is_better("val/accuracy")
+        (True, False)
+    """
+    return "loss" in metric
+
+
+#: A sweep's ``metric.name``: what the W&B tracker logs for each monitor, the latest value
+#: (``val/accuracy``, history) or the best one (``best_val_accuracy``, summary).
+SWEEP_METRICS = tuple(m.replace("_", "/", 1) for m in MONITORS) + tuple(f"best_{m}" for m in MONITORS)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 #: The values W&B itself accepts in ``$WANDB_MODE``, and the mode each one means.
 WANDB_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",

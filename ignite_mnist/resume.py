@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint, restore_objects
-from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
+from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, current_names, flag_name
 from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
@@ -196,7 +196,8 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     path, checkpoint = read_resume_checkpoint(config)
     saved = ResumePlan(path, checkpoint, in_place=False).saved_config
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in saved.items() if k in known} | {name: getattr(config, name) for name in explicit}
+    values = {k: v for k, v in current_names(saved).items() if k in known}
+    values |= {name: getattr(config, name) for name in explicit}
     values |= {"resume": str(path), "overwrite": config.overwrite,
                "output_dir": config.output_dir, "run_name": config.run_name}  # a new run, unless...
     own = RunDir.of_checkpoint(path)

@@ -7,7 +7,10 @@
     summary.json       written once the run has finished; paths in it are relative to this folder
     checkpoints/       last_checkpoint_<iteration>.pt, best_checkpoint_<iteration>_<score>.pt
     plots/             curves.png, confusion_matrix.png, misclassified.png
-    wandb/             the W&B run (unless $WANDB_DIR says otherwise)
+    wandb/             the W&B run (unless $WANDB_DIR says otherwise); an offline run's staged model in wandb/data/
+    tensorboard/       TensorBoard event files (--tracker tensorboard)
+    mlflow.db          the local MLflow store (--tracker mlflow without --mlflow-uri) ...
+    mlartifacts/       ... and its artifacts (the best checkpoint)
     .lock              held by the process training in it
 ```
 
@@ -42,7 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.checkpoints import find_best_checkpoint, find_latest_checkpoint, saved_iteration
+from ignite_mnist.checkpoint_files import find_best_checkpoint, find_latest_checkpoint, saved_iteration
 from ignite_mnist.errors import CheckpointError, RunDirError
 from ignite_mnist.files import write_json, write_text
 
@@ -72,6 +75,9 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     PLOTS = "plots"
     WANDB = "wandb"
+    TENSORBOARD = "tensorboard"
+    MLFLOW_STORE = "mlflow.db"
+    MLFLOW_ARTIFACTS = "mlartifacts"
     LOCK = ".lock"
 
     def __init__(self, path: str | Path) -> None:
@@ -112,6 +118,21 @@ class RunDir:
     @property
     def wandb_dir(self) -> Path:
         return self.path / self.WANDB
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard's log dir: ``tensorboard --logdir`` it (a resumed run writes on in it)."""
+        return self.path / self.TENSORBOARD
+
+    @property
+    def mlflow_store(self) -> Path:
+        """The local MLflow store (SQLite): ``mlflow ui --backend-store-uri sqlite:///<this path>``."""
+        return self.path / self.MLFLOW_STORE
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        """Where the local MLflow store keeps its runs' artifacts."""
+        return self.path / self.MLFLOW_ARTIFACTS
 
     def holds_run(self) -> bool:
         """Whether a run was started here (its ``config.json`` exists)."""

@@ -42,7 +42,7 @@ from ignite_mnist.handlers import (
 )
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX
 from ignite_mnist.parts import RunParts
-from ignite_mnist.registry import TRACKERS
+from ignite_mnist.registry import NO_TRACKER, TRACKERS, lower_is_better
 from ignite_mnist.tracking import Tracker
 
 __all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "build_trackers"]
@@ -67,8 +67,9 @@ class RunHandlers:
 
 
 def build_trackers(parts: RunParts) -> list[Tracker]:
-    """The trackers the config asks for (``--wandb-mode``), each from the registry, each on every rank."""
-    return [TRACKERS.load("wandb").for_run(parts.config, parts.run_dir)]
+    """The trackers ``--tracker`` names, each from the registry, each on every rank (only rank 0's log)."""
+    names = [name for name in parts.config.tracker if name != NO_TRACKER]
+    return [TRACKERS.load(name).for_run(parts.config, parts.run_dir) for name in names]
 
 
 def _objects_to_save(parts: RunParts, **handlers: Any) -> dict[str, Any]:
@@ -118,7 +119,8 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     ) | dict((attach(parts) if attach is not None else None) or {})
     checkpoints = attach_checkpointing(
         trainer, to_save, parts.run_dir.checkpoint_dir, evaluator=evaluator,
-        score_name=config.monitor.removeprefix(VALIDATION_PREFIX), score_mode="min" if "loss" in config.monitor else "max",
+        score_name=config.monitor.removeprefix(VALIDATION_PREFIX),
+        score_mode="min" if lower_is_better(config.monitor) else "max",
         keep_best=config.keep_best, every_iterations=config.checkpoint_every,
     )
     progress = attach_progress(trainer, {"validation": evaluator}, mode=config.progress if rank == 0 else "none",

@@ -1,4 +1,4 @@
-"""Shared fixtures: small generated IDX datasets, real MNIST when available, W&B temp dirs."""
+"""Shared fixtures: small generated IDX datasets, real MNIST when available, W&B temp dirs, no MLflow server."""
 
 from __future__ import annotations
 
@@ -81,6 +81,13 @@ def isolated_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("WANDB_SERVICE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
     return wandb_home
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test logs to an MLflow server or experiment named in the environment."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def assert_same_weights(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,31 @@ def test_default_recipe_reaches_97_percent_in_10_epochs(mnist_root, tmp_path):
     summary = json.loads((tmp_path / "ten" / "summary.json").read_text())
     assert summary["epochs_completed"] == 10
     assert summary["test_accuracy"] >= 0.97
+
+
+def test_help_lists_the_commands_and_prints_each_default_once():
+    from ignite_mnist.cli import COMMANDS
+
+    text = " ".join(run_cli("--help").stdout.split())
+    for name, command in COMMANDS.items():
+        assert f"{name} {command.__doc__.splitlines()[0]}" in text
+    assert "Each command's own flags: ignite-mnist COMMAND --help." in text
+    assert "(default: $IGNITE_MNIST_DATA_DIR or ./data) --val-size" in text
+    assert "(default: never) --min-delta" in text
+    from ignite_mnist.cli.inference import SUBCOMMAND_PARSERS
+    from ignite_mnist.cli.train import build_train_parser
+
+    for name, build in {"train": build_train_parser, **SUBCOMMAND_PARSERS}.items():
+        flags = re.split(r"\n  (?=-)", build().format_help())[1:]  # one block per flag
+        assert len(flags) > 3 and [f for f in flags if f.count("(default:") > 1 or "(default: None)" in f] == [], name
+
+
+def test_early_stopping_is_told_in_the_last_line_and_nothing_else_is_printed(idx_root, tmp_path):
+    result = run_cli("--data-dir", str(idx_root), "--val-size", "200", "--epochs", "4", "--patience", "1",
+                     "--min-delta", "1", "--output-dir", str(tmp_path), "--run-name", "r", "--no-plots",
+                     "--progress", "none", "--tracker", "none")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no library log line (Ignite's EarlyStopping logs one of its own)
+    (line,) = result.stdout.splitlines()
+    assert ("; stopped early after epoch 2 of 4: val_accuracy did not improve for 1 epoch; run directory "
+            f"{tmp_path / 'r'}") in line and line.startswith("test accuracy ")

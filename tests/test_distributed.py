@@ -176,8 +176,9 @@ def test_sigterm_then_resume_of_a_two_process_run(spawned: dict[str, Any], idx_r
 
 def test_error_on_one_rank_stops_all_and_names_it(idx_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "taken"
-    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "config.json").write_text("{}")  # only rank 0 creates the run dir, so only rank 0 fails
+    (run_dir / "checkpoints" / "last_checkpoint_1.pt").write_bytes(b"")  # a run with checkpoints is not set aside
     flags = train_flags(idx_root, tmp_path / "runs", "taken") + ["--nproc-per-node", "2", "--wandb-mode", "disabled"]
     done = run_cli(*flags, env=quiet_env(tmp_path), timeout=300)
     assert done.returncode == 1

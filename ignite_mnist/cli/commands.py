@@ -1,32 +1,61 @@
-"""``main``: pick the subcommand, run it, turn a user's error into one line and an exit code."""
+"""``main``: pick the subcommand, run it, turn a user's error into one line and an exit code.
+
+:data:`COMMANDS` is the command table: a name, and the function that runs it,
+whose docstring's first line is the command's summary in ``ignite-mnist --help``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 
 from ignite_mnist.cli.parsing import PROG
 from ignite_mnist.cli.train import train_command
-from ignite_mnist.errors import EXIT_SIGINT, ConfigError, IgniteMnistError
+from ignite_mnist.console import silence
+from ignite_mnist.errors import EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "DEFAULT_COMMAND", "commands_help", "main"]
 
 
-def _inference_command(name: str) -> Callable[[Sequence[str]], int]:
-    """A subcommand of :mod:`ignite_mnist.cli.inference`, imported only when it runs."""
+def _lazy_command(module: str, name: str, summary: str) -> Callable[[Sequence[str]], int]:
+    """The subcommand ``name`` of ``ignite_mnist.cli.<module>``, imported only when it runs."""
 
     def command(argv: Sequence[str]) -> int:
-        from ignite_mnist.cli import inference
+        return getattr(importlib.import_module(f"ignite_mnist.cli.{module}"), f"{name}_command")(argv)
 
-        return getattr(inference, f"{name}_command")(argv)
-
+    command.__doc__ = summary
     return command
 
 
+#: Every command by name; ``train`` runs when none is named.
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": train_command, **{name: _inference_command(name) for name in ("evaluate", "predict", "export")},
+    "train": train_command,
+    "evaluate": _lazy_command("inference", "evaluate",
+                              "Test a checkpoint: accuracy, per-class accuracy, confusion matrix."),
+    "predict": _lazy_command("inference", "predict", "Classify image files (PNG, JPEG) with a checkpoint."),
+    "export": _lazy_command("inference", "export", "Write a checked TorchScript or ONNX file of a checkpoint's model."),
+    "sweep": _lazy_command("experiments", "sweep", "Search training settings from a W&B sweep file, on Optuna."),
+    "compare": _lazy_command("experiments", "compare", "Runs side by side: the settings that differ, their metrics."),
 }
+DEFAULT_COMMAND = "train"
+
+
+def commands_help() -> str:
+    """The command list that ends ``ignite-mnist --help``, from :data:`COMMANDS`.
+
+    Example:
+        >>> print(commands_help().splitlines()[1])
+          train      Train a model (the default command, when none is named).
+    """
+    width = max(map(len, COMMANDS)) + 2
+    lines = [f"  {name:<{width}} {(command.__doc__ or '').strip().splitlines()[0]}" for name, command in COMMANDS.items()]
+    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help."])
 
 
 class _ReportedBelow(logging.Filter):
@@ -37,6 +66,30 @@ class _ReportedBelow(logging.Filter):
 
 
 _REPORTED_BELOW = _ReportedBelow()
+
+
+def _hint(name: str) -> str:
+    """Where a usage error of command ``name`` is explained."""
+    return " (see --help)" if name == DEFAULT_COMMAND else f" (see {PROG} {name} --help)"
+
+
+@contextlib.contextmanager
+def _sigterm_says_so(name: str) -> Iterator[None]:
+    """While a command runs (and where it does not handle signals itself, as training does), SIGTERM ends it
+    with one line and exit 143 instead of silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = "; nothing was trained or written" if name == DEFAULT_COMMAND else ""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"interrupted by SIGTERM before {PROG} {name} had finished{before}", signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,15 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
-    command = COMMANDS["train"]
-    if args and args[0] in COMMANDS:
-        command = COMMANDS[args.pop(0)]
+    name = args.pop(0) if args and args[0] in COMMANDS else DEFAULT_COMMAND
     try:
-        return command(args)
+        with _sigterm_says_so(name):
+            code = COMMANDS[name](args)
+            sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return code
     except IgniteMnistError as error:
-        hint = " (see --help)" if isinstance(error, ConfigError) else ""
+        hint = _hint(name) if isinstance(error, ConfigError) else ""
         print(f"{PROG}: error: {error}{hint}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a tool killed by SIGPIPE does
+        silence("stdout")  # Python's last flush at exit must not fail
+        return EXIT_SIGPIPE

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ignite_mnist.cli.parsing import PROG, OneLineParser
+from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK, WriteError
 from ignite_mnist.registry import DEVICES
 
@@ -36,7 +36,7 @@ __all__ = [
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog=f"{PROG} {name}", description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog=f"{PROG} {name}", description=description, formatter_class=HelpFormatter
     )
     parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file (.pt) or a run directory")
     parser.add_argument("--model", default=None, metavar="MODEL",
@@ -90,11 +90,11 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_command(argv: Sequence[str]) -> int:
+    args = build_evaluate_parser().parse_args(argv)  # before importing torch: --help answers at once
     from ignite_mnist.devices import resolve_device
     from ignite_mnist.inference import default_output_path, evaluate, load_model
     from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix, save_figure
 
-    args = build_evaluate_parser().parse_args(argv)
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device, model=args.model, dataset=args.dataset)
     result = evaluate(loaded, args.data_dir, device)
@@ -115,9 +115,9 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
 
 def predict_command(argv: Sequence[str]) -> int:
+    args = build_predict_parser().parse_args(argv)  # before importing torch: --help answers at once
     from ignite_mnist.inference import load_model, predict
 
-    args = build_predict_parser().parse_args(argv)
     predictions = predict(load_model(args.checkpoint, model=args.model, dataset=args.dataset), args.images)
     for failed in (p for p in predictions if p.error is not None):
         print(f"{PROG}: error: {failed.error}", file=sys.stderr)

@@ -17,6 +17,7 @@ from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.handlers.metrics_log import MetricsLog, attach_metrics_log
 from ignite_mnist.handlers.nan_stop import NonFiniteLossStop, attach_nan_stop
 from ignite_mnist.handlers.progress import Progress, attach_progress
+from ignite_mnist.handlers.pruning import TrialPruning, attach_trial_pruning
 from ignite_mnist.handlers.record import RunRecord, attach_run_record
 from ignite_mnist.handlers.signals import SignalCheckpoint, attach_signal_checkpoint
 from ignite_mnist.handlers.validation import Validation, attach_validation
@@ -30,6 +31,7 @@ __all__ = [
     "Progress",
     "RunRecord",
     "SignalCheckpoint",
+    "TrialPruning",
     "Validation",
     "ValidationEvents",
     "attach_checkpointing",
@@ -41,6 +43,7 @@ __all__ = [
     "attach_progress",
     "attach_run_record",
     "attach_signal_checkpoint",
+    "attach_trial_pruning",
     "attach_validation",
     "attach_wandb",
     "on_exception",

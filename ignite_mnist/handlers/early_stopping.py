@@ -21,12 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 
 from ignite.engine import Engine, Events
 from ignite.handlers import EarlyStopping
 
 from ignite_mnist.handlers.validation import Validation
+from ignite_mnist.registry import lower_is_better
 
 __all__ = ["attach_early_stopping", "stopped_early"]
 
@@ -60,7 +62,7 @@ def attach_early_stopping(
         raise ValueError(f"patience must be > 0, got {patience}")
     if every <= 0:
         raise ValueError(f"every must be > 0, got {every}")
-    mode = mode or ("min" if "loss" in monitor else "max")
+    mode = mode or ("min" if lower_is_better(monitor) else "max")
     stopper = EarlyStopping(
         patience=math.ceil(patience / every),
         score_function=lambda engine: float(engine.state.metrics[monitor]),
@@ -68,6 +70,9 @@ def attach_early_stopping(
         threshold=min_delta,
         mode=mode,
     )
+    # Ignite's own logger prints a timestamped INFO line even with --progress none; this one, like any
+    # library's, prints only where logging is configured. The run's last line says it stopped early.
+    stopper.logger = logging.getLogger(__name__)
 
     def validated_this_epoch(engine: Engine, epoch: int) -> bool:
         first_iteration = (epoch - 1) * (engine.state.epoch_length or 0)

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.events import ValidationEvents
 from ignite_mnist.console import note
+from ignite_mnist.events import ValidationEvents
 from ignite_mnist.files import append_line
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
 from ignite_mnist.run_dir import truncate_metrics_log

@@ -1,7 +1,9 @@
 """Progress display that suits where the output goes.
 
 On a terminal: Ignite's ``ProgressBar`` (tqdm) for the trainer, with the running
-loss, and for each evaluator. Elsewhere (CI, ``nohup``, a log file): plain log
+loss, and for each evaluator; each bar is cleared when it is done, and each
+finished epoch leaves one line with its metrics above the next bar
+(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere (CI, ``nohup``, a log file): plain log
 lines, at most one every ``interval`` seconds plus one per epoch and per
 evaluation, and never a carriage return. Ignite has no such log mode; it is
 written here.
@@ -29,7 +31,7 @@ from ignite.handlers import ProgressBar
 from ignite_mnist.console import say
 from ignite_mnist.registry import PROGRESS_MODES
 
-__all__ = ["LogProgress", "Progress", "attach_progress", "batch_loss", "resolve_progress_mode"]
+__all__ = ["LogProgress", "Progress", "attach_progress", "batch_loss", "epoch_line", "resolve_progress_mode"]
 
 
 def resolve_progress_mode(mode: str, stream: TextIO | None = None) -> str:
@@ -56,6 +58,20 @@ def batch_loss(output: Any) -> dict[str, float]:
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
     return "  ".join(f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, (int, float)))
+
+
+def epoch_line(engine: Engine) -> str:
+    """The line a finished epoch leaves: its number and the trainer's metrics (the running loss left out).
+
+    Example:
+        >>> trainer = Engine(lambda engine, batch: None)
+        >>> trainer.state.epoch, trainer.state.max_epochs = 1, 2
+        >>> trainer.state.metrics = {"loss": 0.3, "train_loss": 0.25, "val_accuracy": 0.9}
+        >>> epoch_line(trainer)
+        'epoch 1/2 done  train_loss 0.2500  val_accuracy 0.9000'
+    """
+    shown = {k: v for k, v in engine.state.metrics.items() if k != "loss"}
+    return f"epoch {engine.state.epoch}/{engine.state.max_epochs} done  {_format_metrics(shown)}".rstrip()
 
 
 class LogProgress:
@@ -97,8 +113,7 @@ class LogProgress:
         self._last_line, self._last_iteration = now, engine.state.iteration
 
     def epoch_completed(self, engine: Engine) -> None:
-        shown = {k: v for k, v in engine.state.metrics.items() if k != "loss"}
-        self._write(f"epoch {engine.state.epoch}/{engine.state.max_epochs} done  {_format_metrics(shown)}".rstrip())
+        self._write(epoch_line(engine))
 
     def evaluation_completed(self, name: str) -> Any:
         def log(evaluator: Engine) -> None:
@@ -150,6 +165,8 @@ def attach_progress(
     if mode == "bar":
         bars = [ProgressBar(persist=False)]
         bars[0].attach(trainer, metric_names=metric_names, output_transform=None if metric_names else batch_loss)
+        # the epoch's bar is cleared (persist=False); its line stays, written above the next one (tqdm.write)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: bars[0].log_message(epoch_line(engine)))
         for name, evaluator in evaluators.items():
             bar = ProgressBar(persist=False, desc=name)
             bar.attach(evaluator)

@@ -26,12 +26,13 @@ from typing import Any
 from ignite.engine import Engine, Events
 
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
+from ignite_mnist.registry import lower_is_better
 
 __all__ = ["RunRecord", "attach_run_record"]
 
 
 def _better(name: str, new: float, old: float) -> bool:
-    return new < old if "loss" in name else new > old
+    return new < old if lower_is_better(name) else new > old
 
 
 class RunRecord:

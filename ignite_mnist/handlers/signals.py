@@ -10,6 +10,7 @@ half-trained model as if training had finished. A second signal of the same kind
 interrupts at once, as usual. Previous handlers are restored when the run ends.
 
 Example:
+    >>> import os
     >>> from ignite.engine import Engine
     >>> trainer = Engine(lambda engine, batch: None)
     >>> _ = trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: os.kill(os.getpid(), signal.SIGTERM))

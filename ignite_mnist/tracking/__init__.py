@@ -12,8 +12,11 @@ A tracker follows a training run through four calls, in this order:
 Its ``state_dict()`` goes into every checkpoint under the tracker's ``name``, so
 a resumed run continues the same tracked run. An exception out of
 ``trainer.run`` (an interrupt included) finishes the tracker by itself, with the
-error's status. The managed run builds its trackers from the
-:data:`~ignite_mnist.registry.TRACKERS` registry with ``for_run(config, run_dir)``.
+error's status. The managed run builds the trackers ``--tracker`` names from the
+:data:`~ignite_mnist.registry.TRACKERS` registry with ``for_run(config, run_dir)``:
+:mod:`~ignite_mnist.tracking.wandb`, :mod:`~ignite_mnist.tracking.tensorboard` and
+:mod:`~ignite_mnist.tracking.mlflow`, each a
+:class:`~ignite_mnist.tracking.base.LoggerTracker` around one of Ignite's loggers.
 """
 
 from __future__ import annotations

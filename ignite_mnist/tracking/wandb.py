@@ -1,22 +1,24 @@
 """Weights & Biases tracking that never stalls or kills training.
 
 Ignite supplies the logging itself: :class:`ignite.handlers.wandb_logger.WandBLogger`
-with its ``OutputHandler`` (metrics, loss) and ``OptimizerParamsHandler`` (learning
-rate), all on one step axis, the trainer's iteration
-(``global_step_from_engine(trainer, Events.ITERATION_COMPLETED)``), so W&B never
-drops a row for a step that went backwards. W&B supplies the charts and files:
-``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Image``,
+with its ``OutputHandler`` and ``OptimizerParamsHandler``, attached by
+:func:`~ignite_mnist.tracking.base.attach_scalars` on the trainer's iteration axis
+(so W&B never drops a row for a step that went backwards). W&B supplies the
+charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Image``,
 ``Run.log_model`` and ``Run.watch``. Added here, because neither has it:
 
 * ``auto`` mode: online when credentials exist, offline otherwise;
 * a bounded online start: an unreachable server or a bad key falls back to an
   offline run after ``ONLINE_INIT_TIMEOUT`` seconds (W&B waits 90 s), with one warning;
-* a guard around every handler: the first W&B error is reported once, W&B
-  logging stops, training goes on;
-* the run starts when the trainer starts (or at :meth:`WandbTracker.start`), after
-  a resume restored its id, so a resumed training continues the same W&B run;
-  only rank 0 logs; an interrupt or error out of ``trainer.run`` closes the run
-  with that status.
+* an offline run keeps what ``wandb sync`` needs in its own folder: W&B stages
+  artifact files (the model, tables, images) under ``$WANDB_DATA_DIR``
+  (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
+  for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
+  W&B starts and while the test report and the model are logged;
+* from :class:`~ignite_mnist.tracking.base.LoggerTracker`: the run starts when the
+  trainer starts, after a resume restored its id (a resumed training continues
+  the same W&B run); the first W&B error is reported once and training goes on;
+  only rank 0 logs; an interrupt or error closes the run with that status.
 
 ``wandb`` is imported only when a tracker is attached in a mode other than
 ``disabled``: importing this module or a disabled tracker costs nothing.
@@ -24,25 +26,24 @@ drops a row for a step that went backwards. W&B supplies the charts and files:
 
 from __future__ import annotations
 
+import contextlib
 import netrc
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import ignite.distributed as idist
 import torch
-from ignite.engine import Engine, Events
-from ignite.engine.events import RemovableEventHandle
-from ignite.handlers import global_step_from_engine
-from ignite.handlers.wandb_logger import OptimizerParamsHandler, OutputHandler, WandBLogger
+from ignite.engine import Engine
+from ignite.handlers.wandb_logger import WandBLogger
 
 from ignite_mnist.console import note
-from ignite_mnist.errors import Interrupted, first_line
-from ignite_mnist.events import ValidationEvents, on_exception
+from ignite_mnist.errors import first_line
+from ignite_mnist.events import ValidationEvents
 from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
+from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -57,10 +58,6 @@ __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_
 DEFAULT_PROJECT = "ignite-mnist"
 #: Seconds an online start may take before falling back to offline (W&B's own default is 90).
 ONLINE_INIT_TIMEOUT = 10.0
-
-
-def _say(kind: str, message: str) -> None:
-    note(kind, message)
 
 
 def has_wandb_credentials() -> bool:
@@ -146,7 +143,31 @@ def _quiet_wandb() -> dict[str, bool]:
     return {"silent": True}
 
 
-def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any]) -> tuple[Any, str]:
+#: What W&B keeps outside the run folder unless told: artifact staging (data) and service logs (cache).
+_HOMES = {"WANDB_DATA_DIR": "data", "WANDB_CACHE_DIR": "cache"}
+
+
+@contextlib.contextmanager
+def _homes_inside(folder: Path | None) -> Iterator[None]:
+    """``$WANDB_DATA_DIR`` and ``$WANDB_CACHE_DIR`` inside ``folder`` for the ``with`` block (None: unchanged).
+
+    W&B reads both when it stages an artifact or starts its service, so this is the
+    way to keep an offline run's files (and logs) in the run folder.
+    """
+    saved = {name: os.environ.get(name) for name in _HOMES}
+    if folder is not None:
+        os.environ.update({name: str(folder / sub) for name, sub in _HOMES.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline_home: Path) -> tuple[Any, str]:
     """Start a W&B run: online falls back to offline within a bounded time; any failure disables W&B."""
     import wandb
 
@@ -159,36 +180,33 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any]) -> tupl
         try:
             run = wandb.init(mode="online", id=run_id, resume="allow", settings=wandb.Settings(**quiet, **timeout),
                              **init_args)
-            _say("info", f"W&B run {run.url}")
+            note("info", f"W&B run {run.url}")
             return run, "online"
         except Exception as error:  # noqa: BLE001 - no server, bad key, timeout: all mean "go offline"
             reason = f"W&B online start failed after {time.monotonic() - started:.0f} s ({first_line(error)})"
     try:
-        run = wandb.init(mode="offline", id=run_id, resume="allow", settings=wandb.Settings(**quiet), **init_args)
+        with _homes_inside(offline_home):
+            run = wandb.init(mode="offline", id=run_id, resume="allow", settings=wandb.Settings(**quiet), **init_args)
     except Exception as error:  # noqa: BLE001
-        _say("warning", f"W&B could not start ({first_line(error)}); training goes on without W&B")
+        note("warning", f"W&B could not start ({first_line(error)}); training goes on without W&B")
         return None, "disabled"
     sync = f"upload it later with: wandb sync {run.settings.sync_dir}"
     if mode == "online":
-        _say("warning", f"{reason}; logging offline instead, {sync}")
+        note("warning", f"{reason}; logging offline instead, {sync}")
     else:
-        _say("info", f"W&B run saved offline; {sync}")
+        note("info", f"W&B run saved offline; {sync}")
     return run, "offline"
 
 
-class _GuardedWandBLogger(WandBLogger):
-    """Ignite's ``WandBLogger`` (on W&B's current run) whose handlers all pass through ``guard``."""
+class _WandBLogger(GuardedLogger, WandBLogger):
+    """Ignite's ``WandBLogger`` on W&B's current run, its handlers guarded."""
 
-    def __init__(self, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    def __init__(self, guard: Any) -> None:
         super().__init__(init=False)
-        self.__dict__["_guard"] = guard  # set directly: WandBLogger forwards unknown attributes to wandb
-
-    def attach(self, engine: Engine, log_handler: Callable, event_name: Any, *args: Any, **kwargs: Any
-               ) -> RemovableEventHandle:
-        return super().attach(engine, self._guard(log_handler), event_name, *args, **kwargs)
+        self.__dict__["guard"] = guard
 
 
-class WandbTracker:
+class WandbTracker(LoggerTracker):
     """One W&B run and the handlers feeding it (a :class:`~ignite_mnist.tracking.Tracker`).
 
     A disabled tracker (``mode == "disabled"``, or a rank other than 0) logs
@@ -210,70 +228,52 @@ class WandbTracker:
     """
 
     name = "wandb"
+    title = "W&B"
 
     def __init__(self, *, mode: str = "auto", init_args: dict[str, Any] | None = None, log_every: int = 50,
                  watch: str = "off", run_id: str | None = None) -> None:
-        if log_every <= 0:
-            raise ValueError(f"log_every must be > 0, got {log_every}")
         if watch not in WANDB_WATCH:
             raise ValueError(f"watch must be one of {', '.join(WANDB_WATCH)}, got {watch!r}")
-        self.mode = resolve_wandb_mode(mode) if idist.get_rank() == 0 else "disabled"
+        mode = resolve_wandb_mode(mode)
+        super().__init__(log_every=log_every, enabled=mode != "disabled")
+        self.mode = mode if self.enabled else "disabled"
         self.init_args = init_args or wandb_init_args()
-        self.log_every, self.watch, self.run_id = log_every, watch, run_id
+        self.watch, self.run_id = watch, run_id
         self.run: Any = None
-        self.trainer: Engine | None = None
-        self.model: torch.nn.Module | None = None
-        self.handles: list[RemovableEventHandle] = []
-        self.started = self.failed = self.closed = False
 
     @classmethod
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> WandbTracker:
         """The tracker ``config``'s ``--wandb-*`` settings ask for, keeping its files in ``run_dir``."""
         init_args = wandb_init_args(project=config.wandb_project, entity=config.wandb_entity, name=config.wandb_name,
                                     tags=config.wandb_tags, config=config.to_dict(), dir=run_dir.path)
-        return cls(mode=config.wandb_mode, init_args=init_args, log_every=config.wandb_log_every,
+        return cls(mode=config.wandb_mode, init_args=init_args, log_every=config.log_every,
                    watch=config.wandb_watch)
-
-    @property
-    def active(self) -> bool:
-        """Whether anything is still being logged."""
-        return self.run is not None and not self.failed and not self.closed
 
     @property
     def run_dir(self) -> Path | None:
         """The run's local folder (``.../wandb/<offline-run-...>``), the one ``wandb sync`` takes."""
         return Path(self.run.settings.sync_dir) if self.run is not None else None
 
-    def start(self, engine: Engine | None = None) -> None:
-        """Start the W&B run (once; the trainer's ``STARTED`` calls it if nobody did before)."""
-        if self.started or self.closed:
-            return
-        self.started = True
-        if self.mode == "disabled":
-            return
-        self.run, self.mode = _start_run(self.mode, self.run_id, self.init_args)
-        if self.run is not None:
-            self.run_id = self.run.id
-            if self.watch != "off" and self.model is not None:
-                self.guard(lambda: self.run.watch(self.model, log=self.watch, log_freq=self.log_every))()
+    @property
+    def offline_home(self) -> Path:
+        """Where an offline run's staged artifacts and W&B's logs go: ``<dir>/wandb/``, beside its run folders."""
+        return Path(self.init_args.get("dir") or ".").resolve() / "wandb"
 
-    def guard(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a handler so a W&B error is reported once and never reaches the engine."""
+    def _files_inside(self) -> contextlib.AbstractContextManager[None]:
+        """For an offline run: W&B stages files (tables, images, the model) in :attr:`offline_home`."""
+        return _homes_inside(self.offline_home if self.mode == "offline" else None)
 
-        def guarded(*args: Any, **kwargs: Any) -> None:
-            if not self.active:
-                return
-            try:
-                handler(*args, **kwargs)
-            except Exception as error:  # noqa: BLE001 - W&B must never end a training
-                self.failed = True
-                _say("warning", f"W&B logging failed ({type(error).__name__}: {first_line(error)}); "
-                                "training goes on without W&B logging")
+    def _make_logger(self) -> WandBLogger:
+        return _WandBLogger(self.guard)
 
-        return guarded
-
-    def _on(self, engine: Engine, event: Any, handler: Callable[..., Any]) -> None:
-        self.handles.append(engine.add_event_handler(event, self.guard(handler)))
+    def _open(self) -> bool:
+        self.run, self.mode = _start_run(self.mode, self.run_id, self.init_args, self.offline_home)
+        if self.run is None:
+            return False
+        self.run_id, self.opened = self.run.id, True  # opened: the guard lets wandb.watch through
+        if self.watch != "off" and self.model is not None:
+            self.guard(lambda: self.run.watch(self.model, log=self.watch, log_freq=self.log_every))()
+        return True
 
     def attach(
         self,
@@ -287,44 +287,16 @@ class WandbTracker:
     ) -> None:
         """Log ``trainer`` (and its evaluators) to the run, all at the trainer's iteration.
 
-        ``train/loss`` (the engine output) and ``lr/group_<i>`` every ``log_every``
-        iterations; ``epoch/epoch`` and ``epoch/<metric>`` for those of
-        ``epoch_metrics`` the trainer has, after each epoch; ``<name>/<metric>``
-        after every run of each evaluator; with a ``record``, ``best_<metric>`` in
-        the summary after each validation.
+        The scalars of :func:`~ignite_mnist.tracking.base.attach_scalars`; with a
+        ``record``, ``best_<metric>`` in the summary after each validation.
         """
-        self.trainer, self.model = trainer, model
-        trainer.add_event_handler(Events.STARTED, self.start)
-        on_exception(trainer, self._finish_on_error)
-        if self.mode == "disabled":
-            return
-        logger = _GuardedWandBLogger(self.guard)
-        at_iteration = global_step_from_engine(trainer, Events.ITERATION_COMPLETED)
-        every = Events.ITERATION_COMPLETED(every=self.log_every)
-        output = OutputHandler("train", output_transform=lambda loss: {"loss": loss})
-        self.handles.append(logger.attach(trainer, output, every))
-        if optimizer is not None:
-            self.handles.append(logger.attach(trainer, OptimizerParamsHandler(optimizer), every))
-        self._on(trainer, Events.EPOCH_COMPLETED, lambda engine: self._log_epoch(engine, epoch_metrics))
-        for tag, evaluator in (evaluators or {}).items():
-            handler = OutputHandler(tag, metric_names="all", global_step_transform=at_iteration)
-            self.handles.append(logger.attach(evaluator, handler, Events.COMPLETED))
-        if record is not None:
+        super().attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, epoch_metrics=epoch_metrics)
+        if self.enabled and record is not None:
             self._on(trainer, ValidationEvents.VALIDATION_COMPLETED,
                      lambda _: self.run.summary.update({f"best_{k}": v for k, v in record.best.items()}))
 
-    def _log_epoch(self, trainer: Engine, metric_names: Sequence[str]) -> None:
-        values = {f"epoch/{k}": trainer.state.metrics[k] for k in metric_names if k in trainer.state.metrics}
-        self.run.log(values | {"epoch/epoch": trainer.state.epoch}, step=trainer.state.iteration)
-
-    def _step(self) -> int | None:
-        return self.trainer.state.iteration if self.trainer is not None else None
-
-    def log_test_report(self, evaluation: Evaluation) -> None:
-        """Log ``test/<metric>``, the confusion matrix and the misclassified digits; ``test_<metric>`` in the summary."""
-        self.guard(self._log_test_report)(evaluation)
-
     def _log_test_report(self, evaluation: Evaluation) -> None:
+        """Log ``test/<metric>``, the confusion matrix and the misclassified digits; ``test_<metric>`` in the summary."""
         import wandb
 
         names = list(evaluation.classes)
@@ -337,32 +309,20 @@ class WandbTracker:
         y_true, y_pred = _labelled_pairs(evaluation.confusion_matrix)
         matrix = wandb.plot.confusion_matrix(y_true=y_true, preds=y_pred, class_names=names)
         scalars = {"accuracy": evaluation.accuracy, "loss": evaluation.loss}
-        self.run.log({f"test/{k}": v for k, v in scalars.items()}
-                     | {"test/confusion_matrix": matrix, "test/misclassified": table}, step=self._step())
+        with self._files_inside():
+            self.run.log({f"test/{k}": v for k, v in scalars.items()}
+                         | {"test/confusion_matrix": matrix, "test/misclassified": table}, step=self.step())
         self.run.summary.update({f"test_{k}": v for k, v in scalars.items()})
 
-    def log_model(self, path: str | Path | None, aliases: Sequence[str] = ("best", "latest")) -> None:
-        """Record the checkpoint at ``path`` as the run's model artifact ``model-<run id>``."""
-        if path is not None:
-            self.guard(lambda: self.run.log_model(path=str(path), name=f"model-{self.run.id}", aliases=list(aliases)))()
+    def _log_model(self, path: Path) -> None:
+        """Record the checkpoint at ``path`` as the run's model artifact ``model-<run id>`` (best, latest)."""
+        with self._files_inside():
+            self.run.log_model(path=str(path), name=f"model-{self.run.id}", aliases=["best", "latest"])
 
-    def finish(self, status: RunStatus = "finished", exit_code: int = 0) -> None:
-        """Close the run with ``status`` in its summary (flushes everything); later calls do nothing."""
-        if self.run is None or self.closed:
-            self.closed = True
-            return
-        try:
-            if not self.failed:
-                self.run.summary["status"] = status
-            self.closed = True
-            self.run.finish(exit_code=exit_code)
-        except Exception as error:  # noqa: BLE001 - W&B must never end a training
-            if not self.failed:
-                _say("warning", f"W&B could not close the run ({type(error).__name__}: {first_line(error)})")
-
-    def _finish_on_error(self, engine: Engine, error: BaseException) -> None:
-        interrupted = isinstance(error, (Interrupted, KeyboardInterrupt))
-        self.finish("interrupted" if interrupted else "failed", getattr(error, "exit_code", 130 if interrupted else 1))
+    def _close(self, status: RunStatus, exit_code: int) -> None:
+        if not self.failed:
+            self.run.summary["status"] = status
+        self.run.finish(exit_code=exit_code)
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id}

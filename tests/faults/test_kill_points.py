@@ -23,7 +23,7 @@ import pytest
 from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.run_dir import RunDir, read_metrics_log
 from tests.conftest import assert_same_weights
-from tests.faults.conftest import SUBPROCESS_ENV, assert_one_line_error
+from tests.faults.conftest import SUBPROCESS_ENV
 
 DRIVER = Path(__file__).with_name("kill_driver.py")
 # 1,000 training images in batches of 100: 10 iterations per epoch, 20 in all; a checkpoint every 3

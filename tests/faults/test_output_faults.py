@@ -49,7 +49,7 @@ def test_overwrite_moves_the_old_run_aside(cli, idx_root: Path, run_copy: Path) 
     result = cli(*train_args(idx_root, run_copy.parent, "done", "--seed", "3", "--overwrite"))
     assert result.code == 0, result.err
     moved = run_copy.parent / "done.old-1"
-    assert f"moved the previous run in {run_copy} to {moved}" in result.out
+    assert f"{run_copy}: --overwrite; the previous run's files were moved to {moved}" in result.out
     assert snapshot(moved) == before  # every old file, checkpoints included, byte for byte
     assert_loadable(find_latest_checkpoint(moved / "checkpoints"))
     assert assert_loadable(find_latest_checkpoint(run_copy / "checkpoints"))["config"]["seed"] == 3

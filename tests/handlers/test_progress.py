@@ -1,8 +1,16 @@
 import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
 
+import pytest
 from ignite.engine import Engine, Events
 
 from ignite_mnist.handlers.progress import LogProgress, attach_progress, resolve_progress_mode
+from tests.conftest import REPO
 
 
 def test_auto_mode_is_log_when_not_a_terminal():
@@ -35,3 +43,29 @@ def test_none_attaches_nothing():
     trainer = Engine(lambda e, b: None)
     progress = attach_progress(trainer, mode="none")
     assert (progress.mode, progress.bars, progress.log) == ("none", [], None)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+def test_on_a_terminal_each_epoch_leaves_one_line_above_the_bar(idx_root, tmp_path):
+    # A real terminal: tmux runs the CLI in a pane; what stays on screen is read back with capture-pane.
+    tmux = ["tmux", "-L", f"ignite-mnist-test-{os.getpid()}"]  # our own tmux server, ended below
+    command = shlex.join([sys.executable, "-m", "ignite_mnist", "--data-dir", str(idx_root), "--val-size", "200",
+                          "--epochs", "2", "--output-dir", str(tmp_path), "--run-name", "r", "--tracker", "none",
+                          "--no-plots", "--val-every-iterations", "10"])
+    env = {"PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "30", f"{exports} {command}; echo EXIT=$?; sleep 600"],
+                   check=True, cwd=REPO)
+    try:
+        deadline, screen = time.monotonic() + 300, ""
+        while "EXIT=" not in screen and time.monotonic() < deadline:
+            time.sleep(0.5)
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-S", "-100"], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[-1] == "EXIT=0", screen
+    epochs, final = lines[:-2], lines[-2]
+    assert [line.split("  ")[0] for line in epochs] == ["epoch 1/2 done", "epoch 2/2 done"], screen
+    assert all("val_accuracy" in line and "train_loss" in line for line in epochs)
+    assert final.startswith("test accuracy ")  # and no bar left over: the pane holds nothing else

@@ -66,10 +66,10 @@ def tracked(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         env.delenv("WANDB_API_KEY", raising=False)
         # a learning rate low enough that some test digits are still misclassified after two epochs
         config = small_config(idx_root, tmp_path_factory.mktemp("runs"), val_every_iterations=10, lr=1e-6,
-                              wandb_log_every=5, wandb_watch="gradients", wandb_tags="smoke,ci")
+                              log_every=5, wandb_watch="gradients", wandb_tags="smoke,ci")
         summary = run(config)
     (wandb_run,) = offline_runs(Path(summary.run_dir))
-    return {"config": config, "summary": summary, "wandb_run": wandb_run,
+    return {"config": config, "summary": summary, "wandb_run": wandb_run, "home": home,
             "records": inspect(wandb_run), "wandb_summary": inspect(wandb_run, "--summary")}
 
 
@@ -131,6 +131,21 @@ def test_best_checkpoint_is_the_model_artifact(tracked):
     assert set(model["aliases"]) == {"best", "latest"}
     (entry,) = model["manifest"]["contents"]
     assert entry["path"] == Path(tracked["summary"].best_checkpoint).name
+
+
+def test_offline_run_keeps_its_model_inside_the_run_directory(tracked):
+    # W&B stages artifact files (the model, tables, images) under $WANDB_DATA_DIR and logs under
+    # $WANDB_CACHE_DIR: for an offline run both point into <run>/wandb/, so the run folder holds
+    # everything `wandb sync` needs and nothing new appears in the W&B home folders
+    assert [path for path in tracked["home"].rglob("*") if path.is_file()] == []
+    summary = tracked["summary"]
+    best = (Path(summary.run_dir) / summary.best_checkpoint).read_bytes()
+    staged = [path for path in (Path(summary.run_dir) / "wandb" / "data").rglob("*") if path.is_file()]
+    (model_copy,) = [path for path in staged if path.read_bytes() == best]  # beside the tables and images
+    artifacts = [r["artifact"] for r in tracked["records"] if r["type"] == "artifact"]
+    (model,) = [a for a in artifacts if a["type"] == "model"]
+    (entry,) = model["manifest"]["contents"]
+    assert Path(entry["local_path"]) == model_copy  # what `wandb sync` uploads
 
 
 def test_run_id_is_checkpointed(tracked):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors, normalise
 from ignite_mnist.inference import evaluate, load_model, predict_tensors
 from ignite_mnist.run_dir import model_checkpoint
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 
 def test_evaluate_reproduces_the_test_accuracy_of_the_runs_summary(idx_run: Path) -> None:
@@ -109,3 +111,44 @@ def test_evaluate_from_another_folder_uses_the_same_best_checkpoint(idx_root: Pa
         "best_checkpoint"]
     assert Path(trained_in / here_report["checkpoint"]).resolve() == best.resolve() == Path(there_report["checkpoint"])
     assert best.name.startswith("best_checkpoint_") and here_report["accuracy"] == there_report["accuracy"]
+
+
+def test_fashion_mnist_class_names_are_shown_whole() -> None:
+    from ignite_mnist.data import FASHION_MNIST
+    from ignite_mnist.evaluation import evaluation_from_confusion
+
+    report = evaluation_from_confusion(torch.eye(10, dtype=torch.long) * 3, 0.1, FASHION_MNIST.classes).format()
+    per_class, matrix = report.split("confusion matrix")
+    for name in FASHION_MNIST.classes:  # "T-shirt/top", "Ankle boot": nothing cut
+        assert f"  {name}  " in per_class + " " and name in matrix.splitlines()[1]
+        assert any(line.strip().startswith(name) for line in matrix.splitlines()[2:])
+
+
+def test_a_missing_checkpoint_hint_fits_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"ignite-mnist: error: {tmp_path / 'nope'}: no such checkpoint file; check the path\n"
+    assert "--resume" not in err  # a training flag
+
+
+def test_a_usage_error_of_evaluate_points_to_its_own_help(idx_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(idx_run), "--model", "cnn"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained with --model mlp; leave --model out" in err
+    assert err.endswith(" (see ignite-mnist evaluate --help)\n") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])  # export ends the same way: main() handles it for all
+def test_a_closed_pipe_ends_quietly_with_exit_141(command: str, idx_run: Path, tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    digit = Image.new("L", (60, 80), color=255)
+    ImageDraw.Draw(digit).line([(15, 10), (45, 10), (25, 70)], fill=0, width=6)  # a seven
+    digit.save(tmp_path / "seven.png")
+    args = {"evaluate": ["--plot", str(tmp_path / "cm.png")], "predict": [str(tmp_path / "seven.png")]}[command]
+    process = subprocess.Popen([sys.executable, "-m", "ignite_mnist", command, str(idx_run), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    process.stdout.close()  # the reader is gone before the first line, as with `| head -0`
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141, err  # the shell's code for SIGPIPE
+    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit

@@ -1,0 +1,77 @@
+"""Checkpoint file names, and finding the newest and the best checkpoint of a folder, without torch.
+
+The one owner of the names: ``last_checkpoint_<iteration>.pt`` (the rotating
+resumable states) and ``best_checkpoint_<iteration>_<score name>=<score>.pt``
+(kept by score; for a loss the score in the name is negated, so higher is always
+better). Reading the files is :mod:`ignite_mnist.checkpoints` (which re-exports
+these names); this module imports nothing heavy, so commands that only look at
+run folders (``compare``, ``sweep``) start fast.
+
+Example:
+    >>> checkpoint_iteration("runs/a/checkpoints/last_checkpoint_1719.pt")
+    1719
+    >>> best_score("best_checkpoint_1719_accuracy=0.9712.pt")
+    0.9712
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = [
+    "BEST_PREFIX",
+    "LAST_PREFIX",
+    "best_score",
+    "checkpoint_iteration",
+    "find_best_checkpoint",
+    "find_latest_checkpoint",
+    "saved_iteration",
+]
+
+LAST_PREFIX = "last"
+BEST_PREFIX = "best"
+_LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
+_BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt$")
+
+
+def checkpoint_iteration(path: str | Path) -> int | None:
+    """The trainer iteration in a "last" checkpoint's file name, or None for other names."""
+    match = _LAST_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def saved_iteration(path: str | Path) -> int | None:
+    """The trainer iteration in a "last" or "best" checkpoint's file name, or None for other names.
+
+    Example:
+        >>> saved_iteration("best_checkpoint_400_accuracy=0.9262.pt"), saved_iteration("notes.txt")
+        (400, None)
+    """
+    match = _BEST_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else checkpoint_iteration(path)
+
+
+def best_score(path: str | Path) -> float | None:
+    """The score in a "best" checkpoint's file name (higher is better: a loss is stored negated), or None."""
+    match = _BEST_PATTERN.match(Path(path).name)
+    return float(match.group(2)) if match else None
+
+
+def find_latest_checkpoint(dirname: str | Path, *, before: int | None = None) -> Path | None:
+    """The newest "last" checkpoint in ``dirname`` (highest iteration, below ``before`` if given), or None."""
+    dirname = Path(dirname)
+    if not dirname.is_dir():
+        return None
+    candidates = [(checkpoint_iteration(p), p) for p in dirname.iterdir()]
+    usable = ((it, p) for it, p in candidates if it is not None and (before is None or it < before))
+    return max(usable, default=(None, None))[1]
+
+
+def find_best_checkpoint(dirname: str | Path) -> Path | None:
+    """The "best" checkpoint in ``dirname`` with the highest score (the earliest of equal ones), or None."""
+    dirname = Path(dirname)
+    if not dirname.is_dir():
+        return None
+    scored = [(best_score(p), -int(p.name.split("_")[2]), p) for p in dirname.iterdir() if best_score(p) is not None]
+    return max(scored, default=(None, None, None))[2]
