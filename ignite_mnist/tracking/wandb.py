@@ -287,7 +287,8 @@ class WandbTracker(LoggerTracker):
         table = wandb.Table(columns=["image", "label", "prediction", "confidence"])
         for wrong in evaluation.misclassified:
             caption = f"{names[wrong.label]} -> {names[wrong.prediction]}"
-            table.add_data(wandb.Image(wrong.image, caption=caption), names[wrong.label], names[wrong.prediction],
+            pixels = (wrong.image * 255).round().to(torch.uint8).numpy()  # W&B takes a torch tensor as (C, H, W) only
+            table.add_data(wandb.Image(pixels, caption=caption), names[wrong.label], names[wrong.prediction],
                            round(wrong.confidence, 4))
         y_true, y_pred = _labelled_pairs(evaluation.confusion_matrix)
         matrix = wandb.plot.confusion_matrix(y_true=y_true, preds=y_pred, class_names=names)

@@ -211,6 +211,33 @@ def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, cap
     assert steps == [1, 2, 3]  # the rows logged before the run was finished
 
 
+def test_misclassified_digits_are_logged_as_images(isolated_wandb):
+    # the generated data is learnt perfectly (nothing misclassified), so the table gets digits of its own here
+    import numpy
+    from PIL import Image
+
+    from ignite_mnist.evaluation import Misclassified, evaluation_from_confusion
+
+    digits = [torch.rand(28, 28, generator=torch.Generator().manual_seed(n)) for n in range(2)]
+    wrong = [Misclassified(digit, 1, 0, 0.75) for digit in digits]  # a 7 taken for a 1
+    evaluation = evaluation_from_confusion(torch.tensor([[1, 0], [2, 0]]), 0.5, ("1", "7"), wrong)
+    trainer = Engine(lambda engine, batch: 0.0)
+    tracker = attach_wandb(trainer, mode="offline", epoch_metrics=())
+    trainer.run(range(2))
+    tracker.log_test_report(evaluation)
+    tracker.finish()
+    assert not tracker.failed
+    # the table and its images are an artifact; its files are staged (offline: inside the W&B folder)
+    records = inspect(next(tracker.run_dir.glob("run-*.wandb")))
+    (table_artifact,) = [r["artifact"] for r in records if r["type"] == "artifact" and "misclassified" in r["artifact"]["name"]]
+    staged = {entry["path"]: Path(entry["local_path"]) for entry in table_artifact["manifest"]["contents"]}
+    table = json.loads(staged["test/misclassified.table.json"].read_text())
+    assert [row[1:] for row in table["data"]] == [["7", "1", 0.75]] * 2
+    for (image, *_), digit in zip(table["data"], digits):
+        logged = torch.tensor(numpy.array(Image.open(staged[image["path"]])))
+        assert torch.equal(logged, (digit * 255).round().to(torch.uint8))
+
+
 def test_disabled_costs_nothing(idx_root, tmp_path, isolated_wandb):
     out = tmp_path / "runs"
     code = (
