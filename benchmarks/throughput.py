@@ -44,8 +44,8 @@ from torch.nn import functional as F
 
 from ignite_mnist import TrainConfig
 from ignite_mnist.data import MNIST, load_splits, normalise
-from ignite_mnist.optim import build_optimizer
 from ignite_mnist.models import TutorialMLP
+from ignite_mnist.optim import build_optimizer
 from ignite_mnist.training import run
 
 BATCH_SIZE = 32

@@ -120,10 +120,10 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
 
     from ignite_mnist.data import build_loaders, load_splits
     from ignite_mnist.engines import create_trainer
-    from ignite_mnist.optim import build_optimizer
     from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
     from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
     from ignite_mnist.models import build_model
+    from ignite_mnist.optim import build_optimizer
     from ignite_mnist.recipes import FAST_RECIPE, fast_recipe
 
     config = fast_recipe(seed=args.seed, data_dir=args.data_dir, val_size=args.val_size)

@@ -38,6 +38,7 @@ from ignite_mnist.handlers import (
     attach_wandb,
 )
 from ignite_mnist.resume import resume_training
+
 # --8<-- [end:imports]
 
 

@@ -27,8 +27,11 @@ Example:
 from __future__ import annotations
 
 import pickle
+import pickletools
 import random
 import re
+import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 from ignite.handlers import Checkpoint
 
-from ignite_mnist.errors import CheckpointError
+from ignite_mnist.errors import CheckpointError, first_line
 from ignite_mnist.registry import TRACKERS
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "find_latest_checkpoint",
     "load_checkpoint",
     "restore_objects",
+    "saved_iteration",
 ]
 
 LAST_PREFIX = "last"
@@ -62,7 +66,10 @@ OPTIONAL_ENTRIES = frozenset({
 })
 _LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
 _BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt$")
-_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# torch's words for the first global it refused, across versions
+_REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
+#: Bytes a checkpoint may unpack to beyond twice its size (archive headers and padding).
+MAX_ARCHIVE_SLACK = 1 << 20
 
 
 class RNGStates:
@@ -141,22 +148,58 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; check the path")
+    if zipfile.is_zipfile(path):
+        _check_unpacked_size(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # torch's weights-only unpickler names the first global it refused ("Unsupported global: GLOBAL exec")
-        refused = _REFUSED_GLOBAL.search(str(error))
-        if refused is None:  # not a pickle of objects at all: damaged bytes
+        with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a foreign file
+            warnings.simplefilter("ignore", UserWarning)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file fails anywhere in the reader: zip, pickle, storage sizes
+        # torch's weights-only unpickler names the first global it refused ("... GLOBAL posix.system ..."); a
+        # plain pickle it cannot even parse is read here, without running it, for the globals it names
+        refused = _REFUSED_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
+        named = refused.group(1) if refused else _first_pickled_global(path)
+        if named is None:
             raise CheckpointError(_corrupted(path, error)) from None
         raise CheckpointError(
             f"{path}: refused to load: the file holds objects other than tensors and plain values "
-            f"({refused.group(1)}), which could run code; load only checkpoints written by ignite-mnist"
+            f"({named}), which could run code; load only checkpoints written by ignite-mnist"
         ) from None
-    except Exception as error:  # a damaged file fails anywhere in the reader: zip, pickle, storage sizes
-        raise CheckpointError(_corrupted(path, error)) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), Mapping):
         raise CheckpointError(f"{path}: not a training checkpoint (no model state inside)")
     return checkpoint
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse, before reading it, an archive that would unpack far beyond its size (torch stores tensors
+    uncompressed, so a checkpoint unpacks to about its own size; a crafted one could claim gigabytes)."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(_corrupted(path, error)) from None
+    if unpacked > 2 * size + MAX_ARCHIVE_SLACK:
+        raise CheckpointError(f"{path}: refused to load: it would unpack to {unpacked / 1e6:.0f} MB from "
+                              f"{size / 1e6:.1f} MB, which torch.save never writes; use a checkpoint of an "
+                              "ignite-mnist run")
+
+
+def _first_pickled_global(path: Path) -> str | None:
+    """The first ``module.name`` a plain pickle file refers to, read with ``pickletools`` (nothing is run)."""
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as handle:
+            for opcode, argument, _ in pickletools.genops(handle):
+                if opcode.name in ("GLOBAL", "INST"):
+                    return str(argument).replace(" ", ".")
+                if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"{strings[-2]}.{strings[-1]}"
+                if isinstance(argument, str):
+                    strings.append(argument)
+    except Exception:  # noqa: BLE001 - not a pickle at all
+        return None
+    return None
 
 
 def checkpoint_iteration(path: str | Path) -> int | None:
@@ -165,19 +208,31 @@ def checkpoint_iteration(path: str | Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def saved_iteration(path: str | Path) -> int | None:
+    """The trainer iteration in a "last" or "best" checkpoint's file name, or None for other names.
+
+    Example:
+        >>> saved_iteration("best_checkpoint_400_accuracy=0.9262.pt"), saved_iteration("notes.txt")
+        (400, None)
+    """
+    match = _BEST_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else checkpoint_iteration(path)
+
+
 def best_score(path: str | Path) -> float | None:
     """The score in a "best" checkpoint's file name (higher is better: a loss is stored negated), or None."""
     match = _BEST_PATTERN.match(Path(path).name)
     return float(match.group(2)) if match else None
 
 
-def find_latest_checkpoint(dirname: str | Path) -> Path | None:
-    """The newest "last" checkpoint in ``dirname`` (highest iteration), or None."""
+def find_latest_checkpoint(dirname: str | Path, *, before: int | None = None) -> Path | None:
+    """The newest "last" checkpoint in ``dirname`` (highest iteration, below ``before`` if given), or None."""
     dirname = Path(dirname)
     if not dirname.is_dir():
         return None
     candidates = [(checkpoint_iteration(p), p) for p in dirname.iterdir()]
-    return max(((it, p) for it, p in candidates if it is not None), default=(None, None))[1]
+    usable = ((it, p) for it, p in candidates if it is not None and (before is None or it < before))
+    return max(usable, default=(None, None))[1]
 
 
 def find_best_checkpoint(dirname: str | Path) -> Path | None:
@@ -189,22 +244,35 @@ def find_best_checkpoint(dirname: str | Path) -> Path | None:
     return max(scored, default=(None, None, None))[2]
 
 
-def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any]) -> list[str]:
+def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], source: str | Path = "checkpoint"
+                    ) -> list[str]:
     """Restore every object of ``to_load`` found in ``checkpoint`` (Ignite's ``Checkpoint.load_objects``).
 
     ``config`` is never loaded over the current config. Entries of
     ``OPTIONAL_ENTRIES`` may be missing from the file; any other missing entry
-    is an error.
+    is an error, and so is an entry that does not fit its object (other weights,
+    a damaged state): the message names ``source`` and the entry.
 
     Returns:
         The names restored.
 
     Raises:
-        CheckpointError: the checkpoint lacks an object the caller needs.
+        CheckpointError: the checkpoint lacks an object the caller needs, or one does not fit.
+
+    Example:
+        >>> restore_objects({"model": {"weight": torch.zeros(3)}}, {"model": torch.nn.Linear(2, 2)}, "a.pt")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.CheckpointError: a.pt: its model does not fit this run (Error(s) in loading state_dict for Linear:); use a checkpoint of this run
     """
     missing = sorted(set(to_load) - set(checkpoint) - OPTIONAL_ENTRIES)
     if missing:
-        raise CheckpointError(f"checkpoint lacks {', '.join(missing)}; it was not written by this kind of run")
+        raise CheckpointError(f"{source}: lacks {', '.join(missing)}; it was not written by this kind of run")
     wanted = {k: v for k, v in to_load.items() if k != "config" and k in checkpoint}
-    Checkpoint.load_objects(wanted, dict(checkpoint))
+    for name, obj in wanted.items():
+        try:
+            Checkpoint.load_objects({name: obj}, {name: checkpoint[name]})
+        except Exception as error:  # noqa: BLE001 - whatever a crafted or foreign entry raises, say which entry
+            raise CheckpointError(f"{source}: its {name} does not fit this run ({first_line(error)}); "
+                                  "use a checkpoint of this run") from None
     return list(wanted)

@@ -36,6 +36,7 @@ from ignite_mnist.registry import (
     NO_TRACKER,
     PROGRESS_MODES,
     TRACKER_CHOICES,
+    WANDB_ENV_MODES,
     WANDB_MODES,
     WANDB_WATCH,
     is_import_path,
@@ -310,6 +311,12 @@ class TrainConfig:
             raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
+        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+        if self.wandb_mode != "disabled" and env_mode and env_mode not in WANDB_ENV_MODES:
+            raise ConfigError("$WANDB_MODE", f"invalid value {env_mode!r} (W&B accepts "
+                              f"{', '.join(WANDB_ENV_MODES)}); fix or unset it, or pass --wandb-mode disabled")
+        if self.resume is not None and not self.resume.strip():
+            raise ConfigError("--resume", "needs a checkpoint path or 'auto', got an empty string")
         if self.overwrite and self.resume is not None:
             raise ConfigError("--overwrite", "cannot be combined with --resume (one continues a run, the other "
                               "replaces it); leave one out")

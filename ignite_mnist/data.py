@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import socket
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ import torch
 import torchvision
 
 from ignite_mnist.config import DATA_DIR_ENV, FOLDER_PREFIX
-from ignite_mnist.errors import ConfigError, DataError
+from ignite_mnist.errors import ConfigError, DataError, WriteError
+from ignite_mnist.files import WRITE_ERRNOS, replacing
 from ignite_mnist.folders import folder_dataset
 from ignite_mnist.registry import DATASETS, LOADERS
 
@@ -185,11 +187,24 @@ ALL_FILES = DatasetSpec.file_names(True) + DatasetSpec.file_names(False)
 
 
 def _unpack_gz(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    partial.replace(target)
+    """Unpack ``source`` to ``target`` atomically.
+
+    Raises:
+        DataError: ``source`` is damaged (replace it) or ``target`` cannot be written (unpack it elsewhere).
+    """
+    writable = f"unpack {source} into a writable folder yourself and point --data-dir at it"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(source, "rb") as packed, replacing(target, "wb") as unpacked:
+            shutil.copyfileobj(packed, unpacked)
+    except WriteError as error:
+        raise DataError(f"{error}; {writable}") from None
+    except OSError as error:
+        if error.errno in WRITE_ERRNOS:  # the folder could not be created
+            raise DataError(f"{WriteError(target.parent, error)}; {writable}") from None
+        raise DataError(f"{source}: cannot unpack ({error}); replace the file") from None
+    except (EOFError, zlib.error) as error:
+        raise DataError(f"{source}: cannot unpack ({error}); replace the file") from None
 
 
 def _download(spec: DatasetSpec, root: Path) -> str | None:
@@ -230,10 +245,7 @@ def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> P
             continue
         for packed in (raw / f"{name}.gz", (spec.debian_dir / f"{name}.gz") if spec.debian_dir else None):
             if packed is not None and packed.is_file():
-                try:
-                    _unpack_gz(packed, raw / name)
-                except (OSError, EOFError, gzip.BadGzipFile) as error:
-                    raise DataError(f"{packed}: cannot unpack ({error}); replace the file") from None
+                _unpack_gz(packed, raw / name)
                 break
     missing = [name for name in ALL_FILES if not (raw / name).is_file()]
     if missing and download:

@@ -54,9 +54,9 @@ import torch.distributed as dist
 from ignite.utils import manual_seed
 from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
+from ignite_mnist.checkpoints import RNGStates
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_SIGINT, ConfigError, IgniteMnistError, first_line
-from ignite_mnist.checkpoints import RNGStates
 
 __all__ = [
     "RankError",

@@ -26,6 +26,7 @@ __all__ = [
     "CheckpointError",
     "RunDirError",
     "TrainingError",
+    "WriteError",
     "Interrupted",
     "first_line",
 ]
@@ -71,6 +72,29 @@ class CheckpointError(IgniteMnistError):
 
 class RunDirError(IgniteMnistError):
     """The run directory cannot be used (not writable, holds another run, busy)."""
+
+
+class WriteError(IgniteMnistError):
+    """A file could not be written: the disk is full, the folder read-only, permission denied.
+
+    Args:
+        path: the file.
+        error: the ``OSError`` the write raised.
+        advice: what is intact and what to do, appended after a semicolon.
+
+    Example:
+        >>> str(WriteError("runs/a/metrics.jsonl", OSError(28, "No space left on device")))
+        'cannot write runs/a/metrics.jsonl (No space left on device)'
+    """
+
+    def __init__(self, path: object, error: OSError | str, advice: str = "") -> None:
+        self.path = path
+        self.reason = error if isinstance(error, str) else (error.strerror or first_line(error))
+        super().__init__(f"cannot write {path} ({self.reason})" + (f"; {advice}" if advice else ""))
+
+    def with_advice(self, advice: str) -> WriteError:
+        """The same error with ``advice`` (what is intact, what to do) instead of its own."""
+        return WriteError(self.path, self.reason, advice)
 
 
 class TrainingError(IgniteMnistError):

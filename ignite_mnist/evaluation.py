@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,8 +68,9 @@ class Evaluation:
         return self.samples - sum(self.confusion_matrix[i][i] for i in range(len(self.classes)))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (a NaN loss, from NaN weights, becomes ``None``: JSON has no NaN)."""
         return {
-            "accuracy": self.accuracy, "loss": self.loss, "samples": self.samples,
+            "accuracy": self.accuracy, "loss": self.loss if math.isfinite(self.loss) else None, "samples": self.samples,
             "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy)),
             "confusion_matrix": self.confusion_matrix, "classes": list(self.classes),
         }

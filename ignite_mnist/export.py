@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from ignite_mnist.data import load_split_tensors, normalise
-from ignite_mnist.errors import IgniteMnistError
+from ignite_mnist.errors import IgniteMnistError, WriteError
 from ignite_mnist.inference import LoadedModel, default_output_path
 from ignite_mnist.registry import EXPORT_FORMATS
 
@@ -119,6 +120,20 @@ TORCHSCRIPT = ExportFormat("torchscript", ".torchscript.pt", _save_torchscript, 
 ONNX = ExportFormat("onnx", ".onnx", _save_onnx, _run_onnx)
 
 
+def _save_or_explain(exporter: ExportFormat, model: nn.Module, path: Path) -> None:
+    """Write the file; a folder that cannot be written is one line (exporters wrap the OSError in their own errors)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exporter.save(model, path)
+    except Exception as raised:  # noqa: BLE001 - torch's writers wrap the OSError: find it, else re-raise
+        error = raised if isinstance(raised, OSError) else raised.__context__ or raised.__cause__
+        reason = re.search(r"strerror: ([^\n]+)", str(raised))  # TorchScript's C++ writer only says it in words
+        if not isinstance(error, OSError) and reason is None:
+            raise
+        because = error if isinstance(error, OSError) else reason.group(1).strip()  # type: ignore[union-attr]
+        raise WriteError(path, because, "pass --output PATH in a writable folder") from None
+
+
 def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:
     """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images."""
     return EXPORT_FORMATS.load(format).run(Path(path), images)
@@ -155,8 +170,7 @@ def export_model(
     model = loaded.model.cpu().eval()
     with torch.inference_mode():
         eager = model(inputs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    exporter.save(model, path)
+    _save_or_explain(exporter, model, path)
     difference = float((exporter.run(path, inputs) - eager).abs().max())
     if not difference <= TOLERANCE:
         path.unlink(missing_ok=True)

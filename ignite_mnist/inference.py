@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,9 @@ def predict(loaded: LoadedModel, paths: Iterable[str | Path]) -> list[Prediction
         probabilities = predict_tensors(loaded.model, torch.stack(inputs))
         best, indices = probabilities.max(1)
         readable = [r for r in results if r.error is None]
-        for result, index, probability in zip(readable, indices.tolist(), best.tolist()):
+        for result, index, probability in zip(readable, indices.tolist(), best.tolist(), strict=True):
+            if not math.isfinite(probability):
+                result.error = f"{result.file}: the model's output is not a number (are its weights NaN?)"
+                continue
             result.index, result.label, result.probability = index, loaded.classes[index], round(probability, 6)
     return results

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,18 +29,19 @@ from torch import nn
 
 from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.config import TrainConfig
+from ignite_mnist.console import note, say
 from ignite_mnist.data import Dataset, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, resolve_device
 from ignite_mnist.distributed import check_world, rank_device
 from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler
-from ignite_mnist.errors import RunDirError
+from ignite_mnist.errors import RunDirError, WriteError
 from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.models import build_model, model_factory
 from ignite_mnist.optim import build_optimizer
 from ignite_mnist.resume import ResumePlan
 from ignite_mnist.run_dir import RunDir, unwritable
 
-__all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir"]
+__all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir", "write_config"]
 
 #: Batch size of validation and test (memory only; the metrics do not depend on it).
 EVAL_BATCH_SIZE = 1000
@@ -78,10 +78,12 @@ def default_run_name(config: TrainConfig) -> str:
 
 
 def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitStack) -> RunDir:
-    """Create ``<output-dir>/<run-name>/``, lock it until ``held`` closes, and write ``config.json``.
+    """Create ``<output-dir>/<run-name>/``, lock it until ``held`` closes, and write ``config.json`` for a new run.
 
     A folder that already holds a run is refused unless this is a resume of it,
-    or ``--overwrite`` moves the old run's files aside; one another process runs in is refused.
+    or ``--overwrite`` moves the old run's files aside; one another process runs in
+    is refused. A resumed run rewrites its ``config.json`` once its checkpoint is
+    restored (:func:`ignite_mnist.training.restore`), so a refused resume changes nothing.
     """
     run_dir = RunDir(Path(config.output_dir) / (config.run_name or default_run_name(config)))
     try:
@@ -90,17 +92,24 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
         raise unwritable(run_dir, error) from None
     held.enter_context(run_dir.lock())
     if not resuming and run_dir.holds_run():
-        if not config.overwrite:
+        if run_dir.holds_checkpoints() and not config.overwrite:
             raise RunDirError(
                 f"{run_dir} already holds a run; resume it with --resume auto, choose another --run-name, "
                 "or pass --overwrite to move it aside"
             )
-        print(f"--overwrite: moved the previous run in {run_dir} to {run_dir.set_aside()}")
+        why = "--overwrite" if config.overwrite else "it had saved no checkpoint, so it starts afresh"
+        say(f"{run_dir}: {why}; the previous run's files were moved to {run_dir.set_aside()}")
+    if not resuming:
+        write_config(run_dir, config)
+    return run_dir
+
+
+def write_config(run_dir: RunDir, config: TrainConfig) -> None:
+    """Write ``config.json``; a folder that cannot be written is one line."""
     try:
         run_dir.write_config(config.to_dict())
-    except OSError as error:
-        raise unwritable(run_dir, error) from None
-    return run_dir
+    except (OSError, WriteError) as error:
+        raise unwritable(run_dir, error if isinstance(error, OSError) else OSError(error.reason)) from None
 
 
 def _shared_run_dir(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunDir:
@@ -142,8 +151,8 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
         optimizer, device=device, amp=config.amp, channels_last=uses_channels_last(model, device), scaler=scaler,
     )
     if config.amp and amp_dtype(device) is None and rank == 0:
-        print("ignite-mnist: note: --amp: this CPU has no bfloat16 instructions, so training stays in float32 "
-              "(emulated bfloat16 autocast is ~3.5x slower)", file=sys.stderr, flush=True)
+        note("note", "--amp: this CPU has no bfloat16 instructions, so training stays in float32 "
+             "(emulated bfloat16 autocast is ~3.5x slower)")
     if device.type == "cpu":
         held.enter_context(flush_denormals())  # denormal floats slow the tutorial MLP down ~3x on CPU
     return RunParts(config, run_dir, device, splits.spec, train_loader, val_loader, test_loader, model, optimizer,

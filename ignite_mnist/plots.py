@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ignite_mnist.console import say
+from ignite_mnist.errors import WriteError
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified
+from ignite_mnist.files import replacing
 from ignite_mnist.run_dir import RunDir, read_metrics_log
 
 if TYPE_CHECKING:
@@ -140,10 +143,18 @@ def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG at its own size (``FIGURE_PIXELS``) and return the path."""
+    """Write ``figure`` as a PNG at its own size (``FIGURE_PIXELS``), atomically; return the path.
+
+    Raises:
+        WriteError: the file cannot be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=DPI)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(path, error) from None
+    with replacing(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=DPI)
     return path
 
 
@@ -154,7 +165,7 @@ def write_run_plots(run_dir: str | Path | RunDir, evaluation: Evaluation) -> dic
     ``misclassified`` from ``evaluation``. Without matplotlib, prints one line and returns ``{}``.
     """
     if not matplotlib_available():
-        print(f"plots skipped: matplotlib is not installed ({PLOTS_INSTALL})")
+        say(f"plots skipped: matplotlib is not installed ({PLOTS_INSTALL})")
         return {}
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     rows = read_metrics_log(run_dir.metrics_file) if run_dir.metrics_file.is_file() else []

@@ -26,7 +26,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn import functional
@@ -38,6 +42,10 @@ __all__ = ["BOX_SIZE", "FIELD_SIZE", "ImageError", "centre_digit", "digit_field"
 BOX_SIZE = 20  # the longer side of the digit after resizing
 FIELD_SIZE = 28  # the side of the input field
 INK_THRESHOLD = 0.25  # fraction of the brightest stroke that counts as ink when cropping
+#: Larger images are refused before they are decoded (a 12000x12000 PNG would need gigabytes).
+MAX_PIXELS = 50_000_000
+#: Images are reduced to at most this many pixels a side first: the digit ends up 20 pixels tall anyway.
+WORKING_SIDE = 1024
 
 
 class ImageError(IgniteMnistError):
@@ -57,11 +65,14 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with _our_pixel_limit(), Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:  # read from the header: refused before decoding
+                raise ImageError(f"{path}: {image.width}x{image.height} pixels is more than {MAX_PIXELS // 10**6} "
+                                 f"million; scale the image down (a digit needs a few hundred pixels a side)")
+            image.draft("L", (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced size right away
             image = ImageOps.exif_transpose(image)  # phone photos: apply the EXIF rotation
-            if "A" in image.getbands():  # transparent background: lay it on white paper
-                image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-            gray = image.convert("L")
+            image.thumbnail((WORKING_SIDE, WORKING_SIDE))  # bounded memory for the steps below
+            gray = _grayscale(image)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
@@ -70,6 +81,31 @@ def load_grayscale(path: str | Path) -> torch.Tensor:
         raise ImageError(f"{path}: cannot read image ({error})") from None
     data = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
     return data.reshape(gray.height, gray.width).float().div(255)
+
+
+@contextlib.contextmanager
+def _our_pixel_limit() -> Iterator[None]:
+    """Pillow's decompression-bomb warning gives way to :data:`MAX_PIXELS`, which is lower and a one-line error."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _grayscale(image: Any) -> Any:
+    """A Pillow image as 8-bit grayscale: transparency laid on white paper, 16-bit and float pixels scaled
+    by their own range (Pillow's plain conversion would clip them to black)."""
+    from PIL import Image
+
+    if "A" in image.getbands():  # transparent background: lay it on white paper
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    if image.mode in ("F", "I", "I;16", "I;16B", "I;16L"):
+        values = torch.frombuffer(bytearray(image.convert("F").tobytes()), dtype=torch.float32)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) * 255 if high > low else torch.zeros_like(values)
+        return Image.frombytes("L", image.size, bytes(scaled.round().to(torch.uint8).tolist()))
+    return image.convert("L")
 
 
 def _to_light_on_dark(image: torch.Tensor) -> torch.Tensor:

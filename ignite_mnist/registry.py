@@ -47,6 +47,7 @@ __all__ = [
     "TRACKER_CHOICES",
     "import_path",
     "is_import_path",
+    "WANDB_ENV_MODES",
     "WANDB_MODES",
     "WANDB_WATCH",
 ]
@@ -170,4 +171,7 @@ DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "gloo", "nccl")
 MONITORS = ("val_accuracy", "val_loss")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+#: The values W&B itself accepts in ``$WANDB_MODE``, and the mode each one means.
+WANDB_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+                   "disabled": "disabled"}
 WANDB_WATCH = ("off", "gradients", "parameters", "all")

@@ -105,17 +105,21 @@ def _summary(parts: RunParts, handlers: RunHandlers, evaluation: Evaluation, bes
 
 
 def test_and_report(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> Summary:
-    """Test the best weights; write ``summary.json`` and the plots; report to the trackers and close them."""
+    """Test the best weights; draw the plots; report to the trackers and close them; write ``summary.json``.
+
+    ``summary.json`` comes last: it exists only once everything else is done, so a run
+    stopped anywhere before is taken up again by ``--resume auto``.
+    """
     best_path = load_best_weights(parts, handlers)
     evaluation = evaluate_model(parts.model, parts.test_loader, DatasetInfo.of(parts.spec), parts.device)
     summary = _summary(parts, handlers, evaluation, best_path, plan)
-    if parts.rank == 0:
-        parts.run_dir.write_summary(summary.to_dict())
-        if parts.config.plots:
-            write_run_plots(parts.run_dir, evaluation)
+    if parts.rank == 0 and parts.config.plots:
+        write_run_plots(parts.run_dir, evaluation)
     for tracker in handlers.trackers:
         tracker.start()
         tracker.log_test_report(evaluation)
         tracker.log_model(best_path)
         tracker.finish()
+    if parts.rank == 0:
+        parts.run_dir.write_summary(summary.to_dict())
     return summary

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint, restore_objects
 from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, current_names, flag_name
+from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
 from ignite_mnist.run_dir import RunDir
@@ -42,10 +43,12 @@ __all__ = [
     "Resumed",
     "check_resume_compatible",
     "config_for_resume",
-    "locate_resume_checkpoint",
+    "read_resume_checkpoint",
     "plan_resume",
     "restore_run",
     "resume_training",
+    "rewind_logs",
+    "set_aside_later_work",
 ]
 
 
@@ -93,28 +96,59 @@ def _unfinished_runs(output: Path) -> list[RunDir]:
     return [r for _, r in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
-def locate_resume_checkpoint(config: TrainConfig) -> Path:
-    """The checkpoint ``--resume`` names: a path, or ``auto`` for the newest of the run.
-
-    Raises:
-        CheckpointError: ``auto`` finds no checkpoint.
-    """
-    assert config.resume is not None
-    if config.resume != "auto":
-        return Path(config.resume)  # load_checkpoint says so when it is missing
+def _resume_folder(config: TrainConfig) -> RunDir:
+    """The run ``--resume auto`` continues: ``--run-name``'s, else the most recently checkpointed unfinished one."""
     output = Path(config.output_dir)
     if config.run_name is not None:
-        latest = RunDir(output / config.run_name).latest_checkpoint()
-        if latest is None:
-            raise CheckpointError(f"no checkpoint to resume in {output / config.run_name}; start it without "
-                                  "--resume, or check --output-dir/--run-name")
-        return latest
+        return RunDir(output / config.run_name)
     unfinished = _unfinished_runs(output)
     if not unfinished:
         raise CheckpointError(f"no unfinished run with a checkpoint in {output}; name one with --run-name, "
                               "or start without --resume")
-    print(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
-    return unfinished[0].latest_checkpoint()  # type: ignore[return-value]
+    say(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
+    return unfinished[0]
+
+
+def _newest_readable(run_dir: RunDir, before: int | None = None) -> tuple[Path, dict[str, Any], list[str]] | None:
+    """The newest "last" checkpoint of ``run_dir`` (below ``before``) that loads, and the ones skipped on the way."""
+    skipped = []
+    while (path := find_latest_checkpoint(run_dir.checkpoint_dir, before=before)) is not None:
+        try:
+            return path, load_checkpoint(path), skipped
+        except CheckpointError as error:
+            skipped.append(str(error))
+            before = checkpoint_iteration(path)
+    return None
+
+
+def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint ``--resume`` names, read: a path, or ``auto`` for the newest readable one of the run.
+
+    With ``auto`` a damaged newest checkpoint is skipped, with a note naming it;
+    a damaged file named by path is refused, naming the newest intact one of its run.
+
+    Raises:
+        CheckpointError: no checkpoint to resume, or the named one is unusable.
+    """
+    assert config.resume is not None
+    if config.resume != "auto":
+        path = Path(config.resume)
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as error:
+            own = RunDir.of_checkpoint(path)
+            intact = _newest_readable(own) if own is not None and path.is_file() else None
+            hint = f"; the newest intact checkpoint of its run is {intact[0]}" if intact and intact[0] != path else ""
+            raise CheckpointError(f"{error}{hint}") from None
+    run_dir = _resume_folder(config)
+    found = _newest_readable(run_dir)
+    if found is None:
+        raise CheckpointError(f"no checkpoint to resume in {run_dir}; start it without --resume, "
+                              "or check --output-dir/--run-name")
+    path, checkpoint, skipped = found
+    for reason in skipped:
+        say(f"--resume auto: skipped {reason.split(': ')[0]} ({reason.split(': ', 1)[1]}); using {path}")
+    return path, checkpoint
 
 
 def check_resume_compatible(saved: dict[str, Any], config: TrainConfig) -> None:
@@ -147,8 +181,8 @@ def plan_resume(config: TrainConfig) -> ResumePlan | None:
     """Read the checkpoint ``config.resume`` names and check it fits ``config`` (None without ``--resume``)."""
     if config.resume is None:
         return None
-    path = locate_resume_checkpoint(config)
-    plan = ResumePlan(path, load_checkpoint(path), in_place=_in_place(config, path))
+    path, checkpoint = read_resume_checkpoint(config)
+    plan = ResumePlan(path, checkpoint, in_place=_in_place(config, path))
     check_resume_compatible(plan.saved_config, config)
     return plan
 
@@ -159,8 +193,7 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     A checkpoint in ``<run>/checkpoints/`` continues that run unless
     ``--run-name``/``--output-dir`` name another folder.
     """
-    path = locate_resume_checkpoint(config)
-    checkpoint = load_checkpoint(path)
+    path, checkpoint = read_resume_checkpoint(config)
     saved = ResumePlan(path, checkpoint, in_place=False).saved_config
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in current_names(saved).items() if k in known}
@@ -177,7 +210,27 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     return resumed, plan
 
 
-def _rewind(objects: Mapping[str, Any], iteration: int) -> None:
+def set_aside_later_work(run_dir: RunDir, plan: ResumePlan, trains_on: bool = True) -> Path | None:
+    """Before a run resumes in place from an older checkpoint, move what it wrote after it aside.
+
+    A resume from iteration N starts a new history after N: the "last" checkpoints
+    of the old one would otherwise win the next ``--resume auto``, and a finished
+    run's summary would stand for a result the run no longer has. So when newer
+    "last" checkpoints exist, or the run had finished and now ``trains_on``, the newer
+    checkpoints, ``summary.json`` and the plots move to a sibling ``<run>.old-<N>/``
+    (with a copy of ``metrics.jsonl``); nothing is deleted. Returns that folder, or None.
+    """
+    newer = run_dir.newer_checkpoints(plan.iteration)
+    overtaken = any(checkpoint_iteration(path) is not None for path in newer)
+    if not overtaken and not (trains_on and run_dir.summary_file.exists()):
+        return None
+    folder = run_dir.set_aside([*newer, run_dir.summary_file, run_dir.plots_dir], copies=[run_dir.metrics_file])
+    say(f"resuming {run_dir} from iteration {plan.iteration}: what it had written after that "
+          f"(checkpoints, summary, plots, and a copy of metrics.jsonl) was moved to {folder}")
+    return folder
+
+
+def rewind_logs(objects: Mapping[str, Any], iteration: int) -> None:
     """Objects that write files as they go (the metrics log) drop what they wrote after ``iteration``."""
     for obj in objects.values():
         if callable(getattr(obj, "rewind", None)):
@@ -191,8 +244,8 @@ def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, 
     when the run continues in place (a new run keeps its own files). Trackers are
     restored only in place too (a new run is a new tracked run); an optimizer
     ``--allow-config-change`` switched is started afresh, other changed optimizer
-    settings are applied to the restored one. The metrics log forgets the rows
-    written after the checkpoint.
+    settings are applied to the restored one. Files are left alone: see
+    :func:`rewind_logs` and :func:`set_aside_later_work`.
     """
     to_load = dict(to_save) | (resumable if plan.in_place else {})
     if not plan.in_place:
@@ -200,9 +253,8 @@ def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, 
     saved = plan.saved_config
     if saved.get("optimizer") != config.optimizer:
         del to_load["optimizer"]
-    restore_objects(plan.checkpoint, to_load)
+    restore_objects(plan.checkpoint, to_load, plan.path)
     _apply_changed_settings(to_save["optimizer"], saved, config)
-    _rewind(to_save, plan.iteration)
 
 
 @dataclass
@@ -243,9 +295,9 @@ def resume_training(
         return None
     checkpoint = load_checkpoint(path)
     to_load = dict(to_save) | (checkpoints.resumable() if checkpoints is not None else {})
-    restored = restore_objects(checkpoint, to_load)
+    restored = restore_objects(checkpoint, to_load, path)
     resumed = ResumePlan(path, checkpoint, in_place=True)
-    _rewind(to_save, resumed.iteration)
+    rewind_logs(to_save, resumed.iteration)
     return Resumed(path, resumed.iteration, int(checkpoint.get("trainer", {}).get("epoch", 0)), restored)
 
 

@@ -39,12 +39,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.checkpoints import find_best_checkpoint, find_latest_checkpoint
+from ignite_mnist.checkpoints import find_best_checkpoint, find_latest_checkpoint, saved_iteration
 from ignite_mnist.errors import CheckpointError, RunDirError
 from ignite_mnist.files import write_json, write_text
 
@@ -211,16 +212,32 @@ class RunDir:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def set_aside(self) -> Path:
-        """Move everything but the lock into a new sibling ``<name>.old-<N>``; return that folder."""
+    def holds_checkpoints(self) -> bool:
+        """Whether any checkpoint ("last" or "best") was saved here."""
+        folder = self.checkpoint_dir
+        return folder.is_dir() and any(saved_iteration(p) is not None for p in folder.iterdir())
+
+    def newer_checkpoints(self, iteration: int) -> list[Path]:
+        """The checkpoints saved after trainer ``iteration``."""
+        folder = self.checkpoint_dir
+        found = [(saved_iteration(p), p) for p in folder.iterdir()] if folder.is_dir() else []
+        return sorted(p for i, p in found if i is not None and i > iteration)
+
+    def set_aside(self, entries: list[Path] | None = None, copies: list[Path] | None = None) -> Path:
+        """Move ``entries`` (default: everything but the lock) into a new sibling ``<name>.old-<N>``, keeping
+        their places in the folder, and copy ``copies`` there; return that folder. Nothing is deleted."""
         number = 1
         while (self.path.parent / f"{self.path.name}.old-{number}").exists():
             number += 1
         target = self.path.parent / f"{self.path.name}.old-{number}"
         target.mkdir()
-        for entry in self.path.iterdir():
-            if entry.name != self.LOCK:
-                entry.rename(target / entry.name)
+        for entry in self.path.iterdir() if entries is None else entries:
+            if entry.name != self.LOCK and entry.exists():
+                (target / entry.relative_to(self.path)).parent.mkdir(parents=True, exist_ok=True)
+                entry.rename(target / entry.relative_to(self.path))
+        for entry in copies or []:
+            if entry.is_file():
+                shutil.copy2(entry, target / entry.relative_to(self.path))
         return target
 
 
@@ -234,23 +251,38 @@ def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
         >>> read_metrics_log(path)
         [{'epoch': 1, 'iteration': 32}]
     """
-    rows = []
+    return _parse_metrics_log(path)[0]
+
+
+def _parse_metrics_log(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The complete rows, and how many non-empty lines were not rows."""
+    rows, unreadable = [], 0
     for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except ValueError:
+            unreadable += bool(line.strip())
             continue
         if isinstance(row, dict) and isinstance(row.get("iteration"), int):
             rows.append(row)
-    return rows
+        else:
+            unreadable += 1
+    return rows, unreadable
 
 
-def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> None:
-    """Keep the rows written up to ``up_to_iteration`` (a resumed run writes the later ones again)."""
+def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> int:
+    """Keep the rows written up to ``up_to_iteration`` (a resumed run writes the later ones again).
+
+    Returns:
+        How many lines that were not complete rows (a write cut short) were dropped.
+    """
     path = Path(path)
-    if path.exists():
-        kept = [row for row in read_metrics_log(path) if row["iteration"] <= up_to_iteration]
-        write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
+    if not path.exists():
+        return 0
+    rows, unreadable = _parse_metrics_log(path)
+    kept = [row for row in rows if row["iteration"] <= up_to_iteration]
+    write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
+    return unreadable
 
 
 def model_checkpoint(path: str | Path) -> Path:

@@ -8,8 +8,10 @@
 4. train (:func:`train`);
 5. test and report (:func:`ignite_mnist.report.test_and_report`).
 
-Reading order for any flag: ``config.py`` declares it, a phase passes it on,
-the handler named there uses it.
+However the run ends early, the error says what is intact and how to go on
+(:class:`RunStage`): a signal outside the training loop, a file that cannot be
+written, a loss that stopped being finite. Reading order for any flag:
+``config.py`` declares it, a phase passes it on, the handler named there uses it.
 
 Example:
     >>> summary = run(TrainConfig(epochs=2, data_dir=data_dir, val_size=200, output_dir=runs, run_name="two",
@@ -21,20 +23,80 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import math
 import shlex
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
+import torch
+
+from ignite_mnist.checkpoints import load_checkpoint, saved_iteration
 from ignite_mnist.config import TrainConfig
+from ignite_mnist.console import say
 from ignite_mnist.distributed import launch, needs_launch
-from ignite_mnist.errors import Interrupted, TrainingError
+from ignite_mnist.errors import Interrupted, TrainingError, WriteError
 from ignite_mnist.handlers import stopped_early
-from ignite_mnist.parts import RunParts, build_parts
+from ignite_mnist.handlers.checkpoint import finite_weights
+from ignite_mnist.handlers.signals import HANDLED_SIGNALS
+from ignite_mnist.parts import RunParts, build_parts, write_config
 from ignite_mnist.report import Summary, test_and_report
-from ignite_mnist.resume import ResumePlan, plan_resume, restore_run
+from ignite_mnist.resume import ResumePlan, plan_resume, restore_run, rewind_logs, set_aside_later_work
 from ignite_mnist.wiring import AttachHook, RunHandlers, attach_run_handlers
 
-__all__ = ["Summary", "restore", "run", "train"]
+__all__ = ["RunStage", "Summary", "restore", "run", "train"]
+
+
+class RunStage:
+    """Where a run is, to tell the user what is intact and how to go on when it stops early."""
+
+    def __init__(self) -> None:
+        self.parts: RunParts | None = None
+        self.trained = False
+
+    @property
+    def activity(self) -> str:
+        return "starting" if self.parts is None else "testing and reporting" if self.trained else "training"
+
+    def resume_command(self) -> str:
+        assert self.parts is not None
+        run_dir = self.parts.run_dir.path
+        return shlex.join(["ignite-mnist", "--resume", "auto", "--output-dir", str(run_dir.parent),
+                           "--run-name", run_dir.name])
+
+    def advice(self) -> str:
+        """What is intact and the command that goes on from it."""
+        if self.parts is None:
+            return "nothing was trained or written"
+        if self.trained:
+            return f"training had finished and its checkpoints are intact; write the report with: {self.resume_command()}"
+        latest = self.parts.run_dir.latest_checkpoint()
+        if latest is None:
+            return "no checkpoint had been saved yet; start the run again"
+        return f"the newest intact checkpoint is {latest}; continue with: {self.resume_command()}"
+
+
+@contextlib.contextmanager
+def _signals_stop(stage: RunStage) -> Iterator[None]:
+    """Outside the training loop (which saves first), SIGINT/SIGTERM stop the run at once, saying what is intact."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        raise Interrupted(f"interrupted by {name} while {stage.activity}; {stage.advice()}", signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(config: TrainConfig, *, resume: ResumePlan | None = None, attach: AttachHook | None = None) -> Summary:
@@ -52,38 +114,60 @@ def run(config: TrainConfig, *, resume: ResumePlan | None = None, attach: Attach
 
     Raises:
         IgniteMnistError: a user-fixable problem (bad setting, data, checkpoint, run dir);
-            :class:`~ignite_mnist.errors.Interrupted` after a signal saved a checkpoint;
-            :class:`~ignite_mnist.errors.TrainingError` when the loss stops being finite.
+            :class:`~ignite_mnist.errors.Interrupted` after a signal (a checkpoint was saved);
+            :class:`~ignite_mnist.errors.TrainingError` when the loss stops being finite;
+            :class:`~ignite_mnist.errors.WriteError` when a file cannot be written.
     """
     config.validate()
     if needs_launch(config):  # --nproc-per-node N or torchrun: run this function on every rank
         return launch(functools.partial(run, attach=attach), config)
-    with contextlib.ExitStack() as held:  # the run directory's lock and CPU settings, until the run ends
+    stage = RunStage()
+    with contextlib.ExitStack() as held, _signals_stop(stage):  # the lock and CPU settings last the whole run
         plan = resume if resume is not None else plan_resume(config)
-        parts = build_parts(config, plan, held)
+        stage.parts = parts = build_parts(config, plan, held)
         handlers = attach_run_handlers(parts, attach)
         try:
-            restore(parts, handlers, plan)
-            if _finished(parts, handlers):
-                previous = parts.run_dir.read_summary()
-                if previous is not None:  # nothing to train or test again, and nothing rewritten
-                    _say_finished(parts, "nothing to train; its summary stands")
-                    return Summary.from_dict(previous)
-                _say_finished(parts, "testing its best checkpoint")
-            else:
-                train(parts, handlers)
-            return test_and_report(parts, handlers, plan)
+            return _phases_3_to_5(parts, handlers, plan, stage)
         except BaseException as error:
             for tracker in handlers.trackers:
                 tracker.finish("interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed",
                                getattr(error, "exit_code", 1))
+            if isinstance(error, WriteError):
+                raise error.with_advice(stage.advice()) from None
             raise
 
 
+def _phases_3_to_5(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None, stage: RunStage) -> Summary:
+    restore(parts, handlers, plan)
+    if _finished(parts, handlers):
+        stage.trained = True
+        previous = parts.run_dir.read_summary()
+        if previous is not None:  # nothing to train or test again, and nothing rewritten
+            _say_finished(parts, "nothing to train; its summary stands")
+            return Summary.from_dict(previous)
+        _say_finished(parts, "testing its best checkpoint")
+    else:
+        train(parts, handlers, stage)
+        stage.trained = True
+    return test_and_report(parts, handlers, plan)
+
+
 def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> None:
-    """Phase 3: restore every saved object (the metrics log forgets the rows after the checkpoint)."""
-    if plan is not None:
-        restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
+    """Phase 3: restore every saved object; then the files follow the checkpoint.
+
+    Only once everything is restored (a refused checkpoint changes nothing on disk),
+    and only when the run trains on (a finished run is not rewritten): a run resumed
+    in place from an older checkpoint moves what it had written after it aside
+    (:func:`~ignite_mnist.resume.set_aside_later_work`), ``config.json`` holds the
+    settings it goes on with, and the metrics log forgets the rows after the checkpoint.
+    """
+    if plan is None:
+        return
+    restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
+    if plan.in_place and parts.rank == 0 and not _finished(parts, handlers):
+        set_aside_later_work(parts.run_dir, plan, trains_on=True)
+        write_config(parts.run_dir, parts.config)
+    rewind_logs(handlers.to_save, plan.iteration)
 
 
 def _finished(parts: RunParts, handlers: RunHandlers) -> bool:
@@ -93,33 +177,60 @@ def _finished(parts: RunParts, handlers: RunHandlers) -> bool:
 
 def _say_finished(parts: RunParts, what: str) -> None:
     if parts.rank == 0:
-        print(f"{parts.run_dir} already finished at epoch {parts.trainer.state.epoch}; {what}")
+        say(f"{parts.run_dir} already finished at epoch {parts.trainer.state.epoch}; {what}")
 
 
-def _resume_command(parts: RunParts) -> str:
-    run_dir = parts.run_dir.path
-    return shlex.join(["ignite-mnist", "--resume", "auto", "--output-dir", str(run_dir.parent),
-                       "--run-name", run_dir.name])
+def _trainable(parts: RunParts, handlers: RunHandlers, path: Path) -> bool:
+    """Whether a checkpoint's weights and optimizer state are finite and its loss on a validation batch is sane.
+
+    Sane: below ten times the larger of ``ln(classes)`` (a guess's loss) and the best
+    validation loss so far; weights that are finite but blown up (1e20) fail.
+    """
+    state = load_checkpoint(path)
+    if not finite_weights({"model": state["model"], "optimizer": state.get("optimizer", {})}):
+        return False
+    model = copy.deepcopy(parts.model)
+    model.load_state_dict(state["model"])
+    images, labels = next(iter(parts.val_loader))
+    with torch.no_grad():
+        loss = float(torch.nn.functional.cross_entropy(model.eval()(images.to(parts.device)), labels.to(parts.device)))
+    bound = 10 * max(math.log(len(parts.spec.classes)), handlers.record.best.get("val_loss", 0.0))
+    return math.isfinite(loss) and loss <= bound
 
 
-def train(parts: RunParts, handlers: RunHandlers) -> None:
+def last_good_checkpoint(parts: RunParts, handlers: RunHandlers, diverged_at: int) -> Path | None:
+    """The newest checkpoint to go on from after the loss became non-finite at ``diverged_at``.
+
+    The loss at iteration ``i`` is computed with the weights saved at ``i - 1``, so
+    only checkpoints ("last" or "best") from before that are candidates, newest
+    first, and the first one that is :func:`_trainable` is taken.
+    """
+    folder = parts.run_dir.checkpoint_dir
+    found = [(saved_iteration(p), p) for p in folder.iterdir()] if folder.is_dir() else []
+    candidates = sorted(((i, p) for i, p in found if i is not None and i < diverged_at - 1), reverse=True)
+    return next((path for _, path in candidates if _trainable(parts, handlers, path)), None)
+
+
+def train(parts: RunParts, handlers: RunHandlers, stage: RunStage | None = None) -> None:
     """Phase 4: run the trainer to the end.
 
     Raises:
         Interrupted: a signal stopped it (a checkpoint was saved); the message says how to resume.
-        TrainingError: the loss stopped being finite; the message names the last good checkpoint.
+        TrainingError: the loss stopped being finite; the message names a checkpoint to go on from.
     """
+    stage = stage or RunStage()
+    stage.parts = parts
     for tracker in handlers.trackers:
         tracker.start()
     try:
         parts.trainer.run(parts.train_loader, max_epochs=parts.config.epochs)
     except Interrupted as error:
-        raise Interrupted(f"{error}; resume with: {_resume_command(parts)}", error.signal_number) from None
+        raise Interrupted(f"{error}; resume with: {stage.resume_command()}", error.signal_number) from None
     stop = handlers.nan_stop
     if stop.tripped:
-        latest = parts.run_dir.latest_checkpoint()
-        advice = ("No checkpoint was saved before; start again with a lower --lr" if latest is None else
-                  f"The last good checkpoint is {latest}; continue from it with a lower --lr: "
-                  f"--resume {shlex.quote(str(latest))} --lr LR --allow-config-change")
+        good = last_good_checkpoint(parts, handlers, stop.iteration)  # type: ignore[arg-type]
+        advice = ("No usable checkpoint was saved before; start again with a lower --lr" if good is None else
+                  f"The last good checkpoint is {good}; continue from it with a lower --lr: "
+                  f"--resume {shlex.quote(str(good))} --lr LR --allow-config-change")
         raise TrainingError(f"loss became {stop.value} at iteration {stop.iteration} "
                             f"(epoch {parts.trainer.state.epoch}); stopped. {advice}")

@@ -21,11 +21,11 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig, run
+from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.data import TensorLoader, build_loaders, load_splits, normalise
 from ignite_mnist.engines import create_evaluator
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.models import build_model
 from tests.conftest import REPO, assert_same_weights, run_cli
 from tests.handlers.test_wandb import inspect

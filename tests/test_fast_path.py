@@ -15,11 +15,11 @@ from ignite.metrics import Average, RunningAverage
 
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.augment import random_shift_rotate
+from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.data import ResumableDataLoader, TensorLoader, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, cpu_has_bfloat16
 from ignite_mnist.engines import make_train_step
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.recipes import FAST_RECIPE, fast_recipe

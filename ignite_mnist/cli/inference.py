@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
-from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK
+from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK, WriteError
 from ignite_mnist.registry import DEVICES
 
 __all__ = [
@@ -100,8 +100,11 @@ def evaluate_command(argv: Sequence[str]) -> int:
     result = evaluate(loaded, args.data_dir, device)
     plot = Path(args.plot) if args.plot else default_output_path(loaded.path, ".confusion_matrix.png")
     if matplotlib_available():
-        save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
-        note = f"confusion matrix drawn to {plot}"
+        try:
+            save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
+            note = f"confusion matrix drawn to {plot}"
+        except WriteError as error:  # a read-only run directory: the numbers are still the result
+            plot, note = None, f"confusion matrix not drawn: {error}; pass --plot PATH in a writable folder"
     else:
         plot, note = None, 'confusion matrix not drawn: matplotlib is not installed (pip install "ignite-mnist[plots]")'
     if args.json:

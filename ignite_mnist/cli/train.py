@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser, Repeated
 from ignite_mnist.config import TrainConfig, flag_name, setting_default, setting_name, setting_type
 from ignite_mnist.config_file import ConfigFile, dump_config, read_config_file
+from ignite_mnist.console import say
 from ignite_mnist.errors import EXIT_OK, ConfigError
 from ignite_mnist.recipes import RECIPES
 
@@ -164,5 +165,5 @@ def train_command(argv: Sequence[str] | None) -> int:
 
     summary = run(config, resume=plan)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
-        print(final_line(summary, config))
+        say(final_line(summary, config))
     return EXIT_OK

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from ignite.handlers import Checkpoint, DiskSaver, global_step_from_engine
 from ignite_mnist.checkpoints import BEST_PREFIX, LAST_PREFIX, find_latest_checkpoint
 from ignite_mnist.errors import CheckpointError
 
-__all__ = ["CheckpointHandlers", "attach_checkpointing"]
+__all__ = ["CheckpointHandlers", "attach_checkpointing", "finite_weights"]
 
 
 @dataclass
@@ -117,18 +118,32 @@ def _save_or_explain(engine: Engine, checkpoint: Checkpoint) -> None:
         ) from None
 
 
-def finite_weights(to_save: dict[str, Any]) -> bool:
-    """Whether every floating-point tensor of every module in ``to_save`` is finite.
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    """The tensors in a module's state, or nested in dicts and lists (a state dict, an optimizer's state)."""
+    if isinstance(value, torch.nn.Module):
+        value = value.state_dict()
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+
+
+def finite_weights(objects: Mapping[str, Any]) -> bool:
+    """Whether every floating-point tensor of the modules and state dicts in ``objects`` is finite.
+
+    Other objects (an optimizer, an engine) are not looked into.
 
     Example:
-        >>> finite_weights({"model": torch.nn.Linear(2, 2)})
+        >>> finite_weights({"model": torch.nn.Linear(2, 2), "trainer": object()})
         True
+        >>> finite_weights({"model": {"weight": torch.tensor([1.0, float("inf")])}})
+        False
     """
-    modules = [obj for obj in to_save.values() if isinstance(obj, torch.nn.Module)]
-    return all(
-        bool(torch.isfinite(tensor).all())
-        for module in modules for tensor in module.state_dict().values() if tensor.is_floating_point()
-    )
+    return all(bool(torch.isfinite(t).all()) for t in _tensors(list(objects.values())) if t.is_floating_point())
 
 
 def _save_last_every(trainer: Engine, last: Checkpoint, to_save: dict[str, Any], iterations: int | None) -> None:

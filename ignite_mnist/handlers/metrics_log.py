@@ -33,6 +33,8 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist.events import ValidationEvents
+from ignite_mnist.console import note
+from ignite_mnist.files import append_line
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
 from ignite_mnist.run_dir import truncate_metrics_log
 
@@ -59,8 +61,8 @@ class MetricsLog:
         self._carried_seconds = 0.0  # of the epoch in progress, from before a resume
 
     def write(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+        """Append one row (raises :class:`~ignite_mnist.errors.WriteError` when the file cannot be written)."""
+        append_line(self.path, json.dumps({k: _plain(v) for k, v in row.items()}))
 
     def _lr(self) -> float | None:
         return self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None
@@ -97,8 +99,10 @@ class MetricsLog:
         return {"epoch_seconds": self._epoch_seconds()}
 
     def rewind(self, iteration: int) -> None:
-        """Drop the rows written after ``iteration`` (a resume from there writes them again)."""
-        truncate_metrics_log(self.path, iteration)
+        """Drop the rows written after ``iteration`` (a resume from there writes them again), and torn lines."""
+        unreadable = truncate_metrics_log(self.path, iteration)
+        if unreadable:
+            note("note", f"{self.path}: dropped {unreadable} line(s) that were not complete rows (a write cut short)")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._carried_seconds = float(state.get("epoch_seconds", 0.0))

@@ -3,10 +3,10 @@
 On a terminal: Ignite's ``ProgressBar`` (tqdm) for the trainer, with the running
 loss, and for each evaluator; each bar is cleared when it is done, and each
 finished epoch leaves one line with its metrics above the next bar
-(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere (CI, ``nohup``, a log file): plain log
-lines, at most one every ``interval`` seconds plus one per epoch and per
-evaluation, and never a carriage return. Ignite has no such log mode; it is
-written here.
+(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
+(CI, ``nohup``, a log file): plain log lines, at most one every ``interval``
+seconds plus one per epoch and per evaluation, and never a carriage return.
+Ignite has no such log mode; it is written here.
 
 Example:
     >>> from ignite.engine import Engine
@@ -28,6 +28,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
+from ignite_mnist.console import say
 from ignite_mnist.registry import PROGRESS_MODES
 
 __all__ = ["LogProgress", "Progress", "attach_progress", "batch_loss", "epoch_line", "resolve_progress_mode"]
@@ -90,7 +91,7 @@ class LogProgress:
         self._last_iteration = 0
 
     def _write(self, line: str) -> None:
-        print(line, file=self.stream or sys.stdout, flush=True)
+        say(line, self.stream)
 
     def _where(self, engine: Engine) -> str:
         length = engine.state.epoch_length or 0

@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable

@@ -19,7 +19,6 @@ they are built and let an error reach the engine:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,6 +30,7 @@ from ignite.engine.events import RemovableEventHandle
 from ignite.handlers import global_step_from_engine
 from ignite.handlers.base_logger import BaseLogger
 
+from ignite_mnist.console import note
 from ignite_mnist.errors import Interrupted, first_line
 from ignite_mnist.events import on_exception
 
@@ -39,12 +39,7 @@ if TYPE_CHECKING:
     from ignite_mnist.handlers.record import RunRecord
     from ignite_mnist.tracking import RunStatus
 
-__all__ = ["GuardedLogger", "LoggerTracker", "attach_scalars", "say"]
-
-
-def say(kind: str, message: str) -> None:
-    """One line on stderr: ``ignite-mnist: <kind>: <message>``."""
-    print(f"ignite-mnist: {kind}: {message}", file=sys.stderr, flush=True)
+__all__ = ["GuardedLogger", "LoggerTracker", "attach_scalars"]
 
 
 class GuardedLogger:
@@ -160,7 +155,7 @@ class LoggerTracker:
             self.opened = self._open()
         except Exception as error:  # noqa: BLE001 - a tracker must never end a training
             install = f' (pip install "ignite-mnist[{self.name}]")' if isinstance(error, ImportError) else ""
-            say("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}){install}; "
+            note("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}){install}; "
                            f"training goes on without {self.title}")
 
     def guard(self, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -173,7 +168,7 @@ class LoggerTracker:
                 handler(*args, **kwargs)
             except Exception as error:  # noqa: BLE001 - a tracker must never end a training
                 self.failed = True
-                say("warning", f"{self.title} logging failed ({type(error).__name__}: {first_line(error)}); "
+                note("warning", f"{self.title} logging failed ({type(error).__name__}: {first_line(error)}); "
                                f"training goes on without {self.title} logging")
 
         return guarded
@@ -224,7 +219,7 @@ class LoggerTracker:
             self._close(status, exit_code)
         except Exception as error:  # noqa: BLE001 - a tracker must never end a training
             if not self.failed:
-                say("warning", f"{self.title} could not close the run ({type(error).__name__}: {first_line(error)})")
+                note("warning", f"{self.title} could not close the run ({type(error).__name__}: {first_line(error)})")
 
     def _finish_on_error(self, engine: Engine, error: BaseException) -> None:
         interrupted = isinstance(error, (Interrupted, KeyboardInterrupt))

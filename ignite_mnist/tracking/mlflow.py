@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from ignite.handlers.mlflow_logger import MLflowLogger
 
-from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker, say
+from ignite_mnist.console import note
+from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -134,7 +135,7 @@ class MlflowTracker(LoggerTracker):
         where = (f"{self.tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{self.run_id}"
                  if self.tracking_uri.startswith(("http://", "https://")) else
                  f"{self.tracking_uri}; view it with: mlflow ui --backend-store-uri {self.tracking_uri}")
-        say("info", f"MLflow run {run.info.run_name}: {where}")
+        note("info", f"MLflow run {run.info.run_name}: {where}")
         return True
 
     def _experiment_id(self) -> str:

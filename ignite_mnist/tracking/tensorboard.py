@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 
-from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker, say
+from ignite_mnist.console import note
+from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -99,7 +100,7 @@ class TensorboardTracker(LoggerTracker):
     def _open(self) -> bool:
         iteration = self.step() or 0
         self.logger.open(self.log_dir, purge_step=iteration + 1 if iteration else None)
-        say("info", f"TensorBoard logs in {self.log_dir}; view them with: tensorboard --logdir {self.log_dir}")
+        note("info", f"TensorBoard logs in {self.log_dir}; view them with: tensorboard --logdir {self.log_dir}")
         return True
 
     def _log_test_report(self, evaluation: Evaluation) -> None:

@@ -39,10 +39,11 @@ import torch
 from ignite.engine import Engine
 from ignite.handlers.wandb_logger import WandBLogger
 
+from ignite_mnist.console import note
 from ignite_mnist.errors import first_line
 from ignite_mnist.events import ValidationEvents
-from ignite_mnist.registry import WANDB_MODES, WANDB_WATCH
-from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker, say
+from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
+from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -57,7 +58,6 @@ __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_
 DEFAULT_PROJECT = "ignite-mnist"
 #: Seconds an online start may take before falling back to offline (W&B's own default is 90).
 ONLINE_INIT_TIMEOUT = 10.0
-_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 
 
 def has_wandb_credentials() -> bool:
@@ -93,9 +93,9 @@ def resolve_wandb_mode(mode: str) -> str:
         return mode
     if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true"):
         return "disabled"
-    from_env = _ENV_MODES.get(os.environ.get("WANDB_MODE", "").strip().lower())
-    if from_env:
-        return from_env
+    env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env_mode:
+        return WANDB_ENV_MODES[env_mode]  # TrainConfig.validate refused other values
     return "online" if has_wandb_credentials() else "offline"
 
 
@@ -152,21 +152,35 @@ def _homes_inside(folder: Path | None) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _quiet_wandb() -> dict[str, bool]:
+    """Unless the user set them: W&B's banner and login lines give way to our one line ($WANDB_SILENT), and
+    W&B's own error reporting stays off ($WANDB_ERROR_REPORTING): with a server that accepts connections
+    but never answers, its telemetry held the process ~25 s at exit. Set before W&B starts, for the process.
+
+    Returns:
+        The ``wandb.Settings`` arguments that go with it.
+    """
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    if {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ):
+        return {}
+    os.environ["WANDB_SILENT"] = "true"
+    return {"silent": True}
+
+
 def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline_home: Path) -> tuple[Any, str]:
     """Start a W&B run: online falls back to offline within a bounded time; any failure disables W&B."""
     import wandb
 
     if init_args.get("dir") is not None:
         Path(init_args["dir"]).mkdir(parents=True, exist_ok=True)
-    # W&B's banner is replaced by our one line, unless $WANDB_SILENT/$WANDB_QUIET say otherwise.
-    quiet = {} if {"WANDB_SILENT", "WANDB_QUIET"} & set(os.environ) else {"silent": True}
+    quiet = _quiet_wandb()
     if mode == "online":
         timeout = {} if os.environ.get("WANDB_INIT_TIMEOUT") else {"init_timeout": ONLINE_INIT_TIMEOUT}
         started = time.monotonic()
         try:
             run = wandb.init(mode="online", id=run_id, resume="allow", settings=wandb.Settings(**quiet, **timeout),
                              **init_args)
-            say("info", f"W&B run {run.url}")
+            note("info", f"W&B run {run.url}")
             return run, "online"
         except Exception as error:  # noqa: BLE001 - no server, bad key, timeout: all mean "go offline"
             reason = f"W&B online start failed after {time.monotonic() - started:.0f} s ({first_line(error)})"
@@ -174,11 +188,13 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline
         with _homes_inside(offline_home):
             run = wandb.init(mode="offline", id=run_id, resume="allow", settings=wandb.Settings(**quiet), **init_args)
     except Exception as error:  # noqa: BLE001
-        say("warning", f"W&B could not start ({first_line(error)}); training goes on without W&B")
+        note("warning", f"W&B could not start ({first_line(error)}); training goes on without W&B")
         return None, "disabled"
     sync = f"upload it later with: wandb sync {run.settings.sync_dir}"
-    say("warning", f"{reason}; logging offline instead, {sync}") if mode == "online" else say(
-        "info", f"W&B run saved offline; {sync}")
+    if mode == "online":
+        note("warning", f"{reason}; logging offline instead, {sync}")
+    else:
+        note("info", f"W&B run saved offline; {sync}")
     return run, "offline"
 
 
@@ -287,7 +303,7 @@ class WandbTracker(LoggerTracker):
         table = wandb.Table(columns=["image", "label", "prediction", "confidence"])
         for wrong in evaluation.misclassified:
             caption = f"{names[wrong.label]} -> {names[wrong.prediction]}"
-            pixels = (wrong.image * 255).round().to(torch.uint8).numpy()  # W&B takes a torch tensor as (C, H, W) only
+            pixels = wrong.image.mul(255).round().to(torch.uint8).numpy()  # (28, 28) grayscale, as W&B reads it
             table.add_data(wandb.Image(pixels, caption=caption), names[wrong.label], names[wrong.prediction],
                            round(wrong.confidence, 4))
         y_true, y_pred = _labelled_pairs(evaluation.confusion_matrix)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ignite_mnist.checkpoints import find_latest_checkpoint
-from tests.faults.conftest import QUIET, assert_loadable, assert_one_line_error, snapshot
+from tests.faults.conftest import QUIET, TINY, assert_loadable, assert_one_line_error, snapshot
 
 
 def resume_args(idx_root: Path, checkpoint: Path | str, *extra: str) -> tuple[str, ...]:
@@ -162,10 +162,26 @@ def test_other_run_name_starts_a_new_run_from_the_checkpoint(cli, idx_root: Path
     assert assert_loadable(last_checkpoint(run_copy.parent / "branch"))["trainer"]["iteration"] == 32
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_afresh_keeping_its_files(
+    cli, idx_root: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "runs" / "early"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")  # what a run killed before its first checkpoint leaves
+    (run_dir / "metrics.jsonl").write_text("")
+    refused = cli("--resume", "auto", "--output-dir", tmp_path / "runs", "--run-name", "early", *QUIET)
+    assert_one_line_error(refused, 1, f"no checkpoint to resume in {run_dir}; start it without --resume")
+    started = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name", "early", *TINY, *QUIET)
+    assert started.code == 0, started.err
+    assert f"{run_dir}: it had saved no checkpoint, so it starts afresh" in started.out
+    assert (tmp_path / "runs" / "early.old-1" / "config.json").read_text() == "{}"
+
+
 def test_resume_into_a_run_dir_that_holds_another_run_is_refused(cli, idx_root: Path, run_copy: Path) -> None:
     other = run_copy.parent / "other"
-    other.mkdir()
+    (other / "checkpoints").mkdir(parents=True)
     (other / "config.json").write_text("{}")
+    shutil.copy(last_checkpoint(run_copy), other / "checkpoints" / "last_checkpoint_3.pt")
     before = snapshot(run_copy.parent)
     result = cli(*resume_args(idx_root, last_checkpoint(run_copy), "--run-name", "other", "--epochs", "2"))
     assert_one_line_error(result, 1, f"{other} already holds a run")

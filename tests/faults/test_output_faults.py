@@ -8,10 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 import torch
 
 from ignite_mnist.checkpoints import find_latest_checkpoint
@@ -20,25 +18,6 @@ from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, 
 
 def train_args(idx_root: Path, output: Path, name: str = "run", *extra: str) -> tuple[str, ...]:
     return ("--data-dir", str(idx_root), "--output-dir", str(output), "--run-name", name, *TINY, *QUIET, *extra)
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
-    """Mount size-limited or read-only tmpfs folders; skips where mounting is not allowed (no CAP_SYS_ADMIN)."""
-    mounted: list[Path] = []
-
-    def mount(name: str, options: str) -> Path:
-        target = tmp_path / name
-        target.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount tmpfs here: {result.stderr.decode().strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in mounted:
-        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 def test_output_dir_under_a_regular_file(cli, idx_root: Path, tmp_path: Path) -> None:

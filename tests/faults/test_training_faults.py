@@ -43,20 +43,32 @@ raise SystemExit(main(sys.argv[3:]))
 """
 
 
-def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
-    cli, idx_root: Path, tmp_path: Path
-) -> None:
-    """SGD at lr 1e6 sends the ConvNet's loss to NaN at iteration 3 on the generated data."""
+def test_a_loss_that_blows_up_at_once_leaves_no_checkpoint_to_go_on_from(cli, idx_root: Path, tmp_path: Path) -> None:
+    """SGD at lr 1e6 sends the ConvNet's loss to NaN at iteration 3 on the generated data.
+
+    The weights saved after iterations 1 and 2 are finite but blown up (a validation
+    loss of ~1e21, or NaN): neither is named as a place to go on from.
+    """
     result = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name", "nan", *TINY, *QUIET,
                  "--model", "cnn", "--optimizer", "sgd", "--lr", "1e6", "--checkpoint-every", "1")
     checkpoints = tmp_path / "runs" / "nan" / "checkpoints"
-    good = checkpoints / "last_checkpoint_2.pt"
     assert_one_line_error(result, 1, "loss became nan at iteration 3 (epoch 1); stopped",
-                          f"The last good checkpoint is {good}", "lower --lr", "--allow-config-change")
+                          "No usable checkpoint was saved before; start again with a lower --lr")
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last_checkpoint_1.pt", "last_checkpoint_2.pt"]
-    model = assert_loadable(good)["model"]
-    assert all(torch.isfinite(tensor).all() for tensor in model.values())
+    assert all(torch.isfinite(t).all() for t in assert_loadable(checkpoints / "last_checkpoint_2.pt")["model"].values())
     assert not (tmp_path / "runs" / "nan" / "summary.json").exists()
+
+
+def test_a_diverging_loss_names_a_checkpoint_that_trains_on(cli, idx_root: Path, tmp_path: Path) -> None:
+    """SGD at lr 3 diverges at iteration 14; the last checkpoints before it are blown up, the best one is not."""
+    result = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name", "nan", *TINY, *QUIET,
+                 "--model", "cnn", "--optimizer", "sgd", "--lr", "3", "--checkpoint-every", "1",
+                 "--val-every-iterations", "5")
+    line = assert_one_line_error(result, 1, "loss became nan at iteration 14 (epoch 1); stopped",
+                                 "The last good checkpoint is ", "best_checkpoint_", "--allow-config-change")
+    advice = line.split(": --resume ")[1].replace("--lr LR", "--lr 0.01").split()
+    resumed = cli("--resume", *advice, "--output-dir", tmp_path / "runs", "--run-name", "on", *QUIET)
+    assert resumed.code == 0, resumed.err  # the named checkpoint trains on at a lower learning rate
 
 
 def test_sigint_during_validation_leaves_a_resumable_checkpoint(cli, idx_root: Path, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.cli import parse_train_args
 from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
+from ignite_mnist.cli import parse_train_args
+from ignite_mnist.evaluation import MISCLASSIFIED_KEPT
 from ignite_mnist.handlers import attach_wandb
 from ignite_mnist.run_dir import read_metrics_log
 from ignite_mnist.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
@@ -61,7 +64,8 @@ def tracked(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
             env.setenv(name, str(home / name.lower()))
         env.delenv("WANDB_DIR", raising=False)  # the default: W&B files inside the run directory
         env.delenv("WANDB_API_KEY", raising=False)
-        config = small_config(idx_root, tmp_path_factory.mktemp("runs"), val_every_iterations=10,
+        # a learning rate low enough that some test digits are still misclassified after two epochs
+        config = small_config(idx_root, tmp_path_factory.mktemp("runs"), val_every_iterations=10, lr=1e-6,
                               log_every=5, wandb_watch="gradients", wandb_tags="smoke,ci")
         summary = run(config)
     (wandb_run,) = offline_runs(Path(summary.run_dir))
@@ -84,7 +88,7 @@ def test_history_is_on_the_trainer_iteration_axis(tracked):
     last_iteration = 64  # 1000 training images / 32 = 32 iterations per epoch, 2 epochs
     loss_steps = [row["_step"] for row in history(tracked["records"]) if "train/loss" in row]
     assert loss_steps == list(range(5, last_iteration + 1, 5))
-    assert all(row["lr/group_0"] == 1e-3 for row in history(tracked["records"]) if "train/loss" in row)
+    assert all(row["lr/group_0"] == tracked["config"].lr for row in history(tracked["records"]) if "train/loss" in row)
     epochs = {row["_step"]: row["epoch/epoch"] for row in history(tracked["records"]) if "epoch/epoch" in row}
     assert epochs == {last_iteration // 2: 1, last_iteration: 2}
     assert any(key.startswith("gradients/") for row in history(tracked["records"]) for key in row)
@@ -115,7 +119,8 @@ def test_confusion_matrix_and_misclassified_digits(tracked):
     assert correct / 300 == pytest.approx(tracked["summary"].test_accuracy)
     table = json.loads((files / logged["test/misclassified"]["path"]).read_text())
     assert table["columns"] == ["image", "label", "prediction", "confidence"]
-    assert len(table["data"]) == min(32, 300 - correct)
+    assert 0 < len(table["data"]) == min(MISCLASSIFIED_KEPT, 300 - correct)
+    assert logged["status"] == "finished"  # no W&B error on the way (the table holds real images)
     assert all(label != prediction for _, label, prediction, _ in table["data"])
 
 
@@ -150,11 +155,28 @@ def test_run_id_is_checkpointed(tracked):
     assert checkpoint["record"]["best"]["val_accuracy"] <= summary.best_val_accuracy
 
 
-def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.delenv("WANDB_SILENT")  # show that W&B's own banner and sync hint give way to our one line
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port where a server accepts connections and never answers (a W&B host behind a broken proxy)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: [held.append(server.accept()[0]) for _ in iter(int, 1)], daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.mark.parametrize("server", ["refusing", "silent"])
+def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch, request, server):
+    if server == "silent":
+        port = request.getfixturevalue("silent_server")
+    else:
+        with socket.socket() as probe:  # a port nothing listens on
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    monkeypatch.delenv("WANDB_SILENT")  # show that W&B's own banner, login and sync lines give way to our one line
     env = {"WANDB_BASE_URL": f"http://127.0.0.1:{port}", "WANDB_API_KEY": "0" * 40}
     result = run_cli("--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--epochs", "1",
                      "--val-size", "200", "--progress", "none", "--wandb-mode", "online", env=env)
@@ -162,6 +184,7 @@ def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_w
     lines = result.stderr.splitlines()
     (warning,) = [line for line in lines if "warning" in line.lower()]
     assert "offline" in warning and [line for line in lines if "wandb sync" in line] == [warning]
+    assert not [line for line in lines if line.startswith("wandb:")]  # no login line, no banner
     # The attempt is cut at ONLINE_INIT_TIMEOUT (10 s); W&B alone retries for 90 s. Loose bound: a loaded machine.
     waited = float(re.search(r"failed after (\d+) s", warning).group(1))
     assert waited < 60
@@ -209,33 +232,6 @@ def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, cap
     assert len(warnings) == 1 and "W&B logging failed" in warnings[0]
     steps = [row["_step"] for row in history(inspect(tracker.run_dir))]
     assert steps == [1, 2, 3]  # the rows logged before the run was finished
-
-
-def test_misclassified_digits_are_logged_as_images(isolated_wandb):
-    # the generated data is learnt perfectly (nothing misclassified), so the table gets digits of its own here
-    import numpy
-    from PIL import Image
-
-    from ignite_mnist.evaluation import Misclassified, evaluation_from_confusion
-
-    digits = [torch.rand(28, 28, generator=torch.Generator().manual_seed(n)) for n in range(2)]
-    wrong = [Misclassified(digit, 1, 0, 0.75) for digit in digits]  # a 7 taken for a 1
-    evaluation = evaluation_from_confusion(torch.tensor([[1, 0], [2, 0]]), 0.5, ("1", "7"), wrong)
-    trainer = Engine(lambda engine, batch: 0.0)
-    tracker = attach_wandb(trainer, mode="offline", epoch_metrics=())
-    trainer.run(range(2))
-    tracker.log_test_report(evaluation)
-    tracker.finish()
-    assert not tracker.failed
-    # the table and its images are an artifact; its files are staged (offline: inside the W&B folder)
-    records = inspect(next(tracker.run_dir.glob("run-*.wandb")))
-    (table_artifact,) = [r["artifact"] for r in records if r["type"] == "artifact" and "misclassified" in r["artifact"]["name"]]
-    staged = {entry["path"]: Path(entry["local_path"]) for entry in table_artifact["manifest"]["contents"]}
-    table = json.loads(staged["test/misclassified.table.json"].read_text())
-    assert [row[1:] for row in table["data"]] == [["7", "1", 0.75]] * 2
-    for (image, *_), digit in zip(table["data"], digits):
-        logged = torch.tensor(numpy.array(Image.open(staged[image["path"]])))
-        assert torch.equal(logged, (digit * 255).round().to(torch.uint8))
 
 
 def test_disabled_costs_nothing(idx_root, tmp_path, isolated_wandb):

@@ -1,0 +1,53 @@
+"""What ignite-mnist tells the person running it: one place that prints, and survives a closed pipe.
+
+``ignite-mnist ... | head -n 2`` closes stdout after two lines. A training run
+must not die of that (its results go to files), so :func:`say` drops output once
+its stream is closed: the stream is pointed at ``/dev/null`` (as Python's
+documentation recommends, so that nothing fails again when the interpreter
+flushes it at exit) and :data:`closed` records that output was lost.
+
+Example:
+    >>> say("epoch 1/10 done")
+    epoch 1/10 done
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+__all__ = ["closed", "note", "say"]
+
+#: The names (``stdout``/``stderr``) of the streams found closed.
+closed: set[str] = set()
+
+
+def _silence(name: str) -> None:
+    stream = getattr(sys, name)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # not a real file (pytest's capture): replace the object instead
+        setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - lives as long as the process
+    finally:
+        os.close(devnull)
+    closed.add(name)
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    """Print ``message`` (to stdout, or ``stream``) and flush; a closed pipe drops it, and all later output."""
+    target = stream if stream is not None else sys.stdout
+    name = "stderr" if target is sys.stderr else "stdout"
+    if name in closed and stream is None:
+        return
+    try:
+        print(message, file=target, flush=True)
+    except BrokenPipeError:
+        if target in (sys.stdout, sys.stderr):
+            _silence(name)
+
+
+def note(kind: str, message: str) -> None:
+    """A side remark on stderr: ``ignite-mnist: <kind>: <message>`` (``info``, ``note``, ``warning``)."""
+    say(f"ignite-mnist: {kind}: {message}", sys.stderr)
