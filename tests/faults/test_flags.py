@@ -9,8 +9,7 @@ import dataclasses
 
 import pytest
 
-from ignite_mnist.cli.train import _field_type
-from ignite_mnist.config import TrainConfig, flag_name
+from ignite_mnist.config import TrainConfig, flag_name, setting_type
 from tests.faults.conftest import assert_one_line_error
 
 FIELDS = dataclasses.fields(TrainConfig)
@@ -25,7 +24,7 @@ def out_of_range() -> list[tuple[str, str]]:
         check = f.metadata.get("check")
         if check is None:
             continue
-        candidates = INT_CANDIDATES if _field_type(f) is int else FLOAT_CANDIDATES
+        candidates = INT_CANDIDATES if setting_type(f) is int else FLOAT_CANDIDATES
         rejected = [value for value in candidates if not check[0](value)]
         assert rejected, f"no out-of-range candidate for {f.name}: add one to this test"
         cases += [(flag_name(f.name), str(value)) for value in rejected]
@@ -33,11 +32,11 @@ def out_of_range() -> list[tuple[str, str]]:
 
 
 def float_flags() -> list[str]:
-    return [flag_name(f.name) for f in FIELDS if _field_type(f) is float]
+    return [flag_name(f.name) for f in FIELDS if setting_type(f) is float]
 
 
 def numeric_flags() -> list[str]:
-    return [flag_name(f.name) for f in FIELDS if _field_type(f) in (int, float)]
+    return [flag_name(f.name) for f in FIELDS if setting_type(f) in (int, float)]
 
 
 def choice_flags() -> list[str]:
@@ -62,7 +61,8 @@ def test_not_a_number(cli, flag: str) -> None:
 
 @pytest.mark.parametrize("flag", choice_flags())
 def test_unknown_choice(cli, flag: str) -> None:
-    assert_one_line_error(cli(flag, "bogus"), 2, f"argument {flag}: invalid choice: 'bogus'")
+    # argparse refuses a closed choice; TrainConfig.validate an open one (--model, --dataset also take paths)
+    assert_one_line_error(cli(flag, "bogus"), 2, f"{flag}: invalid choice", "'bogus'")
 
 
 @pytest.mark.parametrize(
