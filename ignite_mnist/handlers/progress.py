@@ -3,10 +3,10 @@
 On a terminal: Ignite's ``ProgressBar`` (tqdm) for the trainer, with the running
 loss, and for each evaluator; each bar is cleared when it is done, and each
 finished epoch leaves one line with its metrics above the next bar
-(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere (CI, ``nohup``, a log file): plain log
-lines, at most one every ``interval`` seconds plus one per epoch and per
-evaluation, and never a carriage return. Ignite has no such log mode; it is
-written here.
+(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
+(CI, ``nohup``, a log file): plain log lines, at most one every ``interval``
+seconds plus one per epoch and per evaluation, and never a carriage return.
+Ignite has no such log mode; it is written here.
 
 Example:
     >>> from ignite.engine import Engine
