@@ -41,6 +41,7 @@ __all__ = [
     "MONITORS",
     "OPTIMIZERS",
     "PROGRESS_MODES",
+    "QUANTIZATIONS",
     "Registry",
     "TRACKERS",
     "import_path",
@@ -154,7 +155,10 @@ LOADERS = Registry("loader", {
 EXPORT_FORMATS = Registry("export format", {
     "torchscript": "ignite_mnist.export:TORCHSCRIPT",
     "onnx": "ignite_mnist.export:ONNX",
+    "executorch": "ignite_mnist.export_executorch:EXECUTORCH",
 })
+#: What ``export --quantize`` takes (post-training static quantization); the formats that can take it say so.
+QUANTIZATIONS = ("int8",)
 TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
 })
