@@ -18,8 +18,8 @@ torch 2.14.1):
   and larger inputs are run in chunks.
 * Importing torchao logs a pytree deprecation note through torch's logger, and
   executorch's import raises Deprecation/Experimental warnings: silenced for the import.
-* The XNNPACK runtime writes ``cpuinfo`` notes to file descriptor 2 when the first
-  method loads: silenced for that call, so the command line stays one line.
+* The XNNPACK runtime writes ``cpuinfo`` notes to stderr when the first method
+  loads: silenced for that call, so the command line stays one line.
 * executorch's binary is tied to libtorch but declares no torch version: a
   mismatch shows up as an ``ImportError`` and is reported in one line with the fix.
 
@@ -84,13 +84,14 @@ def _runtime() -> Any:
 
 @contextlib.contextmanager
 def _stderr_silenced() -> Iterator[None]:
-    """File descriptor 2 to /dev/null (C++ writes there directly; ``sys.stderr`` cannot catch it)."""
+    """Both ``sys.stderr`` (where the pybindings pass the runtime's log lines) and file descriptor 2 (where
+    C++ writes directly) to nowhere."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as null:
+        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
             os.dup2(null.fileno(), 2)
-        yield
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -107,10 +108,12 @@ def _save(model: nn.Module, path: Path, metadata: str) -> None:
         from executorch.exir import to_edge_transform_and_lower
     example, dynamic = _capture(model)
     program = torch.export.export(model, example, dynamic_shapes=dynamic)
-    lowered = to_edge_transform_and_lower(
-        program, partitioner=[XnnpackPartitioner()], constant_methods={METADATA_NAME: metadata}
-    ).to_executorch()
-    path.write_bytes(lowered.buffer)
+    with warnings.catch_warnings():  # the serializer reads its schema with a deprecated importlib.resources call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        lowered = to_edge_transform_and_lower(
+            program, partitioner=[XnnpackPartitioner()], constant_methods={METADATA_NAME: metadata}
+        ).to_executorch()
+        path.write_bytes(lowered.buffer)
 
 
 def _save_int8(model: nn.Module, path: Path, metadata: str, calibration: torch.Tensor) -> None:
