@@ -63,7 +63,7 @@ def _importing() -> Iterator[None]:
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] != "executorch":
             raise ExportError(f"executorch is installed without {error.name}; {EDGE_INSTALL}") from None
-        raise ExportError(f"ExecuTorch export needs the edge extra: {EDGE_INSTALL}") from None
+        raise ExportError(f"ExecuTorch needs the edge extra: {EDGE_INSTALL}") from None
     except ImportError as error:  # e.g. an undefined libtorch symbol: executorch built for another torch
         raise ExportError(f"executorch cannot be loaded with torch {torch.__version__} ({first_line(error)}); "
                           f"{EDGE_INSTALL}") from None
