@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -42,6 +42,7 @@ from ignite_mnist.preprocess import preprocess_image
 from ignite_mnist.run_dir import RunDir, model_checkpoint
 
 __all__ = [
+    "Classifier",
     "LoadedModel",
     "Prediction",
     "default_output_path",
@@ -78,6 +79,23 @@ class LoadedModel:
     @property
     def classes(self) -> tuple[str, ...]:
         return self.spec.classes
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(N, classes)`` for normalised ``(N, 1, 28, 28)`` inputs."""
+        return predict_tensors(self.model, images)
+
+
+class Classifier(Protocol):
+    """What :func:`predict` needs: a :class:`LoadedModel`, or an exported file
+    (:class:`ignite_mnist.export.ExportedModel`)."""
+
+    @property
+    def spec(self) -> DatasetInfo: ...
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
 def _config_of(path: Path, checkpoint: dict[str, Any], model: str | None, dataset: str | None) -> TrainConfig:
@@ -180,10 +198,11 @@ class Prediction:
         return {"file": self.file, "prediction": self.index, "label": self.label, "probability": self.probability}
 
 
-def predict(loaded: LoadedModel, paths: Iterable[str | Path]) -> list[Prediction]:
+def predict(loaded: Classifier, paths: Iterable[str | Path]) -> list[Prediction]:
     """Classify image files; a file that cannot be read gets a :class:`Prediction` with ``error`` set.
 
-    Every image is preprocessed as described in :mod:`ignite_mnist.preprocess`.
+    Every image is preprocessed as described in :mod:`ignite_mnist.preprocess`, with the
+    normalisation of ``loaded`` (a checkpoint's model, or an exported file's metadata).
     """
     results: list[Prediction] = []
     inputs: list[torch.Tensor] = []
@@ -194,7 +213,7 @@ def predict(loaded: LoadedModel, paths: Iterable[str | Path]) -> list[Prediction
         except IgniteMnistError as error:
             results.append(Prediction(str(path), error=str(error)))
     if inputs:
-        probabilities = predict_tensors(loaded.model, torch.stack(inputs))
+        probabilities = loaded.probabilities(torch.stack(inputs))
         best, indices = probabilities.max(1)
         readable = [r for r in results if r.error is None]
         for result, index, probability in zip(readable, indices.tolist(), best.tolist(), strict=True):

@@ -46,6 +46,7 @@ __all__ = [
     "AUTO_PRUNER",
     "PRUNERS",
     "PRUNER_CHOICES",
+    "QUANTIZATIONS",
     "Registry",
     "SWEEP_DISTRIBUTIONS",
     "SWEEP_METHODS",
@@ -164,7 +165,10 @@ LOADERS = Registry("loader", {
 EXPORT_FORMATS = Registry("export format", {
     "torchscript": "ignite_mnist.export:TORCHSCRIPT",
     "onnx": "ignite_mnist.export:ONNX",
+    "executorch": "ignite_mnist.export_executorch:EXECUTORCH",
 })
+#: What ``export --quantize`` takes (post-training static quantization); the formats that can take it say so.
+QUANTIZATIONS = ("int8",)
 TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
     "tensorboard": "ignite_mnist.tracking.tensorboard:TensorboardTracker",
