@@ -9,12 +9,17 @@ image of a digit (dark ink on white paper); ``folder``: a tiny image-folder data
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import make_idx_dataset
+# One intra-op thread in this process and in every subprocess a test starts: the tests time nothing, and
+# two threads per process collapse on a shared 2-core machine (pytest-xdist runs two processes already).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from tests.conftest import make_idx_dataset  # noqa: E402  (after OMP_NUM_THREADS: it imports torch)
 
 
 def _digit_png(folder: Path) -> Path:

@@ -414,12 +414,14 @@ class TensorLoader:
         images: ``uint8 (N, 28, 28)`` raw images.
         labels: ``int64 (N,)`` labels.
         batch_size: samples per batch (per rank).
-        mean, std: normalisation constants.
+        mean: normalisation mean, subtracted from pixels scaled to [0, 1].
+        std: normalisation standard deviation, divided by after the mean.
         shuffle: draw a new permutation each epoch (else dataset order).
         seed: seed of the per-epoch permutations.
         drop_last: drop a last, smaller batch.
         device: where the tensors live and batches are cut.
-        rank, world_size: this process's shard.
+        rank: this process's rank, the shard it takes.
+        world_size: how many ranks share each epoch.
         transform: optional batch-wise function applied to training images.
 
     Example:

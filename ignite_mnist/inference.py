@@ -125,8 +125,9 @@ def load_model(
     Args:
         path: a checkpoint file, or a run directory (its best checkpoint).
         device: where the model goes.
-        model, dataset: for a checkpoint without ignite-mnist settings (a custom trainer's):
-            the ``--model`` its weights belong to and the ``--dataset`` (default ``mnist``).
+        model: for a checkpoint without ignite-mnist settings (a custom trainer's): the
+            ``--model`` its weights belong to.
+        dataset: for such a checkpoint, the ``--dataset`` it was trained on (default ``mnist``).
 
     Raises:
         CheckpointError: missing, corrupt or unsafe file, or weights that do not fit

@@ -79,7 +79,9 @@ class Parameter:
     Attributes:
         kind: a name of :data:`~ignite_mnist.registry.SWEEP_DISTRIBUTIONS` (W&B infers it when the file does not say).
         values: the choices of ``constant`` (one) and ``categorical``.
-        low, high, q: ``min``, ``max`` and ``q`` of the numeric distributions.
+        low: ``min`` of the numeric distributions.
+        high: ``max`` of the numeric distributions.
+        q: ``q`` (the step) of the quantized distributions.
     """
 
     name: str

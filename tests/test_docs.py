@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import subprocess
 import sys
@@ -22,23 +24,53 @@ def build(config_dir: Path, site: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_docs_build_strict(tmp_path: Path) -> None:
-    result = build(REPO, tmp_path / "site")
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docs site, built once for this module's tests (``--strict``: any warning fails it)."""
+    site = tmp_path_factory.mktemp("docs") / "site"
+    result = build(REPO, site)
     assert result.returncode == 0, result.stderr[-3000:]
-    cli = (tmp_path / "site" / "cli" / "index.html").read_text()
+    return site
+
+
+def test_cli_reference_is_every_commands_help(site: Path) -> None:
+    cli = (site / "cli" / "index.html").read_text()
     for command in ("predict", "evaluate", "export", "sweep", "compare"):  # the generated --help of every command
         assert f"usage: ignite-mnist {command} [-h]" in cli
     assert "--epochs EPOCHS" in cli
-    flat = " ".join(cli.split())
+    flat = " ".join(html.unescape(re.sub(r"<[^>]+>", "", cli)).split())  # the text, without the highlighting
     assert "(default: $IGNITE_MNIST_DATA_DIR or ./data)" in flat and "(default: ./data)" not in flat  # said once
-    api = (tmp_path / "site" / "api" / "index.html").read_text()
-    assert 'id="ignite_mnist.inference.load_model"' in api  # a docstring rendered by mkdocstrings
+
+
+def test_one_reference_page_per_public_module(site: Path) -> None:
+    pages = {path.parent.name for path in (site / "reference").glob("*/index.html")}
+    assert {"ignite_mnist", "ignite_mnist.handlers", "ignite_mnist.inference", "ignite_mnist.tracking.mlflow"} <= pages
+    assert not {page for page in pages if page.startswith(("ignite_mnist.cli", "ignite_mnist.handlers."))}
+    assert not pages & {"ignite_mnist.wiring", "ignite_mnist.parts", "ignite_mnist.console", "ignite_mnist.files"}
+    inference = (site / "reference" / "ignite_mnist.inference" / "index.html").read_text()
+    assert 'id="ignite_mnist.inference.load_model"' in inference  # a docstring rendered by mkdocstrings
+    index = (site / "reference" / "index.html").read_text()
+    assert all(f"ignite_mnist.{name}/" in index for name in ("handlers", "export", "training"))  # the table links them
+
+
+def test_sphinx_roles_render_as_links_or_code(site: Path) -> None:
+    html = "\n".join(path.read_text() for path in (site / "reference").glob("*/index.html"))
+    assert not re.search(r":(func|class|meth|attr|mod|data|exc):`", html)  # none printed literally
+    handlers = (site / "reference" / "ignite_mnist.handlers" / "index.html").read_text()
+    # ":mod:`ignite_mnist.training`" in the handlers' docstring is a link to the training page
+    assert re.search(r'<a [^>]*href="../ignite_mnist.training/#ignite_mnist.training"[^>]*>', handlers)
+
+
+def test_code_is_highlighted_and_the_nav_is_four_tabs(site: Path) -> None:
+    home = (site / "index.html").read_text()
+    assert '<div class="highlight">' in home and '<span class="' in home  # Pygments spans inside code blocks
+    tabs = re.findall(r'<li class="md-tabs__item[^"]*">\s*<a [^>]*>\s*([^<]+?)\s*</a>', home)
+    assert tabs == ["Guides", "Tracking", "Reference", "Project"]
 
 
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     shutil.copy(REPO / "mkdocs.yml", tmp_path / "mkdocs.yml")
     shutil.copytree(REPO / "docs", tmp_path / "docs")
-    (tmp_path / "docs" / "api.md").write_text("# API reference\n")  # skip the slow API rendering here
     with open(tmp_path / "docs" / "index.md", "a", encoding="utf-8") as index:
         index.write("\nSee [the missing page](no-such-page.md).\n")
     result = build(tmp_path, tmp_path / "site")
