@@ -154,7 +154,7 @@ def test_quantizing_torchscript_is_a_usage_error(mnist_checkpoint: Path, capsys:
     assert main(["export", str(mnist_checkpoint), "--quantize", "int8"]) == 2
     assert capsys.readouterr().err == (
         "ignite-mnist: error: --quantize: torchscript files cannot be quantized here; int8 is available for onnx, "
-        "executorch (see --help)\n")
+        "executorch (see ignite-mnist export --help)\n")
 
 
 def test_executorch_without_its_package_is_a_one_line_error(
