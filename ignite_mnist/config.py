@@ -35,6 +35,7 @@ from ignite_mnist.registry import (
     NO_TRACKER,
     OPTIMIZERS,
     PROGRESS_MODES,
+    THREADS_AUTO,
     TRACKER_CHOICES,
     WANDB_ENV_MODES,
     WANDB_MODES,
@@ -65,7 +66,8 @@ __all__ = [
 IDENTITY_SETTINGS = ("model", "dataset")
 #: Changing these on resume breaks the exact continuation (refused unless --allow-config-change).
 EXACT_RESUME_SETTINGS = (
-    "batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay", "lr_schedule", "augment", "amp",
+    "batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay", "label_smoothing", "lr_schedule",
+    "augment", "amp",
 )
 #: Where a run is kept and how it is shown and tracked, not what it trains: ``compare`` leaves them out.
 BOOKKEEPING_SETTINGS = (
@@ -87,6 +89,11 @@ SEED: Check = (lambda v: 0 <= v < 2**32, "must be between 0 and 4294967295 (NumP
 def default_data_dir() -> str:
     """The dataset root: ``$IGNITE_MNIST_DATA_DIR`` when set, else ``./data``."""
     return os.environ.get(DATA_DIR_ENV) or "./data"
+
+
+def _is_count(threads: str) -> bool:
+    """Whether ``--threads`` got a thread count (a whole number from 1)."""
+    return threads.isdigit() and int(threads) > 0
 
 
 def is_folder_name(dataset: str) -> bool:
@@ -198,6 +205,10 @@ class TrainConfig:
     optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS.names)
     momentum: float = setting(0.0, "SGD momentum (sgd only)", check=PROBABILITY)
     weight_decay: float = setting(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", check=NON_NEGATIVE)
+    label_smoothing: float = setting(
+        0.0, "label smoothing of the training loss (0.1: the target class gets 0.91, each other 0.01); "
+        "validation and test losses stay plain cross-entropy", check=PROBABILITY,
+    )
     seed: int = setting(0, "seed for weights, dropout, data order and the validation split", check=SEED)
     device: str = setting("auto", "where to train; auto picks cuda when available", choices=DEVICES)
     # speed (see docs/benchmarks.md)
@@ -206,6 +217,11 @@ class TrainConfig:
         "DataLoader (workers, pinned memory on CUDA); both give the same batches", choices=LOADERS.names,
     )
     num_workers: int = setting(0, "DataLoader worker processes (--loader torch only)", check=NON_NEGATIVE)
+    threads: str = setting(
+        "auto", "CPU threads torch computes with: auto times a few steps at 1 thread and at one per core and "
+        "takes more only when clearly faster (a busy machine or a small model gives 1); config.json keeps the "
+        "count it chose", choices=(THREADS_AUTO,), other=("N", _is_count),
+    )
     augment: bool = setting(False, "random shifts (2 px) and rotations (10 degrees) of each training image")
     lr_schedule: str = setting(
         "constant", "learning rate: constant, or onecycle (warm up to --lr over the first fifth of the run, "

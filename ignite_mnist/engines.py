@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ from torch import nn
 
 from ignite_mnist.devices import amp_dtype
 
-__all__ = ["create_evaluator", "create_trainer", "make_grad_scaler", "make_train_step"]
+__all__ = ["create_evaluator", "create_trainer", "make_grad_scaler", "make_train_step", "training_loss"]
 
 def make_grad_scaler(device: torch.device | str | None, amp: bool | torch.dtype) -> torch.amp.GradScaler | None:
     """The ``GradScaler`` float16 autocast needs (None for float32 and bfloat16); checkpoint it with the run.
@@ -53,6 +54,19 @@ def _autocast_dtype(device_type: str, amp: bool | torch.dtype) -> torch.dtype | 
     if isinstance(amp, torch.dtype):
         return amp
     return amp_dtype(device_type) if amp else None
+
+
+def training_loss(label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss: cross-entropy of logits, with label smoothing when asked (``--label-smoothing``).
+
+    Example:
+        >>> loss = training_loss(0.1)(torch.tensor([[10.0, 0.0]]), torch.tensor([0]))
+        >>> round(float(loss), 2)  # 0.1 of the target spread over both classes: 0.05 * 10 nats
+        0.5
+    """
+    if label_smoothing:
+        return functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing)
+    return nn.functional.cross_entropy
 
 
 def make_train_step(

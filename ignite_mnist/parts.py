@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,16 +31,18 @@ from torch import nn
 from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.console import note, say
-from ignite_mnist.data import Dataset, build_loaders, load_splits
+from ignite_mnist.data import Dataset, Splits, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, resolve_device
 from ignite_mnist.distributed import check_world, rank_device
-from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler
+from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler, training_loss
 from ignite_mnist.errors import RunDirError, WriteError
 from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.models import build_model, model_factory
 from ignite_mnist.optim import build_optimizer
+from ignite_mnist.registry import THREADS_AUTO
 from ignite_mnist.resume import ResumePlan
 from ignite_mnist.run_dir import RunDir, unwritable
+from ignite_mnist.threads import ThreadChoice, choose_threads, step_probe, using_threads
 
 __all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir", "write_config"]
 
@@ -127,14 +130,41 @@ def _build_model_and_optimizer(config: TrainConfig, spec: Dataset, device: torch
     return model, optimizer
 
 
+def _choose_threads(config: TrainConfig, splits: Splits, device: torch.device) -> ThreadChoice | None:
+    """The CPU thread count of a one-process CPU run (``--threads``); None where it does not apply
+    (CUDA computes on the GPU; several processes share the cores out as torchrun does)."""
+    if device.type != "cpu" or idist.get_world_size() > 1:
+        return None
+    if config.threads != THREADS_AUTO:
+        return choose_threads(config.threads, probe=None)
+    with torch.random.fork_rng(devices=[]):  # the probe's own weights: the run's random numbers stay untouched
+        model, optimizer = _build_model_and_optimizer(config, splits.spec, device)
+        prepare_model(model, device)
+        images, labels = (tensor[: config.batch_size] for tensor in splits.train)
+        images = images.unsqueeze(1).float().div(255)
+        if uses_channels_last(model, device):
+            images = images.contiguous(memory_format=torch.channels_last)
+        probe = step_probe(model, optimizer, training_loss(config.label_smoothing), images, labels)
+        return choose_threads(THREADS_AUTO, probe)
+
+
 def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunParts:
-    """Build this rank's parts of the run ``config`` describes; ``held`` keeps the run-dir lock and CPU settings."""
+    """Build this rank's parts of the run ``config`` describes; ``held`` keeps the run-dir lock and CPU settings.
+
+    ``--threads auto`` is resolved here, and the run's config (``parts.config``, ``config.json``) holds the count.
+    """
     check_world(config)
     model_factory(config.model)  # a --model path that does not import fails before any data is read
     rank, world_size = idist.get_rank(), idist.get_world_size()
     device = rank_device(resolve_device(config.device))
     with idist.one_rank_first(local=True):  # one process per machine unpacks or downloads the files
         splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
+    threads = _choose_threads(config, splits, device)
+    if threads is not None:
+        held.enter_context(using_threads(threads.threads))
+        config = dataclasses.replace(config, threads=str(threads.threads))
+        if threads.reason.startswith(THREADS_AUTO) and rank == 0:
+            note("info", f"--threads auto chose {threads.threads} ({threads.reason.removeprefix('auto: ')})")
     run_dir = _shared_run_dir(config, plan, held)
     manual_seed(config.seed + rank)
     train_loader, val_loader, test_loader = build_loaders(  # --batch-size is global: each rank takes its share
@@ -148,7 +178,7 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
     # DistributedDataParallel (averages gradients) for several processes; evaluation uses the plain model
     trainer = create_trainer(
         prepare_model(idist.auto_model(model) if world_size > 1 else model, device, compile=config.compile),
-        optimizer, device=device, amp=config.amp, channels_last=uses_channels_last(model, device), scaler=scaler,
+        optimizer, loss_fn=training_loss(config.label_smoothing), device=device, amp=config.amp, channels_last=uses_channels_last(model, device), scaler=scaler,
     )
     if config.amp and amp_dtype(device) is None and rank == 0:
         note("note", "--amp: this CPU has no bfloat16 instructions, so training stays in float32 "

@@ -23,7 +23,7 @@ from typing import Any
 
 from ignite_mnist.config import TrainConfig
 
-__all__ = ["FAST_RECIPE", "RECIPES", "fast_recipe"]
+__all__ = ["BEST_RECIPE", "FAST_RECIPE", "MLP_BEST_RECIPE", "ONE_EPOCH_RECIPE", "RECIPES", "fast_recipe"]
 
 FAST_RECIPE: dict[str, Any] = {
     "model": "fastcnn",
@@ -36,8 +36,42 @@ FAST_RECIPE: dict[str, Any] = {
 }
 
 
+#: ``--recipe one-epoch``: >= 99 % test accuracy after a single epoch (seeds 0-4), about 3x less work than ``fast``.
+ONE_EPOCH_RECIPE: dict[str, Any] = {
+    "model": "quickcnn",
+    "optimizer": "adam",
+    "lr": 6e-3,
+    "lr_schedule": "onecycle",
+    "label_smoothing": 0.1,
+    "batch_size": 128,
+    "epochs": 1,
+}
+#: ``--recipe best``: the most accurate, ~99.6-99.7 % in ten epochs, with augmentation.
+BEST_RECIPE: dict[str, Any] = {
+    "model": "deepcnn",
+    "optimizer": "adam",
+    "lr": 6e-3,
+    "lr_schedule": "onecycle",
+    "label_smoothing": 0.1,
+    "augment": True,
+    "batch_size": 128,
+    "epochs": 10,
+}
+#: ``--recipe mlp-best``: the tutorial's own MLP, unchanged, trained as well as we found (about 98.5 %).
+MLP_BEST_RECIPE: dict[str, Any] = {
+    "model": "mlp",
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "lr_schedule": "onecycle",
+    "augment": True,
+    "batch_size": 128,
+    "epochs": 50,
+}
+
 #: The sets ``--recipe NAME`` starts from: ``tutorial`` is the defaults themselves.
-RECIPES: dict[str, dict[str, Any]] = {"tutorial": {}, "fast": FAST_RECIPE}
+RECIPES: dict[str, dict[str, Any]] = {
+    "tutorial": {}, "fast": FAST_RECIPE, "one-epoch": ONE_EPOCH_RECIPE, "best": BEST_RECIPE, "mlp-best": MLP_BEST_RECIPE,
+}
 
 
 def fast_recipe(**overrides: Any) -> TrainConfig:

@@ -51,6 +51,7 @@ __all__ = [
     "SWEEP_DISTRIBUTIONS",
     "SWEEP_METHODS",
     "SWEEP_METRICS",
+    "THREADS_AUTO",
     "TRACKERS",
     "TRACKER_CHOICES",
     "import_path",
@@ -144,6 +145,8 @@ MODELS = Registry("model", {
     "mlp": "ignite_mnist.models:TutorialMLP",
     "cnn": "ignite_mnist.models:ConvNet",
     "fastcnn": "ignite_mnist.models:FastCNN",
+    "quickcnn": "ignite_mnist.models:QuickCNN",
+    "deepcnn": "ignite_mnist.models:DeepCNN",
 }, import_paths=True)
 OPTIMIZERS = Registry("optimizer", {
     "adam": "ignite_mnist.optim:adam",
@@ -204,6 +207,8 @@ AUTO_PRUNER = "auto"
 PRUNER_CHOICES = (AUTO_PRUNER, *PRUNERS.names)
 
 PROGRESS_MODES = ("auto", "bar", "log", "none")
+#: ``--threads auto``: time a few steps, then choose (see :mod:`ignite_mnist.threads`).
+THREADS_AUTO = "auto"
 #: ``compare --format``: aligned text, a Markdown table, or CSV (one row per run, no grouping).
 COMPARE_FORMATS = ("text", "markdown", "csv")
 DEVICES = ("auto", "cpu", "cuda")

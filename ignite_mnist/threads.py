@@ -1,0 +1,129 @@
+"""How many CPU threads torch computes with (``--threads N|auto``).
+
+torch starts one intra-op thread per core. On a machine that other work shares,
+that collapses: a parallel region ends only when its slowest thread does, and a
+thread the scheduler has set aside holds the whole step (measured on the 2-core
+machine with one other busy process: the tutorial MLP at 2 threads ran at a
+fraction of its 1-thread speed; see ``docs/benchmarks.md``). More threads also
+only pay when a step has enough work to split: the tutorial MLP at batch 32 does
+not.
+
+So ``auto`` measures rather than guesses: it times a few training steps of the
+run's model, optimizer and batch shape (built a second time for the probe) at 1
+thread and at one per core, interleaved, and takes more threads only when they are clearly faster (by
+:data:`MIN_SPEEDUP`). A busy machine and a small model both give 1. The probe's
+model is built under a forked random state, so the run's weights and random
+numbers are those of a run without it.
+
+The thread count changes the order of floating-point sums, so a run is
+reproducible bit for bit only at the same count: the run stores the count ``auto``
+chose in ``config.json`` (``threads: "1"``), and ``--resume`` and ``--config
+config.json`` use it again. ``$OMP_NUM_THREADS`` set in the environment counts as
+a choice already made.
+
+Example:
+    >>> choice = choose_threads("3", probe=None)
+    >>> choice.threads, choice.reason
+    (3, '--threads 3')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from ignite_mnist.registry import THREADS_AUTO
+
+__all__ = ["MIN_SPEEDUP", "ThreadChoice", "available_cores", "choose_threads", "step_probe", "using_threads"]
+
+#: How much faster per step more threads must be before ``auto`` takes them (noise, and the risk under load).
+MIN_SPEEDUP = 1.15
+#: Each try times at least this many steps, and steps for at least ``PROBE_SECONDS``; each count is tried
+#: three times, interleaved with the other, after one warm-up step.
+PROBE_STEPS = 3
+PROBE_SECONDS = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadChoice:
+    """The thread count a run computes with, and why (shown to the user, kept in ``summary.json``)."""
+
+    threads: int
+    reason: str
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def step_probe(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor],
+               images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    """One training step on a fixed batch, to time; it trains ``model`` and ``optimizer``, so give it
+    ones built for the probe (the run builds a second model and optimizer under a forked random state)."""
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def _seconds_per_step(step: Callable[[], None], threads: int) -> float:
+    torch.set_num_threads(threads)
+    started, steps = time.perf_counter(), 0
+    while steps < PROBE_STEPS or time.perf_counter() - started < PROBE_SECONDS:
+        step()
+        steps += 1
+    return (time.perf_counter() - started) / steps
+
+
+def choose_threads(setting: str, probe: Callable[[], None] | None, cores: int | None = None) -> ThreadChoice:
+    """The thread count ``--threads`` means here.
+
+    Args:
+        setting: a count (``"2"``) or ``"auto"``.
+        probe: one training step to time (:func:`step_probe`); only ``auto`` calls it.
+        cores: the cores to consider (default: :func:`available_cores`).
+    """
+    if setting != THREADS_AUTO:
+        return ThreadChoice(int(setting), f"--threads {setting}")
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return ThreadChoice(int(os.environ["OMP_NUM_THREADS"]), "$OMP_NUM_THREADS")
+    cores = cores or available_cores()
+    if cores == 1 or probe is None:
+        return ThreadChoice(1, "one core")
+    before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):  # dropout in the probe draws from a copy of the random state
+        probe()  # warm-up: first-call allocations and kernel selection
+        times: dict[int, list[float]] = {1: [], cores: []}
+        for _ in range(3):
+            for count in times:
+                times[count].append(_seconds_per_step(probe, count))
+    torch.set_num_threads(before)
+    one, many = (statistics.median(times[count]) * 1000 for count in (1, cores))
+    threads = cores if one / many >= MIN_SPEEDUP else 1
+    return ThreadChoice(threads, f"auto: {one:.1f} ms per step on 1 thread, {many:.1f} ms on {cores}")
+
+
+@contextlib.contextmanager
+def using_threads(threads: int) -> Iterator[None]:
+    """Compute with ``threads`` intra-op threads inside the block; the previous count comes back after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
