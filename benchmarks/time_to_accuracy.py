@@ -201,7 +201,8 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
             loss.backward()
             optimizer.step()
             step += 1
-            if step % every == 0 and clock.evaluate(lambda: test_accuracy(model, test), step * config.batch_size) >= 0.99:
+            seen = step * config.batch_size
+            if step % every == 0 and clock.evaluate(lambda: test_accuracy(model, test), seen) >= 0.99:
                 return
 
 

@@ -64,7 +64,8 @@ def test_val_size_not_smaller_than_the_training_set(idx_root, tmp_path):
 def test_unreadable_idx_file_is_one_line_exit_1(fresh_idx_root, tmp_path):
     labels = fresh_idx_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:20])
-    result = run_cli("--data-dir", str(fresh_idx_root), "--val-size", "200", "--output-dir", str(tmp_path / "runs"), *QUIET)
+    result = run_cli("--data-dir", str(fresh_idx_root), "--val-size", "200", "--output-dir", str(tmp_path / "runs"),
+                     *QUIET)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "t10k-labels-idx1-ubyte: truncated IDX file" in result.stderr

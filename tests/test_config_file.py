@@ -20,7 +20,8 @@ def test_a_runs_config_json_repeats_it_bit_for_bit(idx_root, tmp_path):
                                   "--progress", "none", "--tracker", "none", "--no-plots"]))
     config_json = Path(first.run_dir) / "config.json"
     again = run(parse_train_args(["--config", str(config_json), "--run-name", "b"]))  # the flag beside it wins
-    weights = [load_checkpoint(find_latest_checkpoint(Path(s.run_dir) / "checkpoints"))["model"] for s in (first, again)]
+    weights = [load_checkpoint(find_latest_checkpoint(Path(s.run_dir) / "checkpoints"))["model"]
+               for s in (first, again)]
     assert_same_weights(*weights)
     assert again.test_accuracy == first.test_accuracy
     a, b = (json.loads((Path(s.run_dir) / "config.json").read_text()) for s in (first, again))

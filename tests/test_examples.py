@@ -79,7 +79,8 @@ def test_interrupted_six_times_the_custom_trainer_ends_like_an_uninterrupted_run
             continue
         assert result.returncode == 130, result.stderr
         (line,) = [line for line in result.stderr.splitlines() if "interrupted by" in line]
-        assert re.search(r"interrupted by SIGINT at iteration \d+ .*checkpoint saved to .*last_checkpoint_\d+\.pt", line)
+        assert re.search(r"interrupted by SIGINT at iteration \d+ .*checkpoint saved to .*last_checkpoint_\d+\.pt",
+                         line)
         assert "test accuracy" not in result.stdout  # no test of the half-trained model
     finished = subprocess.run(example(mnist_root, output), env=env(), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr

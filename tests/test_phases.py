@@ -82,7 +82,8 @@ def test_train_reports_a_diverging_loss_with_the_last_good_checkpoint(idx_root: 
     with contextlib.ExitStack() as held:
         parts = build_parts(config(idx_root, tmp_path, model="cnn", optimizer="sgd", lr=1e6), None, held)
         handlers = attach_run_handlers(parts)
-        with pytest.raises(TrainingError, match="loss became nan at iteration 3 .*No usable checkpoint was saved before"):
+        with pytest.raises(TrainingError,
+                           match="loss became nan at iteration 3 .*No usable checkpoint was saved before"):
             train(parts, handlers)
 
 

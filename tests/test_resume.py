@@ -75,7 +75,8 @@ def test_sigkill_then_resume_auto_gives_the_same_weights(mnist_root, tmp_path, r
 
 def test_sigterm_saves_exits_143_and_resume_completes(mnist_root, tmp_path, reference):
     run_dir = tmp_path / "t"
-    process = start_and_wait_for(train_args(mnist_root, tmp_path, "t"), run_dir / "checkpoints" / "last_checkpoint_100.pt")
+    process = start_and_wait_for(train_args(mnist_root, tmp_path, "t"),
+                                 run_dir / "checkpoints" / "last_checkpoint_100.pt")
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 143
@@ -103,7 +104,8 @@ def test_sigterm_saves_exits_143_and_resume_completes(mnist_root, tmp_path, refe
 
 def test_resume_with_another_model_is_refused(mnist_root, tmp_path, reference):
     run_dir = tmp_path / "m"
-    process = start_and_wait_for(train_args(mnist_root, tmp_path, "m"), run_dir / "checkpoints" / "last_checkpoint_50.pt")
+    process = start_and_wait_for(train_args(mnist_root, tmp_path, "m"),
+                                 run_dir / "checkpoints" / "last_checkpoint_50.pt")
     process.kill()
     process.communicate()
     before = sorted(p.name for p in (run_dir / "checkpoints").iterdir())

@@ -78,7 +78,8 @@ def test_early_stopping_on_a_plateau(idx_root, tmp_path):
     assert summary.stopped_early and summary.stopped_epoch == 3 and summary.epochs_completed == 3
     rows = read_metrics_log(f"{summary.run_dir}/metrics.jsonl")
     assert len(rows) == 3
-    assert load_checkpoint(f"{summary.run_dir}/{summary.best_checkpoint}")["trainer"]["iteration"] == rows[0]["iteration"]
+    best = load_checkpoint(f"{summary.run_dir}/{summary.best_checkpoint}")
+    assert best["trainer"]["iteration"] == rows[0]["iteration"]
 
 
 def test_patience_counts_epochs_when_validating_every_second_epoch(idx_root, tmp_path):

@@ -59,7 +59,8 @@ def outcome(run_dir: Path) -> dict[str, Any]:
         "weights": load_checkpoint(find_latest_checkpoint(run_dir / "checkpoints"))["model"],
         "summary": {k: v for k, v in summary.items() if k not in VARYING},
         "best": best,
-        "rows": [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics_log(run_dir / "metrics.jsonl")],
+        "rows": [{k: v for k, v in row.items() if k != "seconds"}
+                 for row in read_metrics_log(run_dir / "metrics.jsonl")],
         "plots": sorted(p.name for p in (run_dir / "plots").iterdir()),
     }
 

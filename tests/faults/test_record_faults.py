@@ -165,7 +165,8 @@ def test_sigterm_during_the_final_test_says_how_to_finish_the_report(idx_root: P
 def test_sigterm_while_starting_says_nothing_was_trained(idx_root: Path, tmp_path: Path) -> None:
     code = ("import os, signal, sys\nimport ignite_mnist.parts as parts\nfrom ignite_mnist.cli import main\n"
             "load = parts.load_splits\n"
-            "def loading(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return load(*args, **kwargs)\n"
+            "def loading(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return load(*args, **kwargs)\n"
             "parts.load_splits = loading\nsys.exit(main(sys.argv[1:]))\n")
     result = subprocess.run([sys.executable, "-c", code, *train(idx_root, tmp_path, "s")], env=SUBPROCESS_ENV,
                             capture_output=True, text=True, timeout=300)

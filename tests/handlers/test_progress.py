@@ -54,7 +54,8 @@ def test_on_a_terminal_each_epoch_leaves_one_line_above_the_bar(idx_root, tmp_pa
                           "--no-plots", "--val-every-iterations", "10"])
     env = {"PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
-    subprocess.run([*tmux, "new-session", "-d", "-x", "400", "-y", "30", f"{exports} {command}; echo EXIT=$?; sleep 600"],
+    shell_line = f"{exports} {command}; echo EXIT=$?; sleep 600"
+    subprocess.run([*tmux, "new-session", "-d", "-x", "400", "-y", "30", shell_line],
                    check=True, cwd=REPO)
     try:
         deadline, screen = time.monotonic() + 300, ""

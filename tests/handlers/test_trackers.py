@@ -158,7 +158,8 @@ def test_mlflow_run_has_the_config_the_matrix_and_the_best_model(tracked, tmp_pa
     best = Path(summary.run_dir) / summary.best_checkpoint
     model = Path(client.download_artifacts(run_id, f"model/{best.name}", str(tmp_path)))
     assert model.read_bytes() == best.read_bytes()
-    matrix = json.loads(Path(client.download_artifacts(run_id, "test/confusion_matrix.json", str(tmp_path))).read_text())
+    matrix_file = client.download_artifacts(run_id, "test/confusion_matrix.json", str(tmp_path))
+    matrix = json.loads(Path(matrix_file).read_text())
     counts = matrix["matrix"]
     assert sum(map(sum, counts)) == 300 and len(matrix["classes"]) == 10
     assert sum(counts[i][i] for i in range(10)) / 300 == pytest.approx(summary.test_accuracy)

@@ -145,7 +145,8 @@ def test_a_file_that_fails_its_check_is_removed_with_its_sidecar(
     path = tmp_path / "m.torchscript.pt"
     sidecar_path(path).write_text("{}")  # left by an earlier export to the same name
     monkeypatch.setattr("ignite_mnist.export.TOLERANCE", -1.0)
-    with pytest.raises(ExportError, match=r"differs from the eager model by .* on 200 test images; nothing was written"):
+    with pytest.raises(ExportError,
+                       match=r"differs from the eager model by .* on 200 test images; nothing was written"):
         export_model(load_model(mnist_checkpoint), path, "torchscript", samples=200)
     assert not path.exists() and not sidecar_path(path).exists()
 
