@@ -224,10 +224,11 @@ def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], s
         CheckpointError: the checkpoint lacks an object the caller needs, or one does not fit.
 
     Example:
-        >>> restore_objects({"model": {"weight": torch.zeros(3)}}, {"model": torch.nn.Linear(2, 2)}, "a.pt")
+        >>> restore_objects({"model": {"weight": torch.zeros(3)}}, {"model": torch.nn.Linear(2, 2)},
+        ...                 "a.pt")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ignite_mnist.errors.CheckpointError: a.pt: its model does not fit this run (Error(s) in loading state_dict for Linear:); use a checkpoint of this run
+        ignite_mnist.errors.CheckpointError: a.pt: its model does not fit this run (...); use a checkpoint of this run
     """
     missing = sorted(set(to_load) - set(checkpoint) - OPTIONAL_ENTRIES)
     if missing:

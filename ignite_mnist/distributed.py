@@ -138,7 +138,8 @@ def check_world(config: TrainConfig) -> None:
             f"(it is the global batch size); use a multiple of {world_size}"
         )
     if config.val_size < world_size:
-        raise ConfigError("--val-size", f"must be at least the number of processes ({world_size}), got {config.val_size}")
+        raise ConfigError("--val-size",
+                          f"must be at least the number of processes ({world_size}), got {config.val_size}")
 
 
 def rank_device(device: torch.device) -> torch.device:

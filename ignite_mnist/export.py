@@ -297,12 +297,14 @@ class ExportResult:
         if self.quantization:
             check = (f"accuracy {100 * self.accuracy:.2f} % (eager {100 * self.eager_accuracy:.2f} %, "
                      f"at most {100 * INT8_MAX_ACCURACY_DROP:.1f} points lower allowed), the same digit as the "
-                     f"eager model on {100 * self.agreement:.2f} % (logits differ by up to {self.max_abs_difference:.2g})")
+                     f"eager model on {100 * self.agreement:.2f} % "
+                     f"(logits differ by up to {self.max_abs_difference:.2g})")
         else:
             check = (f"its logits differ from the eager model's by at most {self.max_abs_difference:.2e} "
                      f"(tolerance {TOLERANCE:g}), the same digit on {100 * self.agreement:.2f} %, "
                      f"accuracy {100 * self.accuracy:.2f} % (eager {100 * self.eager_accuracy:.2f} %)")
-        return f"{kind} model written to {self.path} (metadata also in {self.sidecar}); on {self.samples} test images {check}"
+        return (f"{kind} model written to {self.path} (metadata also in {self.sidecar}); "
+                f"on {self.samples} test images {check}")
 
 
 def _save_or_explain(save: Callable[[Path], None], path: Path) -> None:
@@ -332,10 +334,10 @@ def exporter_for(format: str, quantize: str | None = None) -> ExportFormat:
         ConfigError: ``quantize`` is unknown or the format cannot take it (a usage error).
 
     Example:
-        >>> exporter_for("torchscript", "int8")
+        >>> exporter_for("torchscript", "int8")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ignite_mnist.errors.ConfigError: --quantize: torchscript files cannot be quantized here; int8 is available for onnx, executorch
+        ignite_mnist.errors.ConfigError: --quantize: torchscript files cannot be quantized here; int8 is available ...
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_FORMATS)}")
@@ -363,10 +365,15 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def _write(loaded: LoadedModel, exporter: ExportFormat, path: Path, quantize: str | None, metadata: str,
            data_dir: str | Path) -> None:
     model = loaded.model.cpu().eval()
-    save: Callable[[Path], None] = lambda target: exporter.save(model, target, metadata)
+    def save(target: Path) -> None:
+        exporter.save(model, target, metadata)
+
     if quantize is not None:
         save_int8, calibration = exporter.save_int8, _calibration_images(loaded, data_dir)
-        save = lambda target: save_int8(model, target, metadata, calibration)  # type: ignore[misc] # noqa: E731
+
+        def save(target: Path) -> None:  # noqa: F811  (the int8 file instead)
+            save_int8(model, target, metadata, calibration)  # type: ignore[misc]
+
     _save_or_explain(save, path)
 
 
@@ -512,5 +519,6 @@ def load_exported(path: str | Path) -> ExportedModel:
     except Exception as error:  # noqa: BLE001 - each runtime has its own errors for a damaged file
         raise ExportError(f"{path}: the {format} runtime cannot read it ({first_line(error)})") from None
     if not isinstance(values, dict) or not isinstance(values.get("dataset"), dict):
-        raise ExportError(f"{path}: holds no ignite-mnist metadata and has no sidecar; export it with ignite-mnist export")
+        raise ExportError(f"{path}: holds no ignite-mnist metadata and has no sidecar; "
+                          "export it with ignite-mnist export")
     return ExportedModel(path, format, values, DatasetInfo.from_dict(values["dataset"]))

@@ -148,7 +148,8 @@ def load_model(
     try:
         network.load_state_dict(checkpoint["model"])
     except (RuntimeError, TypeError, AttributeError) as error:
-        raise CheckpointError(f"{path}: its weights do not fit the {config.model!r} model ({first_line(error)})") from None
+        raise CheckpointError(
+            f"{path}: its weights do not fit the {config.model!r} model ({first_line(error)})") from None
     return LoadedModel(network.to(device).eval(), config, spec, path)
 
 
@@ -178,7 +179,8 @@ def predict_tensors(model: nn.Module, images: torch.Tensor, batch_size: int = EV
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        parts = [model(images[i : i + batch_size].to(device)).softmax(1).cpu() for i in range(0, len(images), batch_size)]
+        parts = [model(images[i : i + batch_size].to(device)).softmax(1).cpu()
+                 for i in range(0, len(images), batch_size)]
     model.train(was_training)
     return torch.cat(parts) if parts else torch.empty(0, 0)
 

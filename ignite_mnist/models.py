@@ -22,7 +22,9 @@ from torch import nn
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.registry import MODELS
 
-__all__ = ["ConvNet", "DeepCNN", "FastCNN", "QuickCNN", "TutorialMLP", "build_model", "count_parameters", "model_factory"]
+__all__ = [
+    "ConvNet", "DeepCNN", "FastCNN", "QuickCNN", "TutorialMLP", "build_model", "count_parameters", "model_factory",
+]
 
 
 class TutorialMLP(nn.Sequential):
@@ -179,10 +181,10 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
         'ConvNet'
         >>> type(build_model("torch.nn:Identity")).__name__
         'Identity'
-        >>> build_model("no_such_package:Net")
+        >>> build_model("no_such_package:Net")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ignite_mnist.errors.ConfigError: --model: cannot import no_such_package (ModuleNotFoundError: No module named 'no_such_package')
+        ignite_mnist.errors.ConfigError: --model: cannot import no_such_package (ModuleNotFoundError: ...)
     """
     factory = model_factory(name)
     takes_classes = "num_classes" in inspect.signature(factory).parameters

@@ -178,7 +178,8 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
     # DistributedDataParallel (averages gradients) for several processes; evaluation uses the plain model
     trainer = create_trainer(
         prepare_model(idist.auto_model(model) if world_size > 1 else model, device, compile=config.compile),
-        optimizer, loss_fn=training_loss(config.label_smoothing), device=device, amp=config.amp, channels_last=uses_channels_last(model, device), scaler=scaler,
+        optimizer, loss_fn=training_loss(config.label_smoothing), device=device, amp=config.amp,
+        channels_last=uses_channels_last(model, device), scaler=scaler,
     )
     if config.amp and amp_dtype(device) is None and rank == 0:
         note("note", "--amp: this CPU has no bfloat16 instructions, so training stays in float32 "

@@ -70,7 +70,8 @@ MLP_BEST_RECIPE: dict[str, Any] = {
 
 #: The sets ``--recipe NAME`` starts from: ``tutorial`` is the defaults themselves.
 RECIPES: dict[str, dict[str, Any]] = {
-    "tutorial": {}, "fast": FAST_RECIPE, "one-epoch": ONE_EPOCH_RECIPE, "best": BEST_RECIPE, "mlp-best": MLP_BEST_RECIPE,
+    "tutorial": {}, "fast": FAST_RECIPE, "one-epoch": ONE_EPOCH_RECIPE, "best": BEST_RECIPE,
+    "mlp-best": MLP_BEST_RECIPE,
 }
 
 

@@ -73,7 +73,8 @@ class RunStage:
         if self.parts is None:
             return "nothing was trained or written"
         if self.trained:
-            return f"training had finished and its checkpoints are intact; write the report with: {self.resume_command()}"
+            return ("training had finished and its checkpoints are intact; "
+                    f"write the report with: {self.resume_command()}")
         latest = self.parts.run_dir.latest_checkpoint()
         if latest is None:
             return "no checkpoint had been saved yet; start the run again"

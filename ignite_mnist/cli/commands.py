@@ -54,7 +54,8 @@ def commands_help() -> str:
           train      Train a model (the default command, when none is named).
     """
     width = max(map(len, COMMANDS)) + 2
-    lines = [f"  {name:<{width}} {(command.__doc__ or '').strip().splitlines()[0]}" for name, command in COMMANDS.items()]
+    lines = [f"  {name:<{width}} {(command.__doc__ or '').strip().splitlines()[0]}"
+             for name, command in COMMANDS.items()]
     return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help."])
 
 

@@ -48,9 +48,11 @@ def _parser(name: str, description: str, source: str = "a checkpoint file (.pt) 
     parser.add_argument("checkpoint", metavar="CKPT", help=source)
     parser.add_argument("--model", default=None, metavar="MODEL",
                         help="for a checkpoint your own trainer wrote (no ignite-mnist settings inside): the network "
-                             "its weights belong to, a --model name or package.module:Class (default: the checkpoint's)")
+                             "its weights belong to, a --model name or package.module:Class "
+                             "(default: the checkpoint's)")
     parser.add_argument("--dataset", default=None, metavar="DATASET",
-                        help="for such a checkpoint: the dataset it was trained on (default: the checkpoint's, else mnist)")
+                        help="for such a checkpoint: the dataset it was trained on "
+                             "(default: the checkpoint's, else mnist)")
     return parser
 
 
@@ -83,7 +85,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 
 def build_export_parser() -> argparse.ArgumentParser:
-    """``ignite-mnist export CKPT --format torchscript|onnx|executorch [--quantize int8]``: a deployable file, checked."""
+    """``ignite-mnist export CKPT --format FORMAT [--quantize int8]``: a deployable file, checked."""
     from ignite_mnist.export import CALIBRATION_SAMPLES, INT8_MAX_ACCURACY_DROP, TOLERANCE
     from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
 

@@ -53,7 +53,8 @@ def _plain(value: Any) -> Any:
 class MetricsLog:
     """Appends rows to a JSON-lines file; every row is flushed at once."""
 
-    def __init__(self, path: str | Path, validation: Validation, optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(self, path: str | Path, validation: Validation,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
         self.path = Path(path)
         self.validation = validation
         self.optimizer = optimizer

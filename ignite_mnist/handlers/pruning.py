@@ -81,7 +81,8 @@ class TrialPruning:
             self.trial.report(float(trainer.state.metrics[self.metric]), self.validations)
             self.reported.add(self.validations)
         state = trainer.state
-        last = bool(state.epoch_length and state.max_epochs) and state.iteration >= state.epoch_length * state.max_epochs
+        planned = state.epoch_length * state.max_epochs if state.epoch_length and state.max_epochs else None
+        last = planned is not None and state.iteration >= planned
         if not last and self.trial.should_prune():  # after the last validation there is nothing left to save
             self.pruned_at = self.validations
             self.trial.set_user_attr(PRUNED_AT, self.validations)

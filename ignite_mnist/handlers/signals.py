@@ -13,7 +13,8 @@ Example:
     >>> import os
     >>> from ignite.engine import Engine
     >>> trainer = Engine(lambda engine, batch: None)
-    >>> _ = trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: os.kill(os.getpid(), signal.SIGTERM))
+    >>> _ = trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2),
+    ...                               lambda e: os.kill(os.getpid(), signal.SIGTERM))
     >>> stop = attach_signal_checkpoint(trainer, save=lambda engine: Path("saved.pt"))
     >>> trainer.run(range(5))
     Traceback (most recent call last):

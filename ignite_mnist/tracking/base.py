@@ -82,8 +82,9 @@ def attach_scalars(
     handles = [logger.attach_output_handler(trainer, every, tag="train", output_transform=lambda loss: {"loss": loss})]
     if optimizer is not None:
         handles.append(logger.attach_opt_params_handler(trainer, every, optimizer))
-    handles.append(logger.attach_output_handler(trainer, Events.EPOCH_COMPLETED, tag="epoch", output_transform=epoch_values,
-                                                state_attributes=["epoch"], global_step_transform=at_iteration))
+    handles.append(logger.attach_output_handler(trainer, Events.EPOCH_COMPLETED, tag="epoch",
+                                                output_transform=epoch_values, state_attributes=["epoch"],
+                                                global_step_transform=at_iteration))
     for tag, evaluator in (evaluators or {}).items():
         handles.append(logger.attach_output_handler(evaluator, Events.COMPLETED, tag=tag, metric_names="all",
                                                     global_step_transform=at_iteration))
@@ -186,7 +187,8 @@ class LoggerTracker:
         record: RunRecord | None = None,
         epoch_metrics: Sequence[str] = ("train_loss",),
     ) -> None:
-        """Log ``trainer`` (and its evaluators) to the run, all at the trainer's iteration (see :func:`attach_scalars`)."""
+        """Log ``trainer`` (and its evaluators) to the run, all at the trainer's iteration
+        (see :func:`attach_scalars`)."""
         self.trainer, self.model = trainer, model
         trainer.add_event_handler(Events.STARTED, self.start)
         on_exception(trainer, self._finish_on_error)

@@ -104,7 +104,8 @@ class TensorboardTracker(LoggerTracker):
         return True
 
     def _log_test_report(self, evaluation: Evaluation) -> None:
-        """``test/accuracy`` and ``test/loss`` with the settings as hyperparameters; the confusion matrix as a figure."""
+        """``test/accuracy`` and ``test/loss`` with the settings as hyperparameters; the confusion matrix
+        as a figure."""
         from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix
 
         writer, step = self.logger.writer, self.step()

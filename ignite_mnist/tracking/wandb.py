@@ -296,7 +296,8 @@ class WandbTracker(LoggerTracker):
                      lambda _: self.run.summary.update({f"best_{k}": v for k, v in record.best.items()}))
 
     def _log_test_report(self, evaluation: Evaluation) -> None:
-        """Log ``test/<metric>``, the confusion matrix and the misclassified digits; ``test_<metric>`` in the summary."""
+        """Log ``test/<metric>``, the confusion matrix and the misclassified digits; ``test_<metric>``
+        in the summary."""
         import wandb
 
         names = list(evaluation.classes)
