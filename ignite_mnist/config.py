@@ -35,7 +35,7 @@ from ignite_mnist.registry import (
     NO_TRACKER,
     OPTIMIZERS,
     PROGRESS_MODES,
-    THREADS_AUTO,
+    THREAD_MODES,
     TRACKER_CHOICES,
     WANDB_ENV_MODES,
     WANDB_MODES,
@@ -220,7 +220,7 @@ class TrainConfig:
     threads: str = setting(
         "auto", "CPU threads torch computes with: auto times a few steps at 1 thread and at one per core and "
         "takes more only when clearly faster (a busy machine or a small model gives 1); config.json keeps the "
-        "count it chose", choices=(THREADS_AUTO,), other=("N", _is_count),
+        "count it chose", choices=THREAD_MODES, other=("N", _is_count),
     )
     augment: bool = setting(False, "random shifts (2 px) and rotations (10 degrees) of each training image")
     lr_schedule: str = setting(

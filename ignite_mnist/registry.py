@@ -12,7 +12,7 @@ import path, ``package.module:Class``, for a network of your own.
 
 Example:
     >>> MODELS.names
-    ('mlp', 'cnn', 'fastcnn')
+    ('mlp', 'cnn', 'fastcnn', 'quickcnn', 'deepcnn')
     >>> MODELS.load("mlp").__name__
     'TutorialMLP'
     >>> OPTIMIZERS.load("lion")
@@ -52,6 +52,7 @@ __all__ = [
     "SWEEP_METHODS",
     "SWEEP_METRICS",
     "THREADS_AUTO",
+    "THREAD_MODES",
     "TRACKERS",
     "TRACKER_CHOICES",
     "import_path",
@@ -207,8 +208,9 @@ AUTO_PRUNER = "auto"
 PRUNER_CHOICES = (AUTO_PRUNER, *PRUNERS.names)
 
 PROGRESS_MODES = ("auto", "bar", "log", "none")
-#: ``--threads auto``: time a few steps, then choose (see :mod:`ignite_mnist.threads`).
+#: ``--threads auto``: time a few steps, then choose (see :mod:`ignite_mnist.threads`); else a count.
 THREADS_AUTO = "auto"
+THREAD_MODES = (THREADS_AUTO,)
 #: ``compare --format``: aligned text, a Markdown table, or CSV (one row per run, no grouping).
 COMPARE_FORMATS = ("text", "markdown", "csv")
 DEVICES = ("auto", "cpu", "cuda")

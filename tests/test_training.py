@@ -24,7 +24,8 @@ def finished_run(idx_root, tmp_path_factory):
 def test_run_writes_config_metrics_and_summary(finished_run):
     config, summary = finished_run
     run_dir = summary.run_dir
-    assert json.loads(open(f"{run_dir}/config.json").read()) == config.to_dict()
+    # config.json holds the settings, with the thread count --threads auto chose (1 here: $OMP_NUM_THREADS)
+    assert json.loads(open(f"{run_dir}/config.json").read()) == {**config.to_dict(), "threads": "1"}
     rows = read_metrics_log(f"{run_dir}/metrics.jsonl")
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
     for row in rows:

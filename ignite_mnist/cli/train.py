@@ -174,9 +174,10 @@ def final_line(summary: Summary, config: TrainConfig) -> str:
     Example:
         >>> from ignite_mnist.report import Summary
         >>> summary = Summary("runs/r", 0.9812, 0.0611, 0.98, 7, 60.0, 1000.0, stopped_early=True, stopped_epoch=7)
-        >>> print(final_line(summary, TrainConfig(patience=3)).replace("; ", ";\n"))
-        test accuracy 98.12 % (loss 0.0611);
-        stopped early after epoch 7 of 10: val_accuracy did not improve for 3 epochs;
+        >>> for part in final_line(summary, TrainConfig(patience=3)).split("; "):
+        ...     print(part)
+        test accuracy 98.12 % (loss 0.0611)
+        stopped early after epoch 7 of 10: val_accuracy did not improve for 3 epochs
         run directory runs/r
     """
     stopped = ""
