@@ -45,9 +45,10 @@ __all__ = ["MIN_SPEEDUP", "ThreadChoice", "available_cores", "choose_threads", "
 
 #: How much faster per step more threads must be before ``auto`` takes them (noise, and the risk under load).
 MIN_SPEEDUP = 1.15
-#: Each try times at least this many steps, and steps for at least ``PROBE_SECONDS``; each count is tried
-#: three times, interleaved with the other, after one warm-up step.
+#: Each try times at least this many steps; each count is tried three times, interleaved with the other,
+#: after one warm-up step.
 PROBE_STEPS = 3
+#: ... and steps for at least this many seconds, so a small model's try is not all timer noise.
 PROBE_SECONDS = 0.05
 
 
