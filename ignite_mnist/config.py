@@ -220,7 +220,7 @@ class TrainConfig:
     threads: str = setting(
         "auto", "CPU threads torch computes with: auto times a few steps at 1 thread and at one per core and "
         "takes more only when clearly faster (a busy machine or a small model gives 1); config.json keeps the "
-        "count it chose", choices=THREAD_MODES, other=("N", _is_count),
+        "count it chose", choices=THREAD_MODES, other=("a thread count from 1", _is_count),
     )
     augment: bool = setting(False, "random shifts (2 px) and rotations (10 degrees) of each training image")
     lr_schedule: str = setting(
@@ -390,6 +390,8 @@ def coerce_setting(name: str, value: Any) -> Any:
     Example:
         >>> coerce_setting("lr", "1e-3"), coerce_setting("epochs", 3), coerce_setting("tracker", "mlflow")
         (0.001, 3, ['mlflow'])
+        >>> coerce_setting("threads", 2), coerce_setting("threads", "auto")
+        ('2', 'auto')
         >>> coerce_setting("epochs", "ten")
         Traceback (most recent call last):
         ...
@@ -414,4 +416,6 @@ def coerce_setting(name: str, value: Any) -> Any:
             return float(value)
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
+    if kind is str and type(value) is int and f.metadata.get("other"):
+        return str(value)  # ``threads: 2`` in a file: a count where text is otherwise taken (validate checks it)
     raise ConfigError(flag_name(name), f"expected {_KINDS.get(kind, kind.__name__)}, got {value!r}")

@@ -65,12 +65,19 @@ def test_an_older_config_json_with_a_renamed_setting_still_reads(tmp_path):
     assert TrainConfig.from_dict(old).log_every == 10  # what evaluate, predict and export read from a checkpoint
 
 
+def test_a_thread_count_may_be_written_as_a_number(tmp_path):
+    for name, text in (("t.yaml", "threads: 2\n"), ("t.toml", "threads = 2\n"), ("t.json", '{"threads": 2}')):
+        (tmp_path / name).write_text(text)
+        assert parse_train_args(["--config", str(tmp_path / name)]).threads == "2"
+
+
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
         ("run.yaml", "model: cnn\nepoch: 3\n", "run.yaml:2: epoch: unknown setting (did you mean epochs?)"),
         ("run.yaml", "model: cnn\nlr: fast\n", "run.yaml:2: lr: expected a number, got 'fast'"),
         ("run.yaml", "epochs: 0\n", "run.yaml:1: epochs: must be > 0, got 0"),
+        ("run.yaml", "threads: 0\n", "run.yaml:1: threads: invalid choice '0' (choose from auto or a thread count"),
         ("run.yaml", "model: cnn\noptimizer: adam\nmomentum: 0.9\n", "run.yaml:3: momentum: only --optimizer sgd"),
         ("run.yaml", "tracker: [wandb, neptune]\n", "run.yaml:1: tracker: invalid choice 'neptune'"),
         ("run.yaml", "model: [cnn\n", "run.yaml:2: not valid YAML"),
