@@ -163,8 +163,8 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
     if threads is not None:
         held.enter_context(using_threads(threads.threads))
         config = dataclasses.replace(config, threads=str(threads.threads))
-        if threads.reason.startswith(THREADS_AUTO) and rank == 0:
-            note("info", f"--threads auto chose {threads.threads} ({threads.reason.removeprefix('auto: ')})")
+        if threads.measured and rank == 0:
+            note("info", f"--threads auto chose {threads.threads} ({threads.reason})")
     run_dir = _shared_run_dir(config, plan, held)
     manual_seed(config.seed + rank)
     train_loader, val_loader, test_loader = build_loaders(  # --batch-size is global: each rank takes its share

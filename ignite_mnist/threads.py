@@ -54,10 +54,12 @@ PROBE_SECONDS = 0.05
 
 @dataclasses.dataclass(frozen=True)
 class ThreadChoice:
-    """The thread count a run computes with, and why (shown to the user, kept in ``summary.json``)."""
+    """The thread count a run computes with, and why; ``measured`` when ``auto`` timed the probe to decide
+    (the run then tells the user; ``config.json`` keeps the count either way)."""
 
     threads: int
     reason: str
+    measured: bool = False
 
 
 def available_cores() -> int:
@@ -104,19 +106,20 @@ def choose_threads(setting: str, probe: Callable[[], None] | None, cores: int | 
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return ThreadChoice(int(os.environ["OMP_NUM_THREADS"]), "$OMP_NUM_THREADS")
     cores = cores or available_cores()
-    if cores == 1 or probe is None:
+    if cores == 1:
         return ThreadChoice(1, "one core")
-    before = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):  # dropout in the probe draws from a copy of the random state
+    if probe is None:
+        return ThreadChoice(1, "nothing to time")
+    # dropout in the probe draws from a copy of the random state; the thread count comes back as it was
+    with torch.random.fork_rng(devices=[]), using_threads(torch.get_num_threads()):
         probe()  # warm-up: first-call allocations and kernel selection
         times: dict[int, list[float]] = {1: [], cores: []}
         for _ in range(3):
             for count in times:
                 times[count].append(_seconds_per_step(probe, count))
-    torch.set_num_threads(before)
     one, many = (statistics.median(times[count]) * 1000 for count in (1, cores))
     threads = cores if one / many >= MIN_SPEEDUP else 1
-    return ThreadChoice(threads, f"auto: {one:.1f} ms per step on 1 thread, {many:.1f} ms on {cores}")
+    return ThreadChoice(threads, f"{one:.1f} ms per step on 1 thread, {many:.1f} ms on {cores}", measured=True)
 
 
 @contextlib.contextmanager

@@ -102,7 +102,7 @@ def test_auto_takes_more_threads_only_when_clearly_faster(monkeypatch: pytest.Mo
     slightly = choose_threads("auto", _step_taking({1: 0.020, 2: 0.019}), cores=2)
     slower = choose_threads("auto", _step_taking({1: 0.01, 2: 0.02}), cores=2)
     assert (faster.threads, slightly.threads, slower.threads) == (2, 1, 1)
-    assert faster.reason.startswith("auto: ") and "on 2" in faster.reason
+    assert faster.measured and "ms per step on 1 thread" in faster.reason and faster.reason.endswith(" ms on 2")
     assert torch.get_num_threads() == before  # the probe leaves the process as it found it
 
 
