@@ -93,10 +93,9 @@ def selected_points() -> list[str]:
 
 
 def resume_until_done(cli: Any, output: Path) -> None:
-    """What the messages advise: resume; a run that had saved no checkpoint yet starts again."""
-    resumed = cli("--resume", "auto", "--output-dir", output, "--run-name", "r")
-    if resumed.code == 1 and "no checkpoint to resume" in resumed.err:
-        resumed = cli("--data-dir", output.parent / "data", "--output-dir", output, "--run-name", "r", *SETTINGS)
+    """The run's own command line again with ``--resume auto``: it resumes, or starts afresh without a checkpoint."""
+    resumed = cli("--resume", "auto", "--data-dir", output.parent / "data", "--output-dir", output, "--run-name", "r",
+                  *SETTINGS)
     assert resumed.code == 0, resumed.err
 
 
