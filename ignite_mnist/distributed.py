@@ -10,6 +10,7 @@ write on rank 0 only. Added here, because neither Ignite nor torch has it:
 * :func:`launch`: one line per failure naming the rank that failed first (not
   the ranks that then lost their peer), the failing rank's exit code, a free
   port on one machine, SIGTERM forwarded from the launcher to its processes;
+  under ``srun torchrun``, torchrun's ranks rather than Slurm's (which Ignite would read);
 * :func:`check_world`: the global ``--batch-size`` must split evenly over ranks;
 * :class:`RankRNGStates`: each rank's random generators in the checkpoint, so a
   resume with the same number of processes is exact;
@@ -278,6 +279,23 @@ def _share_cores(nproc_per_node: int) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc_per_node))
 
 
+@contextmanager
+def _slurm_hidden_under_torchrun() -> Iterator[None]:
+    """Under ``srun torchrun`` (one Slurm task per node, torchrun's processes in it), hide ``$SLURM_JOB_ID``.
+
+    Ignite takes a process's rank and local rank from Slurm's variables when it sees
+    ``$SLURM_JOB_ID``; those describe the task, not each of torchrun's processes (every
+    process of a node would be local rank 0, and several nodes are refused as inconsistent).
+    torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` are the right ones.
+    """
+    job = os.environ.pop("SLURM_JOB_ID", None) if "TORCHELASTIC_RUN_ID" in os.environ else None
+    try:
+        yield
+    finally:
+        if job is not None:
+            os.environ["SLURM_JOB_ID"] = job
+
+
 def _rank_main(local_rank: int, fn: Callable[[TrainConfig], Any], config: TrainConfig, reports: str) -> None:
     """The body of each spawned process: run, then hand the result or the failure to the launcher."""
     _share_cores(config.nproc_per_node)
@@ -339,6 +357,6 @@ def launch(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     if backend not in idist.available_backends():
         raise ConfigError("--backend", f"{backend} is not available in this torch build; use --backend gloo")
     if external_world_size() > 1:  # torchrun started the processes: --nproc-per-node is its business
-        with idist.Parallel(backend=backend):
+        with _slurm_hidden_under_torchrun(), idist.Parallel(backend=backend):
             return run_on_rank(fn, config)
     return _spawn(fn, config, backend)
