@@ -70,7 +70,14 @@ from ignite_mnist.files import write_json, write_text
 from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.run_dir import RunDir
 from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
-from ignite_mnist.sweep_storage import Heartbeat, counted_trials, keep_alive, open_storage, record_heartbeat
+from ignite_mnist.sweep_storage import (
+    Heartbeat,
+    counted_trials,
+    keep_alive,
+    open_storage,
+    quiet_heartbeat_warnings,
+    record_heartbeat,
+)
 
 __all__ = [
     "Claim", "Heartbeat", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
@@ -321,6 +328,7 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
     ``heartbeat`` says how the trials of a dead worker are found and retried (default: not at all).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_heartbeat_warnings()
     sweep = SweepDir(Path(output_dir) / (name or spec.name))
     sweep.path.mkdir(parents=True, exist_ok=True)
     _check_spec_copy(sweep, spec)
@@ -411,41 +419,49 @@ def _tell(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, trial: optuna.T
 
 
 def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say = _say) -> None:
-    """Train one trial in this process and record its end; an interrupted trial stays running (to be resumed)."""
+    """Train one trial in this process and record its end; an interrupted trial stays running (to be resumed).
+
+    The trial's heartbeat goes on from its start (a worker's first trial imports torch first) to its end.
+    """
+    try:
+        with keep_alive(study, claim.trial):
+            trained = _train(study, spec, sweep, claim, say)
+        if trained:
+            _tell(study, spec, sweep, claim.trial, say)
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale: it retries it
+        say(f"trial {claim.trial.number}: {STALE}")
+
+
+def _train(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say) -> bool:
+    """Train the trial; False when it ended here already (failed)."""
     from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
     from ignite_mnist.training import run
 
     trial = claim.trial
-    if not (claim.resumed and PRUNED_AT in trial.user_attrs):  # else it was pruned before its worker was gone
-        say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
-            f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
+    if claim.resumed and PRUNED_AT in trial.user_attrs:  # it was pruned before its worker was gone
+        return True
+    say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
+        f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
 
-        def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
-            return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
+    def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
+        return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
 
-        try:
-            config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
-            with keep_alive(study, trial):
-                run(config, resume=plan, attach=attach)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            say(f"trial {trial.number}: {STALE}")
-            return
-        except Interrupted as error:  # it stays running: the sweep resumes it when started again
-            saved = str(error).partition("; resume with:")[0]
-            raise Interrupted(f"trial {trial.number}: {saved}; {AGAIN}", error.signal_number) from None
-        except KeyboardInterrupt:
-            raise
-        except TrainingError as error:  # this trial's settings do not train (a NaN loss): the sweep goes on
-            study.tell(trial, state=TrialState.FAIL)
-            say(f"trial {trial.number}: failed: {first_line(error)}")
-            return
-        except BaseException:  # a bad setting, missing data, a bug: recorded, then reported by the command
-            study.tell(trial, state=TrialState.FAIL)
-            raise
     try:
-        _tell(study, spec, sweep, trial, say)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        say(f"trial {trial.number}: {STALE}")
+        config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
+        run(config, resume=plan, attach=attach)
+    except Interrupted as error:  # it stays running: the sweep resumes it when started again
+        saved = str(error).partition("; resume with:")[0]
+        raise Interrupted(f"trial {trial.number}: {saved}; {AGAIN}", error.signal_number) from None
+    except KeyboardInterrupt:
+        raise
+    except TrainingError as error:  # this trial's settings do not train (a NaN loss): the sweep goes on
+        study.tell(trial, state=TrialState.FAIL)
+        say(f"trial {trial.number}: failed: {first_line(error)}")
+        return False
+    except BaseException:  # a bad setting, missing data, a bug: recorded, then reported by the command
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    return True
 
 
 def work(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, budget: int, say: Say = _say,

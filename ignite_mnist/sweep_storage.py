@@ -32,7 +32,10 @@ from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread  # no
 
 from ignite_mnist.errors import ConfigError, SweepError, first_line
 
-__all__ = ["Heartbeat", "counted_trials", "keep_alive", "open_storage", "record_heartbeat", "with_driver"]
+__all__ = [
+    "Heartbeat", "counted_trials", "keep_alive", "open_storage", "quiet_heartbeat_warnings", "record_heartbeat",
+    "with_driver",
+]
 
 #: Seconds a worker waits for SQLite's write lock (workers share one file).
 SQLITE_TIMEOUT = 60
@@ -148,3 +151,11 @@ def record_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
     storage = study._storage  # Optuna's own loop does the same through this attribute
     if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
         storage.record_heartbeat(trial._trial_id)
+
+
+def quiet_heartbeat_warnings() -> None:
+    """Silence Optuna's warnings about the heartbeat: that it is "experimental", and meant for ``optimize``
+    (the sweep asks and tells, and runs the heartbeat itself: :func:`keep_alive`)."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="ignite_mnist")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")

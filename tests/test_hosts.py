@@ -131,3 +131,82 @@ def test_two_nodes_train_one_job_through_the_slurm_scripts_torchrun_line(
     assert abs(two["test_accuracy"] - single["test_accuracy"]) <= 0.01, (two["test_accuracy"], single)
     config = json.loads((tmp_path / "runs" / "mnist-4242" / "config.json").read_text())
     assert config["resume"] is None and config["run_name"] == "mnist-4242"
+
+
+@pytest.fixture
+def database(hosts: Hosts) -> Iterator[Postgres]:
+    """A PostgreSQL server on host 0, reached by the hosts at 10.77.0.1."""
+    reason = unavailable(postgres=True)
+    if reason:
+        pytest.skip(reason)
+    with Postgres(hosts, 0) as server:
+        yield server
+
+
+def sweep_worker(hosts: Hosts, host: int, spec: Path, output: Path, storage: str, data: Path, log: Path
+                 ) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "ignite_mnist", "sweep", str(spec), "--output-dir", str(output),
+            "--storage", storage, "--heartbeat", "1", "--grace-period", "5"]
+    return start(hosts.command(host, argv), environment(IGNITE_MNIST_DATA_DIR=str(data)), log)
+
+
+def wait_until(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_two_sweep_workers_on_two_hosts_share_a_postgresql_study_and_survive_a_kill(
+    hosts: Hosts, database: Postgres, idx_root: Path, tmp_path: Path
+) -> None:
+    import optuna
+
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(SWEEP)
+    folders = [tmp_path / f"host{i}" / "runs" for i in (0, 1)]  # each host's own disk
+    logs = [tmp_path / "host0.log", tmp_path / "host1.log", tmp_path / "host1-again.log"]
+    first = sweep_worker(hosts, 0, spec, folders[0], database.url, idx_root, logs[0])
+    victim = sweep_worker(hosts, 1, spec, folders[1], database.url, idx_root, logs[1])
+    try:
+        def victim_in_a_trial() -> bool:  # a trial of host 1 has checkpointed and is not finished
+            assert victim.poll() is None, logs[1].read_text()
+            return any(not (t / "summary.json").exists() for t in (folders[1] / "grid").glob("trial-*")
+                       if list(t.glob("checkpoints/last_checkpoint_*.pt")))
+
+        wait_until(victim_in_a_trial, "a checkpointed trial on host 1")
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        study = optuna.load_study(study_name="grid", storage=database.local_url.replace("postgresql", "postgresql+psycopg"))
+        running = [t for t in study.get_trials() if t.state.name == "RUNNING"
+                   and t.user_attrs["worker"]["folder"] == str((folders[1] / "grid").resolve())]
+        assert len(running) == 1, [(t.number, t.state, t.user_attrs) for t in study.get_trials()]
+        killed = running[0].number
+        # host 0 finds the trial's heartbeat stopped, fails it and retries it; then host 1 comes back
+        wait_until(lambda: study.get_trials()[killed].state.name == "FAIL", "the heartbeat to fail the trial")
+        again = sweep_worker(hosts, 1, spec, folders[1], database.url, idx_root, logs[2])
+        outputs = [finish(first, logs[0]), finish(again, logs[2])]
+    finally:
+        for process in (first, victim):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert first.returncode == 0 and again.returncode == 0, outputs
+
+    trials = study.get_trials()
+    states = Counter(t.state.name for t in trials)
+    shown = [(t.number, t.state.name, t.params, t.system_attrs.get("failed_trial")) for t in trials]
+    assert states == {"COMPLETE": 4, "FAIL": 1}, (shown, outputs)  # nothing RUNNING or WAITING is left
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted((t.params["lr"], t.params["seed"]) for t in done) == sorted(
+        (lr, seed) for lr in GRID["lr"] for seed in GRID["seed"])  # every grid point finished, once
+    (retry,) = [t for t in done if t.system_attrs.get("failed_trial") == killed]
+    assert retry.params == trials[killed].params
+    for trial in done:  # each trial's run directory is on the host that ran it, and only there
+        folder = Path(trial.user_attrs["worker"]["folder"])
+        assert (folder / f"trial-{trial.number:04d}" / "summary.json").is_file()
+        others = [f / "grid" for f in folders if (f / "grid").resolve() != folder]
+        assert len(others) == 1 and not (others[0] / f"trial-{trial.number:04d}").exists()
+    hosts_used = {t.user_attrs["worker"]["folder"] for t in done}
+    assert len(hosts_used) == 2, hosts_used  # both hosts ran trials
+    assert (folders[1] / "grid" / f"trial-{killed:04d}" / "checkpoints").is_dir()  # the dead one's files stay
+    assert f"trial {retry.number}: complete" in outputs[0] + outputs[1]
