@@ -37,7 +37,7 @@ VARYING = {"run_dir", "train_seconds", "samples_per_second", "resumed_from", "re
 
 
 def torchrun(data: Path, output: Path, *driver: str, **env: str) -> subprocess.Popen[str]:
-    """Start ``torchrun --standalone --nproc-per-node 2 --max-restarts 1`` of the kill driver (or of ``ignite_mnist``)."""
+    """Start ``torchrun --standalone --nproc-per-node 2 --max-restarts 1`` of the kill driver (or ``ignite_mnist``)."""
     launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert launcher is not None
     program = [str(DRIVER), *driver, "--"] if driver else ["-m", "ignite_mnist"]
@@ -64,7 +64,8 @@ def outcome(run_dir: Path) -> dict[str, Any]:
     return {
         "weights": load_checkpoint(find_latest_checkpoint(run_dir / "checkpoints"))["model"],
         "summary": {k: v for k, v in summary.items() if k not in VARYING},
-        "rows": [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics_log(run_dir / "metrics.jsonl")],
+        "rows": [{k: v for k, v in row.items() if k != "seconds"}
+                 for row in read_metrics_log(run_dir / "metrics.jsonl")],
         "resumed_at": summary["resumed_at"],
     }
 

@@ -162,6 +162,8 @@ def test_two_sweep_workers_on_two_hosts_share_a_postgresql_study_and_survive_a_k
 ) -> None:
     import optuna
 
+    from ignite_mnist.sweep_storage import open_storage
+
     spec = tmp_path / "grid.yaml"
     spec.write_text(SWEEP)
     folders = [tmp_path / f"host{i}" / "runs" for i in (0, 1)]  # each host's own disk
@@ -177,7 +179,7 @@ def test_two_sweep_workers_on_two_hosts_share_a_postgresql_study_and_survive_a_k
         wait_until(victim_in_a_trial, "a checkpointed trial on host 1")
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
-        study = optuna.load_study(study_name="grid", storage=database.local_url.replace("postgresql", "postgresql+psycopg"))
+        study = optuna.load_study(study_name="grid", storage=open_storage(database.local_url))
         running = [t for t in study.get_trials() if t.state.name == "RUNNING"
                    and t.user_attrs["worker"]["folder"] == str((folders[1] / "grid").resolve())]
         assert len(running) == 1, [(t.number, t.state, t.user_attrs) for t in study.get_trials()]
