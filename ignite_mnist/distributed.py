@@ -296,6 +296,29 @@ def _slurm_hidden_under_torchrun() -> Iterator[None]:
             os.environ["SLURM_JOB_ID"] = job
 
 
+@contextmanager
+def _torchrun_group(backend: str) -> Iterator[None]:
+    """Join the process group torchrun describes, with keys of this attempt only in its store.
+
+    torchrun keeps one TCPStore for the whole job (unless ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``),
+    and a process group's processes leave their addresses there under fixed keys: after a
+    ``--max-restarts`` restart a new process can read a dead one's (gloo: "Connection refused",
+    seen here). Each attempt (``$TORCHELASTIC_RESTART_COUNT``) gets its own prefix; the store
+    and the ranks are torch's own ``env://`` rendezvous, and Ignite takes up the group.
+    """
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend, store=dist.PrefixStore(f"ignite-mnist/attempt-{attempt}", store), rank=rank,
+                            world_size=world_size)
+    idist.sync()
+    try:
+        yield
+    finally:
+        idist.finalize()
+
+
 def _rank_main(local_rank: int, fn: Callable[[TrainConfig], Any], config: TrainConfig, reports: str) -> None:
     """The body of each spawned process: run, then hand the result or the failure to the launcher."""
     _share_cores(config.nproc_per_node)
@@ -357,6 +380,6 @@ def launch(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     if backend not in idist.available_backends():
         raise ConfigError("--backend", f"{backend} is not available in this torch build; use --backend gloo")
     if external_world_size() > 1:  # torchrun started the processes: --nproc-per-node is its business
-        with _slurm_hidden_under_torchrun(), idist.Parallel(backend=backend):
+        with _slurm_hidden_under_torchrun(), _torchrun_group(backend):
             return run_on_rank(fn, config)
     return _spawn(fn, config, backend)
