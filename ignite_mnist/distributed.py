@@ -1,9 +1,9 @@
 """Data-parallel training on ``ignite.distributed``: start the processes, keep the ranks in step, report.
 
 Ignite supplies the machinery: :class:`ignite.distributed.Parallel` starts
-``--nproc-per-node`` processes (or joins the process group ``torchrun`` set up
-through ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``),
-``idist.auto_model`` wraps the model in ``DistributedDataParallel``, Ignite's
+``--nproc-per-node`` processes (under ``torchrun``, torch's ``env://`` rendezvous
+joins the group ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` describe, and
+Ignite takes it up), ``idist.auto_model`` wraps the model in ``DistributedDataParallel``, Ignite's
 metrics all-reduce their counts across ranks, and ``Checkpoint``/``DiskSaver``
 write on rank 0 only. Added here, because neither Ignite nor torch has it:
 
@@ -11,6 +11,7 @@ write on rank 0 only. Added here, because neither Ignite nor torch has it:
   the ranks that then lost their peer), the failing rank's exit code, a free
   port on one machine, SIGTERM forwarded from the launcher to its processes;
   under ``srun torchrun``, torchrun's ranks rather than Slurm's (which Ignite would read);
+  under torchrun, each restart's keys under a prefix of their own in torchrun's shared store;
 * :func:`check_world`: the global ``--batch-size`` must split evenly over ranks;
 * :class:`RankRNGStates`: each rank's random generators in the checkpoint, so a
   resume with the same number of processes is exact;
