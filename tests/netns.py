@@ -47,6 +47,8 @@ def unavailable(postgres: bool = False) -> str | None:
     _ip("netns", "del", probe)
     if postgres and Postgres.bin_dir() is None:
         return "PostgreSQL's server binaries are not in /usr/lib/postgresql/*/bin (.ci/run installs postgresql)"
+    if postgres and shutil.which("runuser") is None:
+        return "util-linux's runuser is not installed (the server must run as the postgres user, not root)"
     if postgres and not _user_exists(PG_USER):
         return f"no {PG_USER!r} system user to run the server as (Debian's postgresql package makes it)"
     return None
