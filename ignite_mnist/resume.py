@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +109,14 @@ def _resume_folder(config: TrainConfig) -> RunDir:
     if not unfinished:
         raise CheckpointError(f"no unfinished run with a checkpoint in {output}; name one with --run-name "
                               "(then --resume auto starts it fresh when it has nothing to resume)")
-    say(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
+    _say_once(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
     return unfinished[0]
+
+
+def _say_once(message: str) -> None:
+    """Say what ``--resume auto`` found, once: under torchrun every process reads the checkpoint, rank 0 says it."""
+    if os.environ.get("RANK", "0") == "0":
+        say(message)
 
 
 def _newest_readable(run_dir: RunDir, before: int | None = None) -> tuple[Path, dict[str, Any], list[str]] | None:
@@ -147,7 +154,7 @@ def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]] |
             raise CheckpointError(f"{error}{hint}") from None
     run_dir = _resume_folder(config)
     if run_dir.latest_checkpoint() is None:
-        say(f"--resume auto: nothing to resume in {run_dir} (no checkpoint yet); starting it fresh")
+        _say_once(f"--resume auto: nothing to resume in {run_dir} (no checkpoint yet); starting it fresh")
         return None
     found = _newest_readable(run_dir)
     if found is None:
@@ -156,9 +163,9 @@ def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]] |
                               "with --overwrite")
     path, checkpoint, skipped = found
     for reason in skipped:
-        say(f"--resume auto: skipped {reason.split(': ')[0]} ({reason.split(': ', 1)[1]}); using {path}")
+        _say_once(f"--resume auto: skipped {reason.split(': ')[0]} ({reason.split(': ', 1)[1]}); using {path}")
     iteration = ResumePlan(path, checkpoint, in_place=True).iteration
-    say(f"--resume auto: continuing {run_dir} from {path.name} (iteration {iteration})")
+    _say_once(f"--resume auto: continuing {run_dir} from {path.name} (iteration {iteration})")
     return path, checkpoint
 
 

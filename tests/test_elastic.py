@@ -77,12 +77,12 @@ def test_a_worker_killed_mid_epoch_is_restarted_by_torchrun_and_ends_like_the_jo
             torchrun(idx_root, tmp_path / "killed", "kill", KILL_POINT, **{KILL_RANK: "1"})]
     alone, killed = [finish(job) for job in jobs]
     assert alone.returncode == 0, alone.stderr[-3000:]
-    assert "--resume auto: nothing to resume" in alone.stdout and "continuing" not in alone.stdout
+    assert alone.stdout.count("--resume auto: nothing to resume") == 1 and "continuing" not in alone.stdout
     assert killed.returncode == 0, killed.stderr[-3000:]
     assert "failed (exitcode: -9) local_rank: 1" in killed.stderr, killed.stderr[-3000:]  # SIGKILL, then restarted
     # the first attempt started fresh, torchrun's restart continued from the checkpoint at iteration 6
     assert "--resume auto: nothing to resume" in killed.stdout
-    assert "--resume auto: continuing" in killed.stdout and "(iteration 6)" in killed.stdout, killed.stdout
+    assert killed.stdout.count("--resume auto: continuing") == 1 and "(iteration 6)" in killed.stdout, killed.stdout
 
     expected, got = outcome(tmp_path / "alone" / "job"), outcome(tmp_path / "killed" / "job")
     assert expected["resumed_at"] == [] and got["resumed_at"] == [6]
