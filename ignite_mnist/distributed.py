@@ -1,15 +1,17 @@
 """Data-parallel training on ``ignite.distributed``: start the processes, keep the ranks in step, report.
 
 Ignite supplies the machinery: :class:`ignite.distributed.Parallel` starts
-``--nproc-per-node`` processes (or joins the process group ``torchrun`` set up
-through ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``),
-``idist.auto_model`` wraps the model in ``DistributedDataParallel``, Ignite's
+``--nproc-per-node`` processes (under ``torchrun``, torch's ``env://`` rendezvous
+joins the group ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT`` describe, and
+Ignite takes it up), ``idist.auto_model`` wraps the model in ``DistributedDataParallel``, Ignite's
 metrics all-reduce their counts across ranks, and ``Checkpoint``/``DiskSaver``
 write on rank 0 only. Added here, because neither Ignite nor torch has it:
 
 * :func:`launch`: one line per failure naming the rank that failed first (not
   the ranks that then lost their peer), the failing rank's exit code, a free
   port on one machine, SIGTERM forwarded from the launcher to its processes;
+  under ``srun torchrun``, torchrun's ranks rather than Slurm's (which Ignite would read);
+  under torchrun, each restart's keys under a prefix of their own in torchrun's shared store;
 * :func:`check_world`: the global ``--batch-size`` must split evenly over ranks;
 * :class:`RankRNGStates`: each rank's random generators in the checkpoint, so a
   resume with the same number of processes is exact;
@@ -278,6 +280,46 @@ def _share_cores(nproc_per_node: int) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc_per_node))
 
 
+@contextmanager
+def _slurm_hidden_under_torchrun() -> Iterator[None]:
+    """Under ``srun torchrun`` (one Slurm task per node, torchrun's processes in it), hide ``$SLURM_JOB_ID``.
+
+    Ignite takes a process's rank and local rank from Slurm's variables when it sees
+    ``$SLURM_JOB_ID``; those describe the task, not each of torchrun's processes (every
+    process of a node would be local rank 0, and several nodes are refused as inconsistent).
+    torchrun's ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` are the right ones.
+    """
+    job = os.environ.pop("SLURM_JOB_ID", None) if "TORCHELASTIC_RUN_ID" in os.environ else None
+    try:
+        yield
+    finally:
+        if job is not None:
+            os.environ["SLURM_JOB_ID"] = job
+
+
+@contextmanager
+def _torchrun_group(backend: str) -> Iterator[None]:
+    """Join the process group torchrun describes, with keys of this attempt only in its store.
+
+    torchrun keeps one TCPStore for the whole job (unless ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``),
+    and a process group's processes leave their addresses there under fixed keys: after a
+    ``--max-restarts`` restart a new process can read a dead one's (gloo: "Connection refused",
+    seen here). Each attempt (``$TORCHELASTIC_RESTART_COUNT``) gets its own prefix; the store
+    and the ranks are torch's own ``env://`` rendezvous, and Ignite takes up the group.
+    """
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend, store=dist.PrefixStore(f"ignite-mnist/attempt-{attempt}", store), rank=rank,
+                            world_size=world_size)
+    idist.sync()
+    try:
+        yield
+    finally:
+        idist.finalize()
+
+
 def _rank_main(local_rank: int, fn: Callable[[TrainConfig], Any], config: TrainConfig, reports: str) -> None:
     """The body of each spawned process: run, then hand the result or the failure to the launcher."""
     _share_cores(config.nproc_per_node)
@@ -339,6 +381,6 @@ def launch(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     if backend not in idist.available_backends():
         raise ConfigError("--backend", f"{backend} is not available in this torch build; use --backend gloo")
     if external_world_size() > 1:  # torchrun started the processes: --nproc-per-node is its business
-        with idist.Parallel(backend=backend):
+        with _slurm_hidden_under_torchrun(), _torchrun_group(backend):
             return run_on_rank(fn, config)
     return _spawn(fn, config, backend)

@@ -3,6 +3,9 @@
 * ``--resume PATH`` takes that file; ``--resume auto`` the newest "last"
   checkpoint of ``--run-name`` (without it: of the unfinished run in
   ``--output-dir`` whose newest checkpoint is the most recent, and it says which).
+  With ``--run-name``, ``auto`` on a run that has saved no checkpoint yet (or does
+  not exist) starts it fresh and says so, so one command line serves a first start
+  and every restart after it (a requeued batch job, torchrun's ``--max-restarts``).
 * A checkpoint in ``<run>/checkpoints/`` continues that run in place (its files,
   its W&B run); given another ``--run-name``/``--output-dir``, or a checkpoint
   kept outside a run, a new run starts from it.
@@ -23,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,10 +107,16 @@ def _resume_folder(config: TrainConfig) -> RunDir:
         return RunDir(output / config.run_name)
     unfinished = _unfinished_runs(output)
     if not unfinished:
-        raise CheckpointError(f"no unfinished run with a checkpoint in {output}; name one with --run-name, "
-                              "or start without --resume")
-    say(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
+        raise CheckpointError(f"no unfinished run with a checkpoint in {output}; name one with --run-name "
+                              "(then --resume auto starts it fresh when it has nothing to resume)")
+    _say_once(f"--resume auto: continuing {unfinished[0]}, the most recently checkpointed unfinished run in {output}")
     return unfinished[0]
+
+
+def _say_once(message: str) -> None:
+    """Say what ``--resume auto`` found, once: under torchrun every process reads the checkpoint, rank 0 says it."""
+    if os.environ.get("RANK", "0") == "0":
+        say(message)
 
 
 def _newest_readable(run_dir: RunDir, before: int | None = None) -> tuple[Path, dict[str, Any], list[str]] | None:
@@ -121,14 +131,16 @@ def _newest_readable(run_dir: RunDir, before: int | None = None) -> tuple[Path, 
     return None
 
 
-def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
+def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
     """The checkpoint ``--resume`` names, read: a path, or ``auto`` for the newest readable one of the run.
 
     With ``auto`` a damaged newest checkpoint is skipped, with a note naming it;
     a damaged file named by path is refused, naming the newest intact one of its run.
+    ``auto`` on a run with no "last" checkpoint yet returns None: the run starts fresh
+    (a message says which of the two it does).
 
     Raises:
-        CheckpointError: no checkpoint to resume, or the named one is unusable.
+        CheckpointError: the named checkpoint is unusable, or every checkpoint of the run is.
     """
     assert config.resume is not None
     if config.resume != "auto":
@@ -141,13 +153,19 @@ def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
             hint = f"; the newest intact checkpoint of its run is {intact[0]}" if intact and intact[0] != path else ""
             raise CheckpointError(f"{error}{hint}") from None
     run_dir = _resume_folder(config)
+    if run_dir.latest_checkpoint() is None:
+        _say_once(f"--resume auto: nothing to resume in {run_dir} (no checkpoint yet); starting it fresh")
+        return None
     found = _newest_readable(run_dir)
     if found is None:
-        raise CheckpointError(f"no checkpoint to resume in {run_dir}; start it without --resume, "
-                              "or check --output-dir/--run-name")
+        raise CheckpointError(f"no intact checkpoint to resume in {run_dir} (every last_checkpoint_*.pt is damaged); "
+                              "resume from another with --resume PATH, or start afresh without --resume and "
+                              "with --overwrite")
     path, checkpoint, skipped = found
     for reason in skipped:
-        say(f"--resume auto: skipped {reason.split(': ')[0]} ({reason.split(': ', 1)[1]}); using {path}")
+        _say_once(f"--resume auto: skipped {reason.split(': ')[0]} ({reason.split(': ', 1)[1]}); using {path}")
+    iteration = ResumePlan(path, checkpoint, in_place=True).iteration
+    _say_once(f"--resume auto: continuing {run_dir} from {path.name} (iteration {iteration})")
     return path, checkpoint
 
 
@@ -178,22 +196,29 @@ def _in_place(config: TrainConfig, checkpoint_path: Path) -> bool:
 
 
 def plan_resume(config: TrainConfig) -> ResumePlan | None:
-    """Read the checkpoint ``config.resume`` names and check it fits ``config`` (None without ``--resume``)."""
-    if config.resume is None:
+    """Read the checkpoint ``config.resume`` names and check it fits ``config``.
+
+    None without ``--resume``, and for ``--resume auto`` when there is nothing to resume (a fresh start).
+    """
+    if config.resume is None or (found := read_resume_checkpoint(config)) is None:
         return None
-    path, checkpoint = read_resume_checkpoint(config)
+    path, checkpoint = found
     plan = ResumePlan(path, checkpoint, in_place=_in_place(config, path))
     check_resume_compatible(plan.saved_config, config)
     return plan
 
 
-def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, ResumePlan]:
+def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, ResumePlan | None]:
     """The settings of a resumed run: the checkpoint's, overridden by flags given explicitly; and its plan.
 
     A checkpoint in ``<run>/checkpoints/`` continues that run unless
-    ``--run-name``/``--output-dir`` name another folder.
+    ``--run-name``/``--output-dir`` name another folder. ``--resume auto`` with nothing
+    to resume gives ``config`` itself, without ``resume`` (a fresh start), and no plan.
     """
-    path, checkpoint = read_resume_checkpoint(config)
+    found = read_resume_checkpoint(config)
+    if found is None:
+        return dataclasses.replace(config, resume=None), None
+    path, checkpoint = found
     saved = ResumePlan(path, checkpoint, in_place=False).saved_config
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in current_names(saved).items() if k in known}

@@ -70,9 +70,17 @@ from ignite_mnist.files import write_json, write_text
 from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.run_dir import RunDir
 from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
+from ignite_mnist.sweep_storage import (
+    Heartbeat,
+    counted_trials,
+    keep_alive,
+    open_storage,
+    quiet_heartbeat_warnings,
+    record_heartbeat,
+)
 
 __all__ = [
-    "Claim", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
+    "Claim", "Heartbeat", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
     "trial_name", "trial_states", "work",
 ]
 
@@ -80,16 +88,17 @@ __all__ = [
 MEDIAN_STARTUP_TRIALS = 2
 #: Seconds a new trial may stay without its worker's name before another worker takes it up.
 UNCLAIMED_SECONDS = 60
-#: Seconds a worker waits for SQLite's write lock (workers share one file).
-SQLITE_TIMEOUT = 60
-#: Tries to open the study's database: workers that start together may both create a new one's tables.
-STORAGE_ATTEMPTS = 5
+#: Seconds (at most) between two looks at the study of a worker waiting for other workers' trials to end.
+WAIT_SECONDS = 2
 #: The trial's user attribute naming the worker process that runs it: host, pid and sweep folder.
 WORKER = "worker"
 #: The study's user attribute holding the sweep file it was started from.
 SPEC = "sweep_file"
 #: The trial's pruning handler in its checkpoints.
 PRUNING_ENTRY = "trial_pruning"
+#: What a worker says of a trial another worker failed as stale while it ran (its heartbeat was late).
+STALE = ("another worker marked it failed (no heartbeat for longer than --grace-period) and retries it; "
+         "raise --grace-period on a busy machine")
 #: The advice after an interruption or a failure.
 AGAIN = "start the sweep again (the same command) to go on where it stopped"
 #: What the trackers read to group runs (unless set already): each worker sets them to the sweep's name.
@@ -300,34 +309,6 @@ class SweepDir:
 # --- the study ----------------------------------------------------------------------------------------------------
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna's database storage at ``url``.
-
-    A URL it cannot use is a one-line usage error (exit 2); a database it cannot reach one line too (exit 1).
-    """
-    import sqlalchemy
-
-    shown = url
-    with contextlib.suppress(Exception):
-        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
-    try:
-        for _ in range(STORAGE_ATTEMPTS - 1):
-            try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
-                if isinstance(error, sqlalchemy.exc.OperationalError) and "already exists" not in str(error):
-                    raise
-                time.sleep(1)  # another worker was creating the same new database's tables: they are there now
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-    except sqlalchemy.exc.ArgumentError as error:
-        raise ConfigError("--storage", f"{shown!r} is not a database URL ({first_line(error)}); for example "
-                          "sqlite:///sweeps.db or postgresql://user@host/sweeps") from None
-    except Exception as error:  # noqa: BLE001 - a missing driver, a refused connection, a bad file: one line
-        raise SweepError(f"--storage {shown}: cannot open the study's database "
-                         f"({type(error).__name__}: {first_line(error)})") from None
-
-
 def _check_spec_copy(sweep: SweepDir, spec: SweepSpec) -> None:
     import yaml
 
@@ -341,9 +322,13 @@ def _check_spec_copy(sweep: SweepDir, spec: SweepSpec) -> None:
 
 
 def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None, storage: str | None = None,
-               pruner: str = AUTO_PRUNER) -> tuple[SweepDir, optuna.Study]:
-    """Create or reopen the sweep's folder and its study (refused when either was started from another file)."""
+               pruner: str = AUTO_PRUNER, heartbeat: Heartbeat | None = None) -> tuple[SweepDir, optuna.Study]:
+    """Create or reopen the sweep's folder and its study (refused when either was started from another file).
+
+    ``heartbeat`` says how the trials of a dead worker are found and retried (default: not at all).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_heartbeat_warnings()
     sweep = SweepDir(Path(output_dir) / (name or spec.name))
     sweep.path.mkdir(parents=True, exist_ok=True)
     _check_spec_copy(sweep, spec)
@@ -353,7 +338,7 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
     if pruner == AUTO_PRUNER:
         pruner = "halving" if spec.early_terminate is not None else "none"
     study = optuna.create_study(
-        storage=_storage(storage or sweep.storage()), study_name=sweep.path.name, direction=spec.goal,
+        storage=open_storage(storage or sweep.storage(), heartbeat), study_name=sweep.path.name, direction=spec.goal,
         sampler=SWEEP_METHODS.load(spec.method)(spec), pruner=PRUNERS.load(pruner)(spec), load_if_exists=True,
     )
     started_from = study.user_attrs.get(SPEC)
@@ -381,18 +366,26 @@ class Claim:
 
 def claim_trial(study: optuna.Study, sweep: SweepDir, worker: dict[str, Any], budget: int,
                 space: dict[str, BaseDistribution]) -> Claim | None:
-    """The next trial for ``worker``: an orphaned one first, else a new one; None once the study holds ``budget``."""
+    """The next trial for ``worker``: an orphaned one first, else a new one; None once the study holds ``budget``.
+
+    First the trials whose heartbeat stopped (a worker died anywhere) are failed, each with
+    a retry added that the next ``ask`` hands out (Optuna's ``fail_stale_trials``).
+    """
     with sweep.lock():
+        optuna.storages.fail_stale_trials(study)
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if sweep.orphaned(frozen, worker):
                 # Optuna has no public way to take up a running trial; its Trial is built from the trial's id
                 trial = optuna.Trial(study, frozen._trial_id)
                 trial.set_user_attr(WORKER, worker)
+                record_heartbeat(study, trial)
                 return Claim(trial, resumed=True, reported=dict(frozen.intermediate_values))
-        if len(study.get_trials(deepcopy=False)) >= budget:
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not waiting and counted_trials(study) >= budget:
             return None
-        trial = study.ask(space)
+        trial = study.ask(space)  # a retry waiting first (it keeps its parameters), else a new one
         trial.set_user_attr(WORKER, worker)
+        record_heartbeat(study, trial)
         return Claim(trial)
 
 
@@ -426,44 +419,70 @@ def _tell(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, trial: optuna.T
 
 
 def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say = _say) -> None:
-    """Train one trial in this process and record its end; an interrupted trial stays running (to be resumed)."""
+    """Train one trial in this process and record its end; an interrupted trial stays running (to be resumed).
+
+    The trial's heartbeat goes on from its start (a worker's first trial imports torch first) to its end.
+    """
+    try:
+        with keep_alive(study, claim.trial):
+            trained = _train(study, spec, sweep, claim, say)
+        if trained:
+            _tell(study, spec, sweep, claim.trial, say)
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it as stale: it retries it
+        say(f"trial {claim.trial.number}: {STALE}")
+
+
+def _train(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say) -> bool:
+    """Train the trial; False when it ended here already (failed)."""
     from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
     from ignite_mnist.training import run
 
     trial = claim.trial
-    if not (claim.resumed and PRUNED_AT in trial.user_attrs):  # else it was pruned before its worker was gone
-        say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
-            f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
+    if claim.resumed and PRUNED_AT in trial.user_attrs:  # it was pruned before its worker was gone
+        return True
+    say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
+        f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
 
-        def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
-            return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
+    def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
+        return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
 
-        try:
-            config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
-            run(config, resume=plan, attach=attach)
-        except Interrupted as error:  # it stays running: the sweep resumes it when started again
-            saved = str(error).partition("; resume with:")[0]
-            raise Interrupted(f"trial {trial.number}: {saved}; {AGAIN}", error.signal_number) from None
-        except KeyboardInterrupt:
-            raise
-        except TrainingError as error:  # this trial's settings do not train (a NaN loss): the sweep goes on
-            study.tell(trial, state=TrialState.FAIL)
-            say(f"trial {trial.number}: failed: {first_line(error)}")
-            return
-        except BaseException:  # a bad setting, missing data, a bug: recorded, then reported by the command
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-    _tell(study, spec, sweep, trial, say)
+    try:
+        config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
+        run(config, resume=plan, attach=attach)
+    except Interrupted as error:  # it stays running: the sweep resumes it when started again
+        saved = str(error).partition("; resume with:")[0]
+        raise Interrupted(f"trial {trial.number}: {saved}; {AGAIN}", error.signal_number) from None
+    except KeyboardInterrupt:
+        raise
+    except TrainingError as error:  # this trial's settings do not train (a NaN loss): the sweep goes on
+        study.tell(trial, state=TrialState.FAIL)
+        say(f"trial {trial.number}: failed: {first_line(error)}")
+        return False
+    except BaseException:  # a bad setting, missing data, a bug: recorded, then reported by the command
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    return True
 
 
-def work(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, budget: int, say: Say = _say) -> None:
-    """Run trials in this process until the study holds ``budget`` trials and none is left orphaned here."""
+def work(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, budget: int, say: Say = _say,
+         heartbeat: Heartbeat | None = None) -> None:
+    """Run trials in this process until the study holds ``budget`` trials and none is left orphaned here.
+
+    With heartbeats, a worker with nothing left to take waits while other workers' trials
+    run: should one of those workers die, its trial is retried here.
+    """
     space = distributions(spec)
     for variable in TRACKER_GROUPS:  # the tracked runs of one sweep: one W&B group, one MLflow experiment
         os.environ.setdefault(variable, sweep.path.name)
     with sweep.worker() as worker:
-        while (claim := claim_trial(study, sweep, worker, budget, space)) is not None:
-            run_trial(study, spec, sweep, claim, say)
+        while True:
+            claim = claim_trial(study, sweep, worker, budget, space)
+            if claim is not None:
+                run_trial(study, spec, sweep, claim, say)
+            elif heartbeat is not None and heartbeat.enabled and study.get_trials(states=(TrialState.RUNNING,)):
+                time.sleep(min(WAIT_SECONDS, heartbeat.interval))
+            else:
+                return
 
 
 def run_workers(jobs: int, worker_args: list[str]) -> None:
@@ -518,7 +537,7 @@ def trial_states(path: str | Path) -> dict[str, str] | None:
     sweep = SweepDir(path)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=sweep.read_info().get("study", sweep.path.name),
-                              storage=_storage(sweep.storage()))
+                              storage=open_storage(sweep.storage()))
     return _states(study)
 
 

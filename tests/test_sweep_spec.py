@@ -145,3 +145,29 @@ def test_budget():
                                 "parameters": {"lr": {"values": [0.1, 0.2]}, "seed": {"values": [0, 1, 2]}}}, "g")
     assert grid.budget(None) == 6 and grid.budget(4) == 4 and grid.budget(10) == 6
     assert spec.budget(None) == spec.run_cap and spec.budget(2) == 2
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--heartbeat", "5", "--grace-period", "5"], "--grace-period: must be longer than --heartbeat (5 s), got 5 s"),
+    (["--heartbeat", "-1"], "argument --heartbeat: must be >= 0, got -1"),
+])
+def test_heartbeat_settings_out_of_range_are_usage_errors(tmp_path, capsys, flags, expected):
+    pytest.importorskip("optuna")
+    try:
+        code = main(["sweep", write(tmp_path, VALID), "--output-dir", str(tmp_path), *flags])
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "sweep").exists()  # refused before the sweep's folder or study was made
+
+
+def test_a_retried_trial_counts_once_through_its_retry(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from ignite_mnist.sweep_storage import counted_trials
+
+    study = optuna.create_study()
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, system_attrs={"failed_trial": 0}))
+    study.add_trial(optuna.create_trial(value=1.0))
+    assert counted_trials(study) == 2

@@ -19,7 +19,7 @@ from typing import Any
 
 from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.config import TrainConfig
-from ignite_mnist.errors import EXIT_OK, IgniteMnistError, SweepError
+from ignite_mnist.errors import EXIT_OK, ConfigError, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
 
 __all__ = ["EXPERIMENT_PARSERS", "build_compare_parser", "build_sweep_parser", "compare_command", "sweep_command"]
@@ -31,6 +31,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -58,6 +65,14 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                         help="stop hopeless trials from their validations: halving (successive halving from the "
                              "file's early_terminate min_iter and eta), median, none; auto: halving when the file "
                              "has early_terminate, else none")
+    parser.add_argument("--heartbeat", metavar="SECONDS", type=_non_negative, default=60,
+                        help="a running trial's heartbeat interval in the study; a trial whose heartbeat stops "
+                             "(its worker died, on any machine) is marked failed and retried by the next worker "
+                             "that looks; 0: off (give every worker of a study the same value)")
+    parser.add_argument("--grace-period", metavar="SECONDS", type=_positive, default=None,
+                        help="seconds without a heartbeat after which a trial counts as dead (default: 3 heartbeats)")
+    parser.add_argument("--retries", metavar="N", type=_non_negative, default=2,
+                        help="how many times one trial is retried after its worker died")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --jobs N: no report
     return parser
 
@@ -97,13 +112,19 @@ def sweep_command(argv: Sequence[str]) -> int:
     spec = SweepSpec.load(args.spec)
     budget = spec.budget(args.trials)
     sweep = _sweep_module()
-    folder, study = sweep.open_sweep(spec, args.output_dir, args.name, args.storage, args.pruner)
+    heartbeat = sweep.Heartbeat(args.heartbeat, args.grace_period, args.retries)
+    if heartbeat.enabled and heartbeat.grace <= heartbeat.interval:
+        raise ConfigError("--grace-period", f"must be longer than --heartbeat ({heartbeat.interval} s), got "
+                          f"{heartbeat.grace} s")
+    folder, study = sweep.open_sweep(spec, args.output_dir, args.name, args.storage, args.pruner, heartbeat)
     if args.jobs > 1:
-        worker_args = [args.spec, "--output-dir", args.output_dir, "--name", folder.path.name, "--pruner", args.pruner]
+        worker_args = [args.spec, "--output-dir", args.output_dir, "--name", folder.path.name, "--pruner", args.pruner,
+                       "--heartbeat", str(args.heartbeat), "--grace-period", str(heartbeat.grace),
+                       "--retries", str(args.retries)]
         worker_args += ["--trials", str(args.trials)] if args.trials else []
         sweep.run_workers(args.jobs, worker_args + (["--storage", args.storage] if args.storage else []))
     else:
-        sweep.work(study, spec, folder, budget)
+        sweep.work(study, spec, folder, budget, heartbeat=heartbeat)
     if not args.worker:
         print(sweep.report(study, spec, folder))
     return EXIT_OK

@@ -19,6 +19,11 @@ dies with SIGKILL, as on a power cut, with no chance to clean up, or (``fill``)
 the file system of ``--output-dir`` is filled to the last byte and the run goes on
 into a real "No space left on device". The run itself is ``ignite-mnist``'s own
 ``main``. Used by ``tests/faults/test_kill_points.py``.
+
+Under ``torchrun`` (``torchrun ... kill_driver.py kill POINT -- <flags>``) only the rank
+``$KILL_DRIVER_RANK`` names dies, and only in torchrun's first attempt
+(``$TORCHELASTIC_RESTART_COUNT`` 0): the restarted job runs to its end
+(``tests/test_elastic.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from ignite_mnist.cli import main as cli_main
 from ignite_mnist.events import ValidationEvents
 from ignite_mnist.run_dir import RunDir
 
+#: Under torchrun: the rank that dies at the point (unset: every process that reaches it).
+KILL_RANK = "KILL_DRIVER_RANK"
 TRAINER_EVENTS = (Events.STARTED, Events.EPOCH_STARTED, Events.ITERATION_COMPLETED, Events.EPOCH_COMPLETED,
                   ValidationEvents.VALIDATION_COMPLETED, Events.COMPLETED)
 EVALUATOR_EVENTS = (Events.COMPLETED,)
@@ -142,11 +149,18 @@ def engine_spies(points: Points) -> Callable[[Any], None]:
     return attach
 
 
+def armed() -> bool:
+    """Whether this process dies (or fills the disk) at its point: not in a torchrun restart, not on another rank."""
+    rank = os.environ.get(KILL_RANK)
+    first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+    return first_attempt and (rank is None or rank == os.environ.get("RANK"))
+
+
 def main(argv: list[str]) -> int:
     mode, argument, separator, *flags = argv
     assert separator == "--", "usage: kill_driver.py record OUT.json|kill POINT|fill POINT -- <train flags>"
     output = Path(flags[flags.index("--output-dir") + 1]) if mode == "fill" else None
-    points = Points(None if mode == "record" else argument, output)
+    points = Points(argument if mode != "record" and armed() else None, output)
     spy_on_writes(points)
     spy_on_phases(points)
     training.run = functools.partial(training.run, attach=engine_spies(points))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -134,11 +135,24 @@ def test_allow_config_change_to_another_optimizer_starts_it_afresh(cli, idx_root
     assert (group["lr"], group["momentum"]) == (0.01, 0.5) and "betas" not in group
 
 
-def test_resume_auto_without_checkpoints(cli, idx_root: Path, tmp_path: Path) -> None:
+def test_resume_auto_of_a_run_that_does_not_exist_yet_starts_it_fresh(cli, idx_root: Path, tmp_path: Path) -> None:
     (tmp_path / "runs" / "empty").mkdir(parents=True)
     result = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name", "empty",
-                 "--resume", "auto", *QUIET)
-    assert_one_line_error(result, 1, f"no checkpoint to resume in {tmp_path / 'runs' / 'empty'}")
+                 "--resume", "auto", *TINY, *QUIET)
+    assert result.code == 0, result.err
+    assert f"--resume auto: nothing to resume in {tmp_path / 'runs' / 'empty'} (no checkpoint yet); " \
+           "starting it fresh" in result.out
+    config = json.loads((tmp_path / "runs" / "empty" / "config.json").read_text())
+    assert config["resume"] is None and config["val_size"] == 200  # a fresh run, with the flags given
+
+
+def test_resume_auto_with_only_damaged_checkpoints_is_refused(cli, run_copy: Path) -> None:
+    for path in run_copy.glob("checkpoints/last_checkpoint_*.pt"):
+        path.write_bytes(b"damaged")
+    before = snapshot(run_copy)
+    result = cli("--resume", "auto", "--output-dir", run_copy.parent, "--run-name", run_copy.name, *QUIET)
+    assert_one_line_error(result, 1, f"no intact checkpoint to resume in {run_copy}", "--overwrite")
+    assert snapshot(run_copy) == before
 
 
 def test_loose_checkpoint_resumes_into_a_new_run_dir(cli, idx_root: Path, run_copy: Path, tmp_path: Path) -> None:
@@ -169,10 +183,10 @@ def test_a_run_killed_before_its_first_checkpoint_starts_afresh_keeping_its_file
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text("{}")  # what a run killed before its first checkpoint leaves
     (run_dir / "metrics.jsonl").write_text("")
-    refused = cli("--resume", "auto", "--output-dir", tmp_path / "runs", "--run-name", "early", *QUIET)
-    assert_one_line_error(refused, 1, f"no checkpoint to resume in {run_dir}; start it without --resume")
-    started = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name", "early", *TINY, *QUIET)
+    started = cli("--resume", "auto", "--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name",
+                  "early", *TINY, *QUIET)  # the same line with or without --resume auto
     assert started.code == 0, started.err
+    assert f"--resume auto: nothing to resume in {run_dir}" in started.out
     assert f"{run_dir}: it had saved no checkpoint, so it starts afresh" in started.out
     assert (tmp_path / "runs" / "early.old-1" / "config.json").read_text() == "{}"
 

@@ -93,10 +93,9 @@ def selected_points() -> list[str]:
 
 
 def resume_until_done(cli: Any, output: Path) -> None:
-    """What the messages advise: resume; a run that had saved no checkpoint yet starts again."""
-    resumed = cli("--resume", "auto", "--output-dir", output, "--run-name", "r")
-    if resumed.code == 1 and "no checkpoint to resume" in resumed.err:
-        resumed = cli("--data-dir", output.parent / "data", "--output-dir", output, "--run-name", "r", *SETTINGS)
+    """The run's own command line again with ``--resume auto``: it resumes, or starts afresh without a checkpoint."""
+    resumed = cli("--resume", "auto", "--data-dir", output.parent / "data", "--output-dir", output, "--run-name", "r",
+                  *SETTINGS)
     assert resumed.code == 0, resumed.err
 
 
@@ -113,6 +112,26 @@ def test_killed_at_a_point_then_resumed_ends_like_the_run_left_alone(
     killed = driver("kill", point, tmp_path / "data", output)
     assert killed.returncode == -signal.SIGKILL, f"{point} was never reached: {killed.stderr[-2000:]}"
     resume_until_done(cli, output)
+    assert_same_outcome(outcome(output / "r"), reference["outcome"])
+
+
+def test_one_resume_auto_line_starts_continues_and_leaves_a_finished_run_alone(
+    idx_root: Path, tmp_path: Path, reference: dict[str, Any]
+) -> None:
+    """The line a batch script repeats, run as three real processes: killed in its first start, then again."""
+    (tmp_path / "data").symlink_to(idx_root)
+    output = tmp_path / "runs"
+    killed = driver("kill", "trainer:ITERATION_COMPLETED#5", tmp_path / "data", output, "--resume", "auto")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert f"--resume auto: nothing to resume in {output / 'r'} (no checkpoint yet); starting it fresh" in killed.stdout
+    line = [sys.executable, "-m", "ignite_mnist", "--resume", "auto", "--data-dir", str(tmp_path / "data"),
+            "--output-dir", str(output), "--run-name", "r", *SETTINGS]
+    resumed = subprocess.run(line, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"--resume auto: continuing {output / 'r'} from last_checkpoint_3.pt (iteration 3)" in resumed.stdout
+    assert_same_outcome(outcome(output / "r"), reference["outcome"])
+    again = subprocess.run(line, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr
     assert_same_outcome(outcome(output / "r"), reference["outcome"])
 
 
