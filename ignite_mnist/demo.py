@@ -105,13 +105,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: HTTPStatus, values: dict[str, Any]) -> None:
         self._send(status, json.dumps(values).encode(), "application/json")
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path.split("?")[0] != "/":
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path}; the pad is at /"})
             return
         self._send(HTTPStatus.OK, _page(), "text/html; charset=utf-8")
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         if self.path != "/predict":
             self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing to post to at {self.path}; use /predict"})
             return
@@ -127,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(HTTPStatus.OK, self.server.classify(self.rfile.read(length)))
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: one line per request would bury the address printed at the start."""
 
 

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -28,6 +29,9 @@ from ignite_mnist.data import load_split_tensors
 from ignite_mnist.demo import HOST, MAX_UPLOAD_BYTES
 from ignite_mnist.inference import load_model, predict
 from tests.conftest import run_cli
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -185,7 +189,7 @@ def row_strokes(image: torch.Tensor, threshold: int = 128) -> list[tuple[tuple[i
     return strokes
 
 
-def draw(page, digit: torch.Tensor) -> None:  # noqa: ANN001 - a Playwright page
+def draw(page: Page, digit: torch.Tensor) -> None:
     """Clear the canvas and draw ``digit`` with the mouse, as strokes; wait for the page's last answer."""
     page.click("#clear")
     box = page.locator("#canvas").bounding_box()
@@ -199,7 +203,7 @@ def draw(page, digit: torch.Tensor) -> None:  # noqa: ANN001 - a Playwright page
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is None:
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
@@ -210,7 +214,8 @@ def browser() -> Iterator[object]:
 
 
 @pytest.mark.integration
-def test_real_test_digits_drawn_on_the_pad_are_recognised(mnist_checkpoint: Path, browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_real_test_digits_drawn_on_the_pad_are_recognised(mnist_checkpoint: Path, browser: Browser,
+                                                          tmp_path: Path) -> None:
     images, labels = load_split_tensors(load_model(mnist_checkpoint).config.data_dir, "mnist", train=False)
     served = Pad(mnist_checkpoint)
     try:
@@ -232,7 +237,7 @@ def test_real_test_digits_drawn_on_the_pad_are_recognised(mnist_checkpoint: Path
     assert right >= DIGITS - 1, f"shown {shown}, labels {expected}"
 
 
-def _check_the_page_shows_what_predict_says(page, checkpoint: Path, folder: Path) -> None:  # noqa: ANN001
+def _check_the_page_shows_what_predict_says(page: Page, checkpoint: Path, folder: Path) -> None:
     """The canvas, saved as a PNG file and given to ``predict``, gets the class and probability the page shows."""
     data_url = page.evaluate("document.getElementById('canvas').toDataURL('image/png')")
     (folder / "canvas.png").write_bytes(base64.b64decode(data_url.split(",", 1)[1]))
