@@ -52,6 +52,9 @@ def test_the_tutorial_runs_top_to_bottom_and_shows_its_results(mnist_root: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     kernel = _kernel_of_this_interpreter(tmp_path / "jupyter", monkeypatch)
+    # the pad the last cell started answers from the kernel (a person's browser would load it in the IFrame)
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "import urllib.request\nprint('pad page', urllib.request.urlopen(pad.url, timeout=60).status)"))
     client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=600,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # a cell that raises fails the test with its traceback
@@ -65,5 +68,7 @@ def test_the_tutorial_runs_top_to_bottom_and_shows_its_results(mnist_root: Path,
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     pictures = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(pictures) >= 8  # samples, curves, confusion matrix, misclassified, the run's three plots, the digit
-    assert any(WIDGET in output.get("data", {}) for output in outputs)  # the progress bars are widgets
+    ignite_cell = next(cell for cell in notebook.cells if "attach_progress(" in cell.source)
+    assert any(WIDGET in output.get("data", {}) for output in ignite_cell.outputs)  # Ignite's progress bars: widgets
+    assert "pad page 200" in printed
     assert (tmp_path / "runs" / "my_digit.png").is_file()
