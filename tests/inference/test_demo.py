@@ -18,7 +18,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +38,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-component-update", "--disable-sync"]
 DIGITS = 8  # the first test digits drawn
 SCALE = 10  # canvas pixels per MNIST pixel (the canvas is 280x280)
-#: Where the browser test also saves its screenshot when set (the docs' picture: docs/img/demo.png).
+#: A folder where the browser tests also save their screenshots when set (the docs' pictures: docs/img).
 SCREENSHOT_ENV = "IGNITE_MNIST_DEMO_SCREENSHOT"
 
 
@@ -189,20 +189,45 @@ def row_strokes(image: torch.Tensor, threshold: int = 128) -> list[tuple[tuple[i
     return strokes
 
 
-def draw(page: Page, digit: torch.Tensor) -> None:
-    """Clear the canvas and draw ``digit`` with the mouse, as strokes; wait for the page's last answer."""
+Stroke = Callable[[list[tuple[float, float]]], None]
+
+
+def mouse(page: Page) -> Stroke:
+    """A stroke through page points: press, move, release the mouse."""
+    def stroke(points: list[tuple[float, float]]) -> None:
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+    return stroke
+
+
+def finger(page: Page) -> Stroke:
+    """A stroke through page points with one finger (touch events over the DevTools protocol)."""
+    session = page.context.new_cdp_session(page)
+
+    def stroke(points: list[tuple[float, float]]) -> None:
+        for kind, (x, y) in zip(["touchStart"] + ["touchMove"] * (len(points) - 1), points, strict=True):
+            session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+        session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+    return stroke
+
+
+def draw(page: Page, digit: torch.Tensor, stroke: Stroke) -> str:
+    """Clear the canvas, draw ``digit`` as strokes, wait for the page's last answer and return the class shown."""
     page.click("#clear")
     box = page.locator("#canvas").bounding_box()
     left, top = box["x"] + 2, box["y"] + 2  # inside the border
     for (x0, y), (x1, _) in row_strokes(digit):
-        page.mouse.move(left + x0, top + y)
-        page.mouse.down()
-        page.mouse.move(left + x1, top + y, steps=max(1, (x1 - x0) // SCALE))
-        page.mouse.up()
+        stroke([(left + x, top + y) for x in [*range(x0, x1, SCALE), x1]])
     page.wait_for_function("document.body.dataset.state === 'idle'", timeout=60_000)
+    return page.inner_text("#answer")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is None:
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
@@ -213,28 +238,47 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.mark.integration
-def test_real_test_digits_drawn_on_the_pad_are_recognised(mnist_checkpoint: Path, browser: Browser,
-                                                          tmp_path: Path) -> None:
-    images, labels = load_split_tensors(load_model(mnist_checkpoint).config.data_dir, "mnist", train=False)
+@pytest.fixture(scope="module")
+def mnist_pad(mnist_checkpoint: Path) -> Iterator[Pad]:
+    """The pad serving the CNN trained on real MNIST."""
     served = Pad(mnist_checkpoint)
-    try:
-        page = browser.new_page(viewport={"width": 720, "height": 400})
-        page.goto(served.url)
-        shown = []
-        for index in range(DIGITS):
-            draw(page, images[index])
-            shown.append(page.inner_text("#answer"))
-            if index == 0:
-                _check_the_page_shows_what_predict_says(page, mnist_checkpoint, tmp_path)
-        page.screenshot(path=str(tmp_path / "demo.png"))
-        if os.environ.get(SCREENSHOT_ENV):
-            shutil.copy(tmp_path / "demo.png", os.environ[SCREENSHOT_ENV])
-    finally:
-        served.close()
+    yield served
+    served.close()
+
+
+def _screenshot(page: Page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / name))
+    if os.environ.get(SCREENSHOT_ENV):  # the docs' pictures
+        shutil.copy(folder / name, Path(os.environ[SCREENSHOT_ENV]) / name)
+
+
+@pytest.mark.integration
+def test_real_test_digits_drawn_with_the_mouse_are_recognised(mnist_pad: Pad, mnist_checkpoint: Path,
+                                                              browser: Browser, tmp_path: Path) -> None:
+    images, labels = load_split_tensors(load_model(mnist_checkpoint).config.data_dir, "mnist", train=False)
+    page = browser.new_page(viewport={"width": 720, "height": 400})
+    page.goto(mnist_pad.url)
+    shown = [draw(page, images[0], mouse(page))]
+    _check_the_page_shows_what_predict_says(page, mnist_checkpoint, tmp_path)
+    shown += [draw(page, image, mouse(page)) for image in images[1:DIGITS]]
+    _screenshot(page, tmp_path, "demo.png")
     expected = [str(label) for label in labels[:DIGITS].tolist()]
     right = sum(a == b for a, b in zip(shown, expected, strict=True))
     assert right >= DIGITS - 1, f"shown {shown}, labels {expected}"
+
+
+@pytest.mark.integration
+def test_a_finger_draws_on_a_phone_sized_page(mnist_pad: Pad, mnist_checkpoint: Path, browser: Browser,
+                                              tmp_path: Path) -> None:
+    images, labels = load_split_tensors(load_model(mnist_checkpoint).config.data_dir, "mnist", train=False)
+    context = browser.new_context(viewport={"width": 390, "height": 720}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(mnist_pad.url)
+    shown = [draw(page, images[index], finger(page)) for index in (DIGITS, DIGITS + 1)]
+    assert page.evaluate("window.scrollY") == 0  # the strokes drew; they did not scroll the page
+    _screenshot(page, tmp_path, "demo-phone.png")
+    context.close()
+    assert shown == [str(label) for label in labels[DIGITS:DIGITS + 2].tolist()]
 
 
 def _check_the_page_shows_what_predict_says(page: Page, checkpoint: Path, folder: Path) -> None:
