@@ -1,9 +1,9 @@
 """Progress display that suits where the output goes.
 
 On a terminal, and in a Jupyter notebook (where tqdm draws it as a widget): Ignite's
-``ProgressBar`` for the trainer, with the running loss, and for each evaluator; each bar
-is cleared when it is done, and each finished epoch leaves one line with its metrics above the next bar
-(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
+``ProgressBar`` for the trainer, with the running loss, and for each evaluator; each
+bar is cleared when it is done, and each finished epoch leaves one line with its
+metrics above the next bar (``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
 (CI, ``nohup``, a log file): plain log lines, at most one every ``interval``
 seconds plus one per epoch and per evaluation, and never a carriage return.
 Ignite has no such log mode; it is written here.

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -50,7 +51,10 @@ class Pad:
             [sys.executable, "-m", "ignite_mnist", "demo", str(source), "--port", "0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        stuck = threading.Timer(120, self.process.kill)  # a pad that never says where it is fails the test
+        stuck.start()
         line = self.process.stdout.readline()  # "digit pad for ... at http://127.0.0.1:PORT/ (Ctrl-C stops it)"
+        stuck.cancel()
         assert " at http://" in line, line + self.process.stderr.read()
         self.first_line = line
         self.url = line.split(" at ")[1].split()[0]
