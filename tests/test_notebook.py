@@ -63,7 +63,7 @@ def test_the_tutorial_runs_top_to_bottom_and_shows_its_results(mnist_root: Path,
     accuracies = {name: float(value) for name, value in
                   re.findall(r"^(plain loop|Ignite engine|run\(\)): test accuracy ([\d.]+)%", printed, re.MULTILINE)}
     assert accuracies.keys() == {"plain loop", "Ignite engine", "run()"}, printed
-    assert accuracies["plain loop"] > 90 and accuracies["Ignite engine"] > 94 and accuracies["run()"] >= 98.5
+    assert accuracies["plain loop"] > 88 and accuracies["Ignite engine"] > 94 and accuracies["run()"] >= 98.5
     assert re.search(r"^drawn digit: 7 \(probability", printed, re.MULTILINE), printed
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     pictures = [output for output in outputs if "image/png" in output.get("data", {})]
