@@ -30,7 +30,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch.nn import functional
@@ -52,8 +52,9 @@ class ImageError(IgniteMnistError):
     """One image cannot be used (unreadable, not an image, or blank)."""
 
 
-def load_grayscale(path: str | Path) -> torch.Tensor:
-    """Read an image file (PNG, JPEG, anything Pillow reads) as ``float32 (H, W)`` in 0-1.
+def load_grayscale(path: str | Path | BinaryIO) -> torch.Tensor:
+    """Read an image file (PNG, JPEG, anything Pillow reads; a path or an open binary file) as ``float32 (H, W)``
+    in 0-1.
 
     Raises:
         ImageError: the file is missing, unreadable or not an image.
@@ -159,7 +160,7 @@ def centre_digit(image: torch.Tensor) -> torch.Tensor:
     return field
 
 
-def digit_field(path: str | Path) -> torch.Tensor:
+def digit_field(path: str | Path | BinaryIO) -> torch.Tensor:
     """An image file -> its ``float32 (28, 28)`` MNIST-style field in 0-1 (steps 1-6 above).
 
     Raises:
@@ -177,7 +178,7 @@ def digit_field(path: str | Path) -> torch.Tensor:
         raise ImageError(f"{path}: {error}") from None
 
 
-def preprocess_image(path: str | Path, *, mean: float, std: float) -> torch.Tensor:
+def preprocess_image(path: str | Path | BinaryIO, *, mean: float, std: float) -> torch.Tensor:
     """An image file -> the normalised ``float32 (1, 28, 28)`` input the models take (all seven steps).
 
     Raises:

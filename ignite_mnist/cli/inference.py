@@ -1,4 +1,4 @@
-"""The ``evaluate``, ``predict`` and ``export`` subcommands of ``ignite-mnist``.
+"""The ``evaluate``, ``predict``, ``export`` and ``demo`` subcommands of ``ignite-mnist``.
 
 Each takes a checkpoint file (``.pt``) or a run directory (its best checkpoint,
 else its newest one); ``predict`` also takes a file ``export`` wrote. The work is
@@ -11,6 +11,7 @@ Example:
     $ ignite-mnist export runs/mnist-cnn-20261125-101500 --format onnx
     $ ignite-mnist export runs/mnist-cnn-20261125-101500 --format executorch --quantize int8
     $ ignite-mnist predict runs/mnist-cnn-20261125-101500/best_checkpoint_3_accuracy=0.9890.int8.pte my_seven.png
+    $ ignite-mnist demo runs/mnist-cnn-20261125-101500 --port 8765
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUBCOMMAND_PARSERS",
+    "build_demo_parser",
     "build_evaluate_parser",
     "build_export_parser",
     "build_predict_parser",
+    "demo_command",
     "evaluate_command",
     "export_command",
     "predict_command",
@@ -73,14 +76,29 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_MODEL_OR_EXPORTED = ("a checkpoint file (.pt), a run directory, or a file written by export (.torchscript.pt, "
+                      ".onnx, .pte: its metadata says the classes and normalisation)")
+
+
 def build_predict_parser() -> argparse.ArgumentParser:
     """``ignite-mnist predict CKPT IMAGE...``: the class and its probability per image file."""
     parser = _parser("predict", "Classify image files (PNG, JPEG, any size; dark-on-light or light-on-dark): "
                                 "each is cropped to the digit and centred the MNIST way before the model sees it.",
-                     "a checkpoint file (.pt), a run directory, or a file written by export (.torchscript.pt, "
-                     ".onnx, .pte: its metadata says the classes and normalisation)")
+                     _MODEL_OR_EXPORTED)
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
+    return parser
+
+
+def build_demo_parser() -> argparse.ArgumentParser:
+    """``ignite-mnist demo CKPT [--port N]``: the digit pad, a page on 127.0.0.1 to draw digits on."""
+    from ignite_mnist.demo import DEFAULT_PORT, HOST
+
+    parser = _parser("demo", f"Serve the digit pad on {HOST} (this machine only): a page where you draw a digit with "
+                             f"the mouse or a finger and see every class's probability as you draw. The drawing goes "
+                             f"through the same preprocessing as predict. Ctrl-C stops it.", _MODEL_OR_EXPORTED)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N",
+                        help="the port to listen on (0: any free one; the address is printed)")
     return parser
 
 
@@ -171,9 +189,20 @@ def export_command(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def demo_command(argv: Sequence[str]) -> int:
+    args = build_demo_parser().parse_args(argv)  # before importing torch: --help answers at once
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("--port", f"a port is 0 to 65535, got {args.port}")
+    from ignite_mnist.demo import serve_pad
+
+    serve_pad(_classifier(args), args.port, source=args.checkpoint)
+    return EXIT_OK
+
+
 #: Subcommand name -> its parser builder (the CLI reference in the docs is generated from these).
 SUBCOMMAND_PARSERS = {
     "evaluate": build_evaluate_parser,
     "predict": build_predict_parser,
     "export": build_export_parser,
+    "demo": build_demo_parser,
 }

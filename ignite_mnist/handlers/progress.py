@@ -1,9 +1,9 @@
 """Progress display that suits where the output goes.
 
-On a terminal: Ignite's ``ProgressBar`` (tqdm) for the trainer, with the running
-loss, and for each evaluator; each bar is cleared when it is done, and each
-finished epoch leaves one line with its metrics above the next bar
-(``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
+On a terminal, and in a Jupyter notebook (where tqdm draws it as a widget): Ignite's
+``ProgressBar`` for the trainer, with the running loss, and for each evaluator; each
+bar is cleared when it is done, and each finished epoch leaves one line with its
+metrics above the next bar (``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
 (CI, ``nohup``, a log file): plain log lines, at most one every ``interval``
 seconds plus one per epoch and per evaluation, and never a carriage return.
 Ignite has no such log mode; it is written here.
@@ -31,17 +31,30 @@ from ignite.handlers import ProgressBar
 from ignite_mnist.console import say
 from ignite_mnist.registry import PROGRESS_MODES
 
-__all__ = ["LogProgress", "Progress", "attach_progress", "batch_loss", "epoch_line", "resolve_progress_mode"]
+__all__ = [
+    "LogProgress", "Progress", "attach_progress", "batch_loss", "epoch_line", "in_jupyter", "resolve_progress_mode",
+]
+
+
+def in_jupyter() -> bool:
+    """Whether this is a Jupyter kernel, where Ignite's ``ProgressBar`` (``tqdm.autonotebook``) draws widgets.
+
+    Example:
+        >>> in_jupyter()
+        False
+    """
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
 def resolve_progress_mode(mode: str, stream: TextIO | None = None) -> str:
-    """``auto`` becomes ``bar`` when both stdout and stderr are terminals, else ``log``."""
+    """``auto`` becomes ``bar`` when both stdout and stderr are terminals or in a Jupyter notebook, else ``log``."""
     if mode not in PROGRESS_MODES:
         raise ValueError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, got {mode!r}")
     if mode != "auto":
         return mode
     streams = [stream] if stream is not None else [sys.stdout, sys.stderr]
-    return "bar" if all(s.isatty() for s in streams) else "log"
+    return "bar" if all(s.isatty() for s in streams) or (stream is None and in_jupyter()) else "log"
 
 
 def batch_loss(output: Any) -> dict[str, float]:
