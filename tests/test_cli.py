@@ -106,9 +106,9 @@ def test_help_lists_the_commands_and_prints_each_default_once():
     assert "(default: $IGNITE_MNIST_DATA_DIR or ./data) --val-size" in text
     assert "(default: never) --min-delta" in text
     from ignite_mnist.cli.inference import SUBCOMMAND_PARSERS
-    from ignite_mnist.cli.train import build_train_parser
+    from ignite_mnist.cli.train import train_parser
 
-    for name, build in {"train": build_train_parser, **SUBCOMMAND_PARSERS}.items():
+    for name, build in {"train": train_parser, **SUBCOMMAND_PARSERS}.items():
         flags = re.split(r"\n  (?=-)", build().format_help())[1:]  # one block per flag
         assert len(flags) > 3 and [f for f in flags if f.count("(default:") > 1 or "(default: None)" in f] == [], name
 

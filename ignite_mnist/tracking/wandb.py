@@ -48,9 +48,8 @@ from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.handlers.record import RunRecord
     from ignite_mnist.run_dir import RunDir
-    from ignite_mnist.tracking import RunStatus
+    from ignite_mnist.tracking import BestValues, RunStatus
 
 __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_credentials",
            "resolve_wandb_mode", "wandb_init_args"]
@@ -282,7 +281,7 @@ class WandbTracker(LoggerTracker):
         evaluators: Mapping[str, Engine] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         model: torch.nn.Module | None = None,
-        record: RunRecord | None = None,
+        record: BestValues | None = None,
         epoch_metrics: Sequence[str] = ("train_loss",),
     ) -> None:
         """Log ``trainer`` (and its evaluators) to the run, all at the trainer's iteration.
