@@ -159,12 +159,12 @@ LR_SCHEDULES = Registry("learning-rate schedule", {
     "onecycle": "ignite_mnist.optim:one_cycle_lr",
 })
 DATASETS = Registry("dataset", {
-    "mnist": "ignite_mnist.data:MNIST",
-    "fashion-mnist": "ignite_mnist.data:FASHION_MNIST",
+    "mnist": "ignite_mnist.data.datasets:MNIST",
+    "fashion-mnist": "ignite_mnist.data.datasets:FASHION_MNIST",
 })
 LOADERS = Registry("loader", {
-    "tensor": "ignite_mnist.data:tensor_loaders",
-    "torch": "ignite_mnist.data:torch_loaders",
+    "tensor": "ignite_mnist.data.builders:tensor_loaders",
+    "torch": "ignite_mnist.data.builders:torch_loaders",
 })
 EXPORT_FORMATS = Registry("export format", {
     "torchscript": "ignite_mnist.export:TORCHSCRIPT",
