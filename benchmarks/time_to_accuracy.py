@@ -120,7 +120,8 @@ def _recipe_config(args: argparse.Namespace) -> Any:
     from ignite_mnist.config import TrainConfig
     from ignite_mnist.recipes import RECIPES
 
-    return TrainConfig(**RECIPES[args.recipe], seed=args.seed, data_dir=args.data_dir, val_size=args.val_size)
+    return TrainConfig.from_dict(RECIPES[args.recipe] | {"seed": args.seed, "data_dir": args.data_dir,
+                                                         "val_size": args.val_size})
 
 
 def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser, Repeated
-from ignite_mnist.config import TrainConfig, flag_name, setting_default, setting_name, setting_type
+from ignite_mnist.config import TrainConfig, flag_name, setting_default, setting_fields, setting_name, setting_type
 from ignite_mnist.config_file import ConfigFile, read_config_file
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.recipes import RECIPES
@@ -55,7 +55,7 @@ def _flag_options(f: dataclasses.Field, suppress_defaults: bool) -> dict[str, An
 
 def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False,
                        epilog: str | None = None) -> argparse.ArgumentParser:
-    """The training parser: one flag per ``TrainConfig`` field, defaults shown.
+    """The training parser: one flag per setting (:func:`~ignite_mnist.config.setting_fields`), defaults shown.
 
     With ``suppress_defaults`` the parsed namespace holds only the flags given;
     ``epilog`` ends ``--help`` (the command line puts its list of commands there).
@@ -67,7 +67,7 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False,
         formatter_class=HelpFormatter,
         argument_default=argparse.SUPPRESS if suppress_defaults else None,
     )
-    for f in dataclasses.fields(TrainConfig):
+    for f in setting_fields().values():
         parser.add_argument(flag_name(f.name), **_flag_options(f, suppress_defaults))
     parser.add_argument(
         "--recipe", choices=sorted(RECIPES), metavar="{" + ",".join(sorted(RECIPES)) + "}",
@@ -100,7 +100,7 @@ def agent_style(argv: Sequence[str]) -> list[str]:
         >>> agent_style(["--batch_size=128", "--amp=True", "--plots=False", "--patience=None", "--lr", "0.1"])
         ['--batch-size=128', '--amp', '--no-plots', '--lr', '0.1']
     """
-    fields = {flag_name(f.name): f for f in dataclasses.fields(TrainConfig)}
+    fields = {flag_name(name): f for name, f in setting_fields().items()}
     converted = []
     for arg in argv:
         name, equals, value = arg.partition("=")
@@ -150,7 +150,7 @@ def parse_train_command(argv: Sequence[str] | None, *, epilog: str | None = None
     try:
         from_file = read_config_file(path) if path is not None else None
         from_file_values = from_file.values if from_file is not None else {}
-        config = TrainConfig(**recipe | from_file_values | given)
+        config = TrainConfig.from_dict(recipe | from_file_values | given)
         _validate(config, from_file, given)
     except ConfigError as error:
         parser.error(str(error))

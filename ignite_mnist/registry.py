@@ -55,6 +55,7 @@ __all__ = [
     "THREAD_MODES",
     "TRACKERS",
     "TRACKER_CHOICES",
+    "TRACKER_SETTINGS",
     "import_path",
     "is_import_path",
     "WANDB_ENV_MODES",
@@ -177,6 +178,12 @@ TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
     "tensorboard": "ignite_mnist.tracking.tensorboard:TensorboardTracker",
     "mlflow": "ignite_mnist.tracking.mlflow:MlflowTracker",
+})
+#: Each tracker's own settings and run-directory files (a ``TrackerSettings`` dataclass, no torch), by tracker name.
+TRACKER_SETTINGS = Registry("tracker settings", {
+    "wandb": "ignite_mnist.tracking.wandb_settings:WandbSettings",
+    "tensorboard": "ignite_mnist.tracking.tensorboard_settings:TensorboardSettings",
+    "mlflow": "ignite_mnist.tracking.mlflow_settings:MlflowSettings",
 })
 #: What ``--tracker`` takes: a tracker's name, or ``none`` (no tracker at all).
 NO_TRACKER = "none"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ignite_mnist import registry
-from ignite_mnist.config import TrainConfig, flag_name
+from ignite_mnist.config import TrainConfig, flag_name, setting_fields
 from ignite_mnist.config_args import build_train_parser
 from tests.conftest import REPO
 
@@ -210,13 +211,26 @@ def test_export_formats_and_trackers_resolve() -> None:
 
 
 def test_every_choice_of_the_config_comes_from_the_registry_module() -> None:
-    import dataclasses
-
     lists = [v for v in vars(registry).values() if isinstance(v, tuple)]
     lists += [r.names for r in vars(registry).values() if isinstance(r, registry.Registry)]
-    for field in dataclasses.fields(TrainConfig):
+    for name, field in setting_fields().items():
         choices = field.metadata.get("choices")
-        assert choices is None or any(choices is chosen or choices == chosen for chosen in lists), flag_name(field.name)
+        assert choices is None or any(choices is chosen or choices == chosen for chosen in lists), flag_name(name)
+
+
+def test_the_core_names_no_tracker_each_tracker_declares_its_settings_and_files() -> None:
+    """A new tracker is a module and registry lines: TrainConfig and RunDir know none by name."""
+    from ignite_mnist.run_dir import RunDir
+
+    assert registry.TRACKER_SETTINGS.names == registry.TRACKERS.names
+    core = [f.name for f in dataclasses.fields(TrainConfig)] + [name.lower() for name in vars(RunDir)]
+    for tracker in registry.TRACKERS.names:
+        settings = registry.TRACKER_SETTINGS.load(tracker)
+        assert settings.FILES, tracker
+        assert [name for name in core if tracker in name] == [], tracker
+        assert all(f.name.startswith(tracker + "_") for f in dataclasses.fields(settings)), tracker
+    source = (PACKAGE / "config.py").read_text() + (PACKAGE / "run_dir.py").read_text()
+    assert "WANDB_MODE" not in source and "MLFLOW_" not in source
 
 
 def test_help_and_usage_errors_do_not_import_torch() -> None:
