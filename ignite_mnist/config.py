@@ -1,9 +1,11 @@
 """``TrainConfig``: every setting of a training run, its default and its valid range.
 
-The command line (``cli.py``), ``config.json`` in the run directory and the W&B
-config are all derived from this one dataclass, so a setting is declared once:
-its default, its help text, its choices and its range check live in the
-``field`` metadata below.
+The training flags (:mod:`ignite_mnist.config_args`), ``config.json`` in the run
+directory and the trackers' config are all derived from this one dataclass, so a
+setting is declared once: its default, its help text, its choices and its range
+check live in the ``field`` metadata below. Each tracker declares its own settings
+the same way, in its :class:`TrackerSettings` (e.g. ``--wandb-mode``, in
+:mod:`ignite_mnist.tracking.wandb_settings`); :func:`setting_fields` lists them all.
 
 Example:
     >>> config = TrainConfig(epochs=3, model="cnn")
