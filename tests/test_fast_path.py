@@ -63,8 +63,8 @@ def test_classic_and_tensor_loaders_give_the_same_batches_and_resume_alike(idx_r
 def test_fast_path_reaches_the_accuracy_of_the_classic_path(idx_root, tmp_path):
     common = {"data_dir": str(idx_root), "val_size": 200, "epochs": 2, "batch_size": 64, "output_dir": str(tmp_path),
               "progress": "none", "wandb_mode": "disabled", "plots": False}
-    fast = run(TrainConfig(run_name="tensor", loader="tensor", **common))
-    classic = run(TrainConfig(run_name="torch", loader="torch", **common))
+    fast = run(TrainConfig.from_dict(common | {"run_name": "tensor", "loader": "tensor"}))
+    classic = run(TrainConfig.from_dict(common | {"run_name": "torch", "loader": "torch"}))
     assert fast.test_accuracy > 0.9  # both learn ...
     assert abs(fast.test_accuracy - classic.test_accuracy) <= 0.02  # ... to the same accuracy
     assert abs(fast.test_loss - classic.test_loss) <= 0.05
