@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as output_dir:
         config = TrainConfig(data_dir=args.data_dir, epochs=args.epochs, output_dir=output_dir, progress="log",
-                             wandb_mode="disabled", plots=False, device="cpu")
+                             tracker=["none"], plots=False, device="cpu")
         summary, per_call, iterations = timed_run(config)
     iteration_us = summary.train_seconds / max(iterations, 1) * 1e6
     result = {

@@ -99,7 +99,7 @@ def ignite_mnist_run(data_dir: str, output_dir: str, name: str, epochs: int, see
     """(c) samples/s of ``training.run`` with validation, checkpoints and log-progress."""
     config = TrainConfig(
         data_dir=data_dir, epochs=epochs, seed=seed, val_size=val_size, output_dir=output_dir, run_name=name,
-        progress="log", wandb_mode="disabled", plots=False, device="cpu",
+        progress="log", tracker=["none"], plots=False, device="cpu",
     )
     with contextlib.redirect_stdout(sys.stderr):  # its log-progress lines; stdout is for the JSON
         return run(config).samples_per_second

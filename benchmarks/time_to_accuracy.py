@@ -120,7 +120,8 @@ def _recipe_config(args: argparse.Namespace) -> Any:
     from ignite_mnist.config import TrainConfig
     from ignite_mnist.recipes import RECIPES
 
-    return TrainConfig(**RECIPES[args.recipe], seed=args.seed, data_dir=args.data_dir, val_size=args.val_size)
+    return TrainConfig.from_dict(RECIPES[args.recipe] | {"seed": args.seed, "data_dir": args.data_dir,
+                                                         "val_size": args.val_size})
 
 
 def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
@@ -129,7 +130,7 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
     from ignite.utils import manual_seed
 
     from ignite_mnist.augment import random_shift_rotate
-    from ignite_mnist.data import build_loaders, load_splits
+    from ignite_mnist.data import LoaderOptions, build_loaders, load_splits
     from ignite_mnist.engines import create_trainer, training_loss
     from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
     from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
@@ -139,8 +140,8 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
     config = _recipe_config(args)
     splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
     manual_seed(config.seed)
-    train, _, test = build_loaders(splits, batch_size=config.batch_size, seed=config.seed,
-                                   transform=random_shift_rotate if config.augment else None)
+    train, _, test = build_loaders(splits, LoaderOptions(batch_size=config.batch_size, seed=config.seed,
+                                                         transform=random_shift_rotate if config.augment else None))
     model = build_model(config.model)
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     trainer = create_trainer(prepare_model(model, "cpu"), optimizer, training_loss(config.label_smoothing),

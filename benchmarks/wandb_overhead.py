@@ -56,8 +56,8 @@ def whole_runs(data_dir: str, epochs: int, repeats: int, out: str) -> None:
     times: dict[str, list[float]] = {"disabled": [], "offline": []}
     for repeat in range(repeats):
         for mode in times:
-            config = TrainConfig(data_dir=data_dir, output_dir=out, run_name=f"{mode}-{repeat}", epochs=epochs,
-                                 progress="none", wandb_mode=mode)
+            config = TrainConfig.from_dict({"data_dir": data_dir, "output_dir": out, "run_name": f"{mode}-{repeat}",
+                                            "epochs": epochs, "progress": "none", "wandb_mode": mode})
             times[mode].append(seconds(lambda: run(config)))
     for mode, values in times.items():
         print(f"{mode:>8}: median {statistics.median(values):.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")

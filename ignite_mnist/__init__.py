@@ -6,7 +6,7 @@ errors answer without loading torch.
 Example:
     >>> from ignite_mnist import TrainConfig, run
     >>> summary = run(TrainConfig(model="cnn", epochs=1, data_dir=data_dir, val_size=200, output_dir=runs,
-    ...                           progress="none", wandb_mode="disabled", plots=False))
+    ...                           progress="none", tracker=["none"], plots=False))
     >>> summary.epochs_completed, summary.test_accuracy > 0.5
     (1, True)
 """

@@ -1,7 +1,7 @@
 """``ignite-mnist compare``: runs side by side, from their run directories.
 
 One row per run, one column per setting that differs between the runs (not those of
-:data:`~ignite_mnist.config.BOOKKEEPING_SETTINGS`: where a run is kept and how it is
+:func:`~ignite_mnist.config.bookkeeping_settings`: where a run is kept and how it is
 shown), then the state, each validation metric's latest and best value (from
 ``metrics.jsonl``, so an unfinished or pruned run counts too) and the test results
 (from ``summary.json``). Runs that differ only by ``seed`` (and have the same state)
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.config import BOOKKEEPING_SETTINGS
+from ignite_mnist.config import bookkeeping_settings
 from ignite_mnist.errors import RunDirError
 from ignite_mnist.registry import MONITORS, lower_is_better
 from ignite_mnist.run_dir import RunDir, read_metrics_log
@@ -110,7 +110,8 @@ def find_runs(paths: Sequence[str | Path], states_of: StatesOf | None = None) ->
 
 
 def _differing(runs: Sequence[RunResult]) -> list[str]:
-    names = dict.fromkeys(k for run in runs for k in run.config if k not in BOOKKEEPING_SETTINGS)
+    bookkeeping = bookkeeping_settings()
+    names = dict.fromkeys(k for run in runs for k in run.config if k not in bookkeeping)
     return [k for k in names if len({json.dumps(run.config.get(k)) for run in runs}) > 1]
 
 

@@ -1,9 +1,11 @@
 """``TrainConfig``: every setting of a training run, its default and its valid range.
 
-The command line (``cli.py``), ``config.json`` in the run directory and the W&B
-config are all derived from this one dataclass, so a setting is declared once:
-its default, its help text, its choices and its range check live in the
-``field`` metadata below.
+The training flags (:mod:`ignite_mnist.config_args`), ``config.json`` in the run
+directory and the trackers' config are all derived from this one dataclass, so a
+setting is declared once: its default, its help text, its choices and its range
+check live in the ``field`` metadata below. Each tracker declares its own settings
+the same way, in its :class:`TrackerSettings` (e.g. ``--wandb-mode``, in
+:mod:`ignite_mnist.tracking.wandb_settings`); :func:`setting_fields` lists them all.
 
 Example:
     >>> config = TrainConfig(epochs=3, model="cnn")
@@ -15,13 +17,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.registry import (
@@ -37,9 +40,7 @@ from ignite_mnist.registry import (
     PROGRESS_MODES,
     THREAD_MODES,
     TRACKER_CHOICES,
-    WANDB_ENV_MODES,
-    WANDB_MODES,
-    WANDB_WATCH,
+    TRACKER_SETTINGS,
     is_import_path,
 )
 
@@ -52,14 +53,18 @@ __all__ = [
     "EXACT_RESUME_SETTINGS",
     "IDENTITY_SETTINGS",
     "RENAMED_SETTINGS",
+    "TrackerSettings",
     "TrainConfig",
+    "bookkeeping_settings",
     "coerce_setting",
     "current_names",
     "default_data_dir",
     "flag_name",
     "setting_default",
+    "setting_fields",
     "setting_name",
     "setting_type",
+    "tracker_settings_classes",
 ]
 
 #: A checkpoint is never resumed with other values of these: it would be another experiment.
@@ -69,12 +74,14 @@ EXACT_RESUME_SETTINGS = (
     "batch_size", "seed", "val_size", "optimizer", "lr", "momentum", "weight_decay", "label_smoothing", "lr_schedule",
     "augment", "amp",
 )
-#: Where a run is kept and how it is shown and tracked, not what it trains: ``compare`` leaves them out.
+#: Where a run is kept and how it is shown and tracked, not what it trains: ``compare`` leaves them out
+#: (and every tracker's own settings, see :func:`bookkeeping_settings`).
 BOOKKEEPING_SETTINGS = (
     "data_dir", "output_dir", "run_name", "resume", "overwrite", "allow_config_change", "progress",
-    "progress_interval", "plots", "tracker", "log_every", "wandb_mode", "wandb_project", "wandb_entity",
-    "wandb_name", "wandb_tags", "wandb_watch", "mlflow_uri", "mlflow_experiment",
+    "progress_interval", "plots", "tracker", "log_every",
 )
+#: The field of :class:`TrainConfig` that holds the trackers' own settings (not a setting itself).
+TRACKER_SETTINGS_FIELD = "tracker_settings"
 
 DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"
 
@@ -164,6 +171,12 @@ def setting_type(f: dataclasses.Field) -> type:
     return f.metadata.get("type") or type(setting_default(f))
 
 
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """A setting's value (each item of a repeatable one) against its declared choices and range."""
+    for item in value if f.metadata.get("repeatable") else [value]:
+        _check_value(f, item)
+
+
 def _check_value(f: dataclasses.Field, value: Any) -> None:
     """One value of a setting against its declared choices and range."""
     choices, other = f.metadata.get("choices"), f.metadata.get("other")
@@ -175,6 +188,59 @@ def _check_value(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(flag_name(f.name), f"must be a finite number, got {value}")
     if check is not None and value is not None and not check[0](value):
         raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
+
+
+class TrackerSettings:
+    """Base of a tracker's own settings: a dataclass of :func:`setting` fields, each named ``<tracker>_<what>``.
+
+    Each tracker declares its settings in a small module of its own (no torch), named
+    in :data:`~ignite_mnist.registry.TRACKER_SETTINGS`; :class:`TrainConfig` holds one
+    instance per tracker and knows none by name. Their fields are settings like any
+    other: a flag each (``--wandb-mode``), a key each in ``config.json`` and ``--config``
+    files (``wandb_mode``), checked against their choices and ranges.
+
+    Attributes:
+        FILES: the files and folders the tracker keeps in the run directory (``wandb``, ``tensorboard``);
+            the tracker makes its paths from them, :class:`~ignite_mnist.run_dir.RunDir` names none.
+    """
+
+    FILES: ClassVar[tuple[str, ...]] = ()
+
+    def validate(self) -> None:
+        """Checks beyond each field's choices and range (e.g. the environment the tracker reads)."""
+
+
+def tracker_settings_classes() -> dict[str, type[TrackerSettings]]:
+    """Each tracker's settings class, by tracker name (:data:`~ignite_mnist.registry.TRACKER_SETTINGS`)."""
+    return {name: TRACKER_SETTINGS.load(name) for name in TRACKER_SETTINGS.names}
+
+
+def _default_tracker_settings() -> dict[str, TrackerSettings]:
+    return {name: kind() for name, kind in tracker_settings_classes().items()}
+
+
+def _core_fields() -> tuple[dataclasses.Field, ...]:
+    return tuple(f for f in dataclasses.fields(TrainConfig) if f.name != TRACKER_SETTINGS_FIELD)
+
+
+def setting_fields() -> dict[str, dataclasses.Field]:
+    """Every setting by name, in ``config.json``'s order: :class:`TrainConfig`'s own, then each tracker's.
+
+    Example:
+        >>> names = list(setting_fields())
+        >>> names[:2], "wandb_mode" in names, "tracker_settings" in names
+        (['dataset', 'data_dir'], True, False)
+    """
+    found = {f.name: f for f in _core_fields()}
+    for kind in tracker_settings_classes().values():
+        found |= {f.name: f for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    return found
+
+
+def bookkeeping_settings() -> tuple[str, ...]:
+    """:data:`BOOKKEEPING_SETTINGS` and every tracker's own settings: what ``compare`` leaves out."""
+    core = {f.name for f in _core_fields()}
+    return BOOKKEEPING_SETTINGS + tuple(name for name in setting_fields() if name not in core)
 
 
 @dataclass
@@ -292,28 +358,8 @@ class TrainConfig:
     )
     log_every: int = setting(50, "log the training loss and learning rate to the trackers every N iterations",
                              check=POSITIVE)
-    # Weights & Biases ($WANDB_* variables work as usual)
-    wandb_mode: str = setting(
-        "auto", "W&B tracking: auto is online with W&B credentials and offline (wandb sync later) without",
-        choices=WANDB_MODES,
-    )
-    wandb_project: str | None = setting(None, "W&B project (default: $WANDB_PROJECT or ignite-mnist)", type=str)
-    wandb_entity: str | None = setting(None, "W&B user or team (default: $WANDB_ENTITY or your default)", type=str)
-    wandb_name: str | None = setting(None, "W&B run name (default: $WANDB_NAME or the run directory's name)", type=str)
-    wandb_tags: str | None = setting(None, "comma-separated W&B tags (default: $WANDB_TAGS)", type=str)
-    wandb_watch: str = setting(
-        "off", "also log gradient and/or parameter histograms to W&B (wandb.watch, every --log-every)",
-        choices=WANDB_WATCH,
-    )
-    # MLflow (--tracker mlflow; $MLFLOW_* variables work as usual)
-    mlflow_uri: str | None = setting(
-        None, "MLflow tracking server (http://host:5000) or store (default: $MLFLOW_TRACKING_URI, else a local "
-        "store in <run dir>/mlruns)", type=str,
-    )
-    mlflow_experiment: str | None = setting(
-        None, "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or ignite-mnist)", type=str
-    )
-
+    # each tracker's own settings (--wandb-*, --mlflow-*), declared by the tracker: see TrackerSettings
+    tracker_settings: dict[str, TrackerSettings] = field(default_factory=_default_tracker_settings)
     def __post_init__(self) -> None:
         # a folder dataset is stored with an absolute path, so the run's commands work from any folder
         if is_folder_name(self.dataset):
@@ -326,18 +372,16 @@ class TrainConfig:
         Raises:
             ConfigError: naming the flag and the accepted values.
         """
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            for item in value if f.metadata.get("repeatable") else [value]:
-                _check_value(f, item)
+        for f in _core_fields():
+            _check_field(f, getattr(self, f.name))
+        for settings in self.tracker_settings.values():
+            for f in dataclasses.fields(settings):  # type: ignore[arg-type]
+                _check_field(f, getattr(settings, f.name))
+            settings.validate()
         if NO_TRACKER in self.tracker and len(self.tracker) > 1 or len(set(self.tracker)) < len(self.tracker):
             raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
-        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
-        if self.wandb_mode != "disabled" and env_mode and env_mode not in WANDB_ENV_MODES:
-            raise ConfigError("$WANDB_MODE", f"invalid value {env_mode!r} (W&B accepts "
-                              f"{', '.join(WANDB_ENV_MODES)}); fix or unset it, or pass --wandb-mode disabled")
         if self.resume is not None and not self.resume.strip():
             raise ConfigError("--resume", "needs a checkpoint path or 'auto', got an empty string")
         if self.overwrite and self.resume is not None:
@@ -359,19 +403,36 @@ class TrainConfig:
                 f"{self.nproc_per_node} (it is the global batch size); use a multiple of {self.nproc_per_node}"
             )
 
+    def settings_of(self, tracker: str) -> Any:
+        """Tracker ``tracker``'s own settings (the tracker's :class:`TrackerSettings` dataclass)."""
+        return self.tracker_settings[tracker]
+
     def to_dict(self) -> dict[str, Any]:
-        """Every setting as plain JSON-serialisable values (what ``config.json`` holds)."""
-        return dataclasses.asdict(self)
+        """Every setting by name as plain JSON-serialisable values (what ``config.json`` holds): the
+        trackers' settings beside the others, one level, as ``--config`` files take them."""
+        values = {f.name: copy.deepcopy(getattr(self, f.name)) for f in _core_fields()}
+        for settings in self.tracker_settings.values():
+            values |= dataclasses.asdict(settings)  # type: ignore[call-overload]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output (older names accepted); unknown keys are an error."""
+        """A config from settings by name, e.g. :meth:`to_dict` output or ``config.json`` (older names accepted,
+        settings left out at their defaults); unknown names are an error.
+
+        Example:
+            >>> TrainConfig.from_dict({"epochs": 2, "wandb_mode": "offline"}).settings_of("wandb").wandb_mode
+            'offline'
+        """
         values = current_names(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - set(setting_fields()))
         if unknown:
             raise ConfigError(unknown[0], f"unknown setting(s): {', '.join(unknown)}")
-        return cls(**values)
+        trackers = {}
+        for name, kind in tracker_settings_classes().items():
+            own = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+            trackers[name] = kind(**{k: values.pop(k) for k in own & set(values)})
+        return cls(**values, tracker_settings=trackers)
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
@@ -397,7 +458,7 @@ def coerce_setting(name: str, value: Any) -> Any:
         ...
         ignite_mnist.errors.ConfigError: --epochs: expected an integer, got 'ten'
     """
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    fields = setting_fields()
     name = RENAMED_SETTINGS.get(name, name)
     if name not in fields:
         close = difflib.get_close_matches(name, fields, n=1)

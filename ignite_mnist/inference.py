@@ -10,7 +10,7 @@ in :mod:`ignite_mnist.preprocess`, export in :mod:`ignite_mnist.export`.
 Example:
     >>> from ignite_mnist import TrainConfig, run
     >>> summary = run(TrainConfig(data_dir=data_dir, val_size=200, epochs=1, output_dir=runs, run_name="use",
-    ...                           progress="none", wandb_mode="disabled", plots=False))
+    ...                           progress="none", tracker=["none"], plots=False))
     >>> loaded = load_model(summary.run_dir)  # a run directory stands for its best checkpoint
     >>> loaded.config.model, type(loaded.model).__name__, loaded.path.name
     ('mlp', 'TutorialMLP', 'best_checkpoint_32_accuracy=1.0000.pt')

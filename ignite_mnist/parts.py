@@ -31,7 +31,7 @@ from torch import nn
 from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.console import note, say
-from ignite_mnist.data import Dataset, Splits, build_loaders, load_splits
+from ignite_mnist.data import Dataset, LoaderOptions, Splits, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, resolve_device
 from ignite_mnist.distributed import check_world, rank_device
 from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler, training_loss
@@ -167,12 +167,12 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
             note("info", f"--threads auto chose {threads.threads} ({threads.reason})")
     run_dir = _shared_run_dir(config, plan, held)
     manual_seed(config.seed + rank)
-    train_loader, val_loader, test_loader = build_loaders(  # --batch-size is global: each rank takes its share
-        splits, batch_size=config.batch_size // world_size, seed=config.seed, device=device,
+    train_loader, val_loader, test_loader = build_loaders(splits, LoaderOptions(
+        batch_size=config.batch_size // world_size, seed=config.seed, device=device,  # --batch-size is global
         eval_batch_size=EVAL_BATCH_SIZE, rank=rank, world_size=world_size,
         loader=config.loader, root=config.data_dir, num_workers=config.num_workers,
         transform=random_shift_rotate if config.augment else None,
-    )
+    ))
     model, optimizer = _build_model_and_optimizer(config, splits.spec, device)
     scaler = make_grad_scaler(device, config.amp)
     # DistributedDataParallel (averages gradients) for several processes; evaluation uses the plain model

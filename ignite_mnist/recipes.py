@@ -77,4 +77,4 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def fast_recipe(**overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` with :data:`FAST_RECIPE`, then ``overrides``, applied to the defaults."""
-    return TrainConfig(**(FAST_RECIPE | overrides))
+    return TrainConfig.from_dict(FAST_RECIPE | overrides)

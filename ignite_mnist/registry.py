@@ -55,6 +55,7 @@ __all__ = [
     "THREAD_MODES",
     "TRACKERS",
     "TRACKER_CHOICES",
+    "TRACKER_SETTINGS",
     "import_path",
     "is_import_path",
     "WANDB_ENV_MODES",
@@ -159,12 +160,12 @@ LR_SCHEDULES = Registry("learning-rate schedule", {
     "onecycle": "ignite_mnist.optim:one_cycle_lr",
 })
 DATASETS = Registry("dataset", {
-    "mnist": "ignite_mnist.data:MNIST",
-    "fashion-mnist": "ignite_mnist.data:FASHION_MNIST",
+    "mnist": "ignite_mnist.data.datasets:MNIST",
+    "fashion-mnist": "ignite_mnist.data.datasets:FASHION_MNIST",
 })
 LOADERS = Registry("loader", {
-    "tensor": "ignite_mnist.data:tensor_loaders",
-    "torch": "ignite_mnist.data:torch_loaders",
+    "tensor": "ignite_mnist.data.builders:tensor_loaders",
+    "torch": "ignite_mnist.data.builders:torch_loaders",
 })
 EXPORT_FORMATS = Registry("export format", {
     "torchscript": "ignite_mnist.export:TORCHSCRIPT",
@@ -177,6 +178,12 @@ TRACKERS = Registry("tracker", {
     "wandb": "ignite_mnist.tracking.wandb:WandbTracker",
     "tensorboard": "ignite_mnist.tracking.tensorboard:TensorboardTracker",
     "mlflow": "ignite_mnist.tracking.mlflow:MlflowTracker",
+})
+#: Each tracker's own settings and run-directory files (a ``TrackerSettings`` dataclass, no torch), by tracker name.
+TRACKER_SETTINGS = Registry("tracker settings", {
+    "wandb": "ignite_mnist.tracking.wandb_settings:WandbSettings",
+    "tensorboard": "ignite_mnist.tracking.tensorboard_settings:TensorboardSettings",
+    "mlflow": "ignite_mnist.tracking.mlflow_settings:MlflowSettings",
 })
 #: What ``--tracker`` takes: a tracker's name, or ``none`` (no tracker at all).
 NO_TRACKER = "none"

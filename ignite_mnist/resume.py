@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint, restore_objects
-from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, current_names, flag_name
+from ignite_mnist.config import (
+    EXACT_RESUME_SETTINGS,
+    IDENTITY_SETTINGS,
+    TrainConfig,
+    current_names,
+    flag_name,
+    setting_fields,
+)
 from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
@@ -220,16 +227,16 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
         return dataclasses.replace(config, resume=None), None
     path, checkpoint = found
     saved = ResumePlan(path, checkpoint, in_place=False).saved_config
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known, given = setting_fields(), config.to_dict()
     values = {k: v for k, v in current_names(saved).items() if k in known}
-    values |= {name: getattr(config, name) for name in explicit}
+    values |= {name: given[name] for name in explicit}
     values |= {"resume": str(path), "overwrite": config.overwrite,
                "output_dir": config.output_dir, "run_name": config.run_name}  # a new run, unless...
     own = RunDir.of_checkpoint(path)
     if own is not None:  # ...the checkpoint's own run goes on, unless flags name another
         values |= {"output_dir": str(own.path.parent), "run_name": own.path.name}
-        values |= {name: getattr(config, name) for name in explicit & {"output_dir", "run_name"}}
-    resumed = TrainConfig(**values)
+        values |= {name: given[name] for name in explicit & {"output_dir", "run_name"}}
+    resumed = TrainConfig.from_dict(values)
     plan = ResumePlan(path, checkpoint, in_place=_in_place(resumed, path))
     check_resume_compatible(saved, resumed)
     return resumed, plan

@@ -7,12 +7,12 @@
     summary.json       written once the run has finished; paths in it are relative to this folder
     checkpoints/       last_checkpoint_<iteration>.pt, best_checkpoint_<iteration>_<score>.pt
     plots/             curves.png, confusion_matrix.png, misclassified.png
-    wandb/             the W&B run (unless $WANDB_DIR says otherwise); an offline run's staged model in wandb/data/
-    tensorboard/       TensorBoard event files (--tracker tensorboard)
-    mlflow.db          the local MLflow store (--tracker mlflow without --mlflow-uri) ...
-    mlartifacts/       ... and its artifacts (the best checkpoint)
     .lock              held by the process training in it
+    ...                each tracker's own files: wandb/, tensorboard/, mlflow.db and mlartifacts/
 ```
+
+Each tracker declares what it keeps here (``FILES`` of its settings, e.g.
+:class:`~ignite_mnist.tracking.wandb_settings.WandbSettings`), so this module names none.
 
 Training, ``--resume``, ``evaluate``, ``predict`` and ``export`` all find
 checkpoints through :class:`RunDir`, so a run can be moved or copied: every path
@@ -74,10 +74,6 @@ class RunDir:
     SUMMARY = "summary.json"
     CHECKPOINTS = "checkpoints"
     PLOTS = "plots"
-    WANDB = "wandb"
-    TENSORBOARD = "tensorboard"
-    MLFLOW_STORE = "mlflow.db"
-    MLFLOW_ARTIFACTS = "mlartifacts"
     LOCK = ".lock"
 
     def __init__(self, path: str | Path) -> None:
@@ -114,25 +110,6 @@ class RunDir:
     @property
     def plots_dir(self) -> Path:
         return self.path / self.PLOTS
-
-    @property
-    def wandb_dir(self) -> Path:
-        return self.path / self.WANDB
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        """TensorBoard's log dir: ``tensorboard --logdir`` it (a resumed run writes on in it)."""
-        return self.path / self.TENSORBOARD
-
-    @property
-    def mlflow_store(self) -> Path:
-        """The local MLflow store (SQLite): ``mlflow ui --backend-store-uri sqlite:///<this path>``."""
-        return self.path / self.MLFLOW_STORE
-
-    @property
-    def mlflow_artifacts_dir(self) -> Path:
-        """Where the local MLflow store keeps its runs' artifacts."""
-        return self.path / self.MLFLOW_ARTIFACTS
 
     def holds_run(self) -> bool:
         """Whether a run was started here (its ``config.json`` exists)."""

@@ -55,8 +55,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ignite_mnist.cli.train import parse_train_args
 from ignite_mnist.compare import Comparison, RunResult, find_runs
+from ignite_mnist.config_args import parse_train_args
 from ignite_mnist.errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,

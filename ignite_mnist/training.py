@@ -15,7 +15,7 @@ written, a loss that stopped being finite. Reading order for any flag:
 
 Example:
     >>> summary = run(TrainConfig(epochs=2, data_dir=data_dir, val_size=200, output_dir=runs, run_name="two",
-    ...                           progress="none", wandb_mode="disabled", plots=False))
+    ...                           progress="none", tracker=["none"], plots=False))
     >>> summary.epochs_completed, sorted(p.name for p in Path(summary.run_dir).iterdir())
     (2, ['.lock', 'checkpoints', 'config.json', 'metrics.jsonl', 'summary.json'])
 """

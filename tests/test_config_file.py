@@ -65,6 +65,31 @@ def test_an_older_config_json_with_a_renamed_setting_still_reads(tmp_path):
     assert TrainConfig.from_dict(old).log_every == 10  # what evaluate, predict and export read from a checkpoint
 
 
+#: A run's config.json as it was written while TrainConfig held the trackers' settings itself (``wandb_*``,
+#: ``mlflow_*`` beside the others). The trackers now declare them (tracking/*_settings.py); the file's keys stay.
+FLAT_TRACKER_KEYS = Path(__file__).parent / "data" / "config_with_flat_tracker_keys.json"
+
+
+def test_a_config_json_from_before_the_trackers_declared_their_settings_loads_trains_and_resumes(idx_root, tmp_path):
+    old = json.loads(FLAT_TRACKER_KEYS.read_text())
+    config = parse_train_args(["--config", str(FLAT_TRACKER_KEYS)])
+    assert config.to_dict() == old and list(config.to_dict()) == list(old)  # the same keys, in the same order
+    assert (config.settings_of("wandb").wandb_project, config.settings_of("wandb").wandb_watch,
+            config.settings_of("mlflow").mlflow_experiment) == ("proj", "gradients", "exp")
+    here = {"data_dir": str(idx_root), "output_dir": str(tmp_path)}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old | here))
+    first = run(parse_train_args(["--config", str(path)]))
+    written = json.loads((Path(first.run_dir) / "config.json").read_text())
+    assert written == old | here | {"threads": written["threads"]}  # threads: the count --threads auto chose
+    resumed = run(parse_train_args(["--resume", "auto", "--output-dir", str(tmp_path), "--run-name", "old",
+                                    "--epochs", "2"]))
+    assert resumed.epochs_completed == 2 and resumed.run_dir == first.run_dir
+    after = json.loads((Path(first.run_dir) / "config.json").read_text())
+    assert after == written | {"epochs": 2, "resume": after["resume"]}  # every tracker setting kept from the file
+    assert load_checkpoint(find_latest_checkpoint(Path(first.run_dir) / "checkpoints"))["config"]["wandb_tags"] == "a,b"
+
+
 def test_a_thread_count_may_be_written_as_a_number(tmp_path):
     for name, text in (("t.yaml", "threads: 2\n"), ("t.toml", "threads = 2\n"), ("t.json", '{"threads": 2}')):
         (tmp_path / name).write_text(text)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ignite_mnist import registry
-from ignite_mnist.cli.train import build_train_parser
-from ignite_mnist.config import TrainConfig, flag_name
+from ignite_mnist.config import TrainConfig, flag_name, setting_fields
+from ignite_mnist.config_args import build_train_parser
 from tests.conftest import REPO
 
 PACKAGE = REPO / "ignite_mnist"
@@ -37,20 +39,50 @@ def test_no_function_is_longer_than_60_lines() -> None:
     assert long == []
 
 
-def module_level_imports(name: str, tree: ast.Module) -> set[str]:
-    """The package modules ``name`` imports when it is imported (not inside functions or TYPE_CHECKING)."""
-    package = name if (PACKAGE / Path(*name.split(".")[1:]) / "__init__.py").exists() else name.rpartition(".")[0]
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _import_nodes(body: list[ast.stmt], *, lazy: bool, typing: bool) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements in ``body``: inside functions too with ``lazy``, under ``if TYPE_CHECKING`` with
+    ``typing``."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif _is_type_checking(node):
+            if typing:
+                yield from _import_nodes(node.body, lazy=lazy, typing=typing)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and not lazy:
+            continue
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list):
+                    yield from _import_nodes(inner, lazy=lazy, typing=typing)
+
+
+def imports(name: str, tree: ast.Module, root: Path = REPO, *, lazy: bool = True, typing: bool = False) -> set[str]:
+    """The modules of ``name``'s top package that ``name`` imports: at module level, inside functions too with
+    ``lazy`` (imported when the function runs), under ``if TYPE_CHECKING`` too with ``typing``."""
+    top = name.split(".")[0]
+    package = name if (root / Path(*name.split(".")) / "__init__.py").exists() else name.rpartition(".")[0]
     found = set()
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module:
-            base = node.module if node.level == 0 else f"{package.rsplit('.', node.level - 1)[0]}.{node.module}"
+    for node in _import_nodes(tree.body, lazy=lazy, typing=typing):
+        if isinstance(node, ast.ImportFrom):
+            parent = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            base = ".".join(part for part in (parent, node.module or "") if part)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
+        else:
             found.update(alias.name for alias in node.names)
     # importing a.b.c from outside package a.b runs a/b/__init__ first (the top package's __init__ is lazy)
     found |= {parent for m in found for parent in _packages_of(m) if not name.startswith(parent + ".")}
-    return {imported for imported in found if imported.startswith("ignite_mnist")}
+    return {imported for imported in found if imported == top or imported.startswith(top + ".")}
+
+
+def module_level_imports(name: str, tree: ast.Module) -> set[str]:
+    """The package modules ``name`` imports when it is imported (not inside functions or TYPE_CHECKING)."""
+    return imports(name, tree, lazy=False)
 
 
 def _packages_of(module: str) -> list[str]:
@@ -58,22 +90,88 @@ def _packages_of(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(2, len(parts))]
 
 
-def test_imports_have_no_cycles() -> None:
-    trees = modules()
-    graph = {name: module_level_imports(name, tree) & set(trees) - {name} for name, tree in trees.items()}
+def import_cycle(trees: dict[str, ast.Module], root: Path = REPO) -> list[str] | None:
+    """The first import cycle among ``trees`` (module name -> its syntax tree), lazy imports included, or None."""
+    graph = {name: imports(name, tree, root) & set(trees) - {name} for name, tree in trees.items()}
     state: dict[str, str] = {}
 
-    def visit(name: str, path: list[str]) -> None:
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if state.get(name) == "open":
+            return path[path.index(name):] + [name]
         if state.get(name) == "done":
-            return
-        assert state.get(name) != "open", "import cycle: " + " -> ".join(path + [name])
+            return None
         state[name] = "open"
         for imported in sorted(graph[name]):
-            visit(imported, path + [name])
+            cycle = visit(imported, path + [name])
+            if cycle:
+                return cycle
         state[name] = "done"
+        return None
 
-    for name in sorted(graph):
-        visit(name, [])
+    return next((cycle for cycle in (visit(name, []) for name in sorted(graph)) if cycle), None)
+
+
+def _inside(module: str, layer: str) -> bool:
+    return module == layer or module.startswith(layer + ".")
+
+
+def imports_of_layer(trees: dict[str, ast.Module], importer: str, imported: str, root: Path = REPO) -> list[str]:
+    """``module -> module`` for each import (lazy and TYPE_CHECKING ones included) from a module of package or
+    module ``importer`` (outside ``imported``) of a module of ``imported``."""
+    return sorted(
+        f"{name} -> {module}" for name, tree in trees.items() if _inside(name, importer) and not _inside(name, imported)
+        for module in imports(name, tree, root, typing=True) if _inside(module, imported)
+    )
+
+
+def test_imports_have_no_cycles_lazy_imports_included() -> None:
+    cycle = import_cycle(modules())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_library_never_imports_its_command_line() -> None:
+    trees = modules()
+    library = {name: tree for name, tree in trees.items()
+               if name not in ("ignite_mnist.__main__",) and not name.startswith("ignite_mnist.cli")}
+    assert imports_of_layer(library, "ignite_mnist", "ignite_mnist.cli") == []
+
+
+def test_tracking_does_not_import_the_handlers() -> None:
+    """Handlers attach trackers (``handlers -> tracking``); a tracker knows nothing of the handlers."""
+    assert imports_of_layer(modules(), "ignite_mnist.tracking", "ignite_mnist.handlers") == []
+
+
+def _package(root: Path, files: dict[str, str]) -> dict[str, ast.Module]:
+    """A package ``pkg`` of ``files`` (path in the package -> source) under ``root``, read as :func:`modules` does."""
+    trees = {}
+    for path, source in files.items():
+        (root / "pkg" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "pkg" / path).write_text(source)
+        parts = ("pkg", *Path(path).with_suffix("").parts)
+        trees[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = ast.parse(source)
+    return trees
+
+
+def test_the_checks_see_lazy_imports_cycles_and_library_to_cli_imports(tmp_path: Path) -> None:
+    """The checks above, on a small package that breaks each rule the way the old code did."""
+    trees = _package(tmp_path, {
+        "__init__.py": "", "cli/__init__.py": "", "cli/parsing.py": "PROG = 'x'\n",
+        "cli/commands.py": "from pkg.cli.train import train\n",
+        "cli/train.py": "def train():\n    from pkg.cli.commands import main\n",
+        "sweep.py": "from .cli.parsing import PROG\n",
+        "tracking.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.handlers import Record\n",
+        "handlers.py": "def attach():\n    import pkg.tracking\n",
+    })
+    assert import_cycle(trees, tmp_path) == ["pkg.cli.commands", "pkg.cli.train", "pkg.cli.commands"]
+    assert imports("pkg.cli.train", trees["pkg.cli.train"], tmp_path, lazy=False) == set()
+    library = {name: tree for name, tree in trees.items() if not name.startswith("pkg.cli")}
+    assert imports_of_layer(library, "pkg", "pkg.cli", tmp_path) == [
+        "pkg.sweep -> pkg.cli", "pkg.sweep -> pkg.cli.parsing", "pkg.sweep -> pkg.cli.parsing.PROG"]
+    assert imports_of_layer(trees, "pkg.tracking", "pkg.handlers", tmp_path) == [
+        "pkg.tracking -> pkg.handlers", "pkg.tracking -> pkg.handlers.Record"]
+    assert imports_of_layer(trees, "pkg.handlers", "pkg.tracking", tmp_path) == ["pkg.handlers -> pkg.tracking"]
+    del trees["pkg.cli.train"]
+    assert import_cycle(trees, tmp_path) is None
 
 
 def test_the_core_does_not_import_the_handlers() -> None:
@@ -113,13 +211,26 @@ def test_export_formats_and_trackers_resolve() -> None:
 
 
 def test_every_choice_of_the_config_comes_from_the_registry_module() -> None:
-    import dataclasses
-
     lists = [v for v in vars(registry).values() if isinstance(v, tuple)]
     lists += [r.names for r in vars(registry).values() if isinstance(r, registry.Registry)]
-    for field in dataclasses.fields(TrainConfig):
+    for name, field in setting_fields().items():
         choices = field.metadata.get("choices")
-        assert choices is None or any(choices is chosen or choices == chosen for chosen in lists), flag_name(field.name)
+        assert choices is None or any(choices is chosen or choices == chosen for chosen in lists), flag_name(name)
+
+
+def test_the_core_names_no_tracker_each_tracker_declares_its_settings_and_files() -> None:
+    """A new tracker is a module and registry lines: TrainConfig and RunDir know none by name."""
+    from ignite_mnist.run_dir import RunDir
+
+    assert registry.TRACKER_SETTINGS.names == registry.TRACKERS.names
+    core = [f.name for f in dataclasses.fields(TrainConfig)] + [name.lower() for name in vars(RunDir)]
+    for tracker in registry.TRACKERS.names:
+        settings = registry.TRACKER_SETTINGS.load(tracker)
+        assert settings.FILES, tracker
+        assert [name for name in core if tracker in name] == [], tracker
+        assert all(f.name.startswith(tracker + "_") for f in dataclasses.fields(settings)), tracker
+    source = (PACKAGE / "config.py").read_text() + (PACKAGE / "run_dir.py").read_text()
+    assert "WANDB_MODE" not in source and "MLFLOW_" not in source
 
 
 def test_help_and_usage_errors_do_not_import_torch() -> None:

@@ -23,7 +23,7 @@ import torch
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.checkpoints import load_checkpoint
 from ignite_mnist.cli import parse_train_args
-from ignite_mnist.data import TensorLoader, build_loaders, load_splits, normalise
+from ignite_mnist.data import LoaderOptions, TensorLoader, build_loaders, load_splits, normalise
 from ignite_mnist.engines import create_evaluator
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.models import build_model
@@ -189,7 +189,7 @@ def test_error_on_one_rank_stops_all_and_names_it(idx_root: Path, tmp_path: Path
 
 def test_validation_and_test_sets_are_split_without_loss_or_overlap(idx_root: Path) -> None:
     splits = load_splits(idx_root, "mnist", val_size=201, seed=0)  # odd size: rank 0 takes one more
-    shards = [build_loaders(splits, batch_size=16, seed=0, rank=r, world_size=2) for r in (0, 1)]
+    shards = [build_loaders(splits, LoaderOptions(batch_size=16, seed=0, rank=r, world_size=2)) for r in (0, 1)]
     for which, (images, _) in ((1, splits.val), (2, splits.test)):
         seen = [torch.cat([x for x, _ in shard[which]]) for shard in shards]
         assert len(seen[0]) + len(seen[1]) == len(images)  # nothing dropped, nothing twice

@@ -16,7 +16,7 @@ from ignite.metrics import Average, RunningAverage
 from ignite_mnist import TrainConfig, run
 from ignite_mnist.augment import random_shift_rotate
 from ignite_mnist.checkpoints import load_checkpoint
-from ignite_mnist.data import ResumableDataLoader, TensorLoader, build_loaders, load_splits
+from ignite_mnist.data import LoaderOptions, ResumableDataLoader, TensorLoader, build_loaders, load_splits
 from ignite_mnist.devices import amp_dtype, cpu_has_bfloat16
 from ignite_mnist.engines import make_train_step
 from ignite_mnist.errors import ConfigError
@@ -37,8 +37,9 @@ def _batches(loader, count=None):
 
 def test_classic_and_tensor_loaders_give_the_same_batches_and_resume_alike(idx_root):
     splits = load_splits(idx_root, "mnist", val_size=200, seed=3)
-    tensor, _, tensor_test = build_loaders(splits, loader="tensor", batch_size=64, seed=5)
-    classic, _, classic_test = build_loaders(splits, loader="torch", root=idx_root, batch_size=64, seed=5)
+    tensor, _, tensor_test = build_loaders(splits, LoaderOptions(loader="tensor", batch_size=64, seed=5))
+    classic, _, classic_test = build_loaders(splits, LoaderOptions(loader="torch", root=idx_root, batch_size=64,
+                                                                   seed=5))
     assert isinstance(tensor, TensorLoader) and isinstance(classic, ResumableDataLoader)
     assert len(tensor) == len(classic) == 16 and tensor.num_samples == classic.num_samples == 1000
     for _ in range(2):  # two epochs: each with its own order, the same on both paths
@@ -52,7 +53,7 @@ def test_classic_and_tensor_loaders_give_the_same_batches_and_resume_alike(idx_r
     _batches(classic, 5)  # interrupted after 5 batches of epoch 2
     state = classic.state_dict()
     assert state == {"epoch": 2, "position": 5}
-    resumed, _, _ = build_loaders(splits, loader="torch", root=idx_root, batch_size=64, seed=5)
+    resumed, _, _ = build_loaders(splits, LoaderOptions(loader="torch", root=idx_root, batch_size=64, seed=5))
     resumed.load_state_dict(state)
     rest = [y for _, y in resumed]
     expected = [y for _, y in _batches(tensor)][5:]
@@ -62,8 +63,8 @@ def test_classic_and_tensor_loaders_give_the_same_batches_and_resume_alike(idx_r
 def test_fast_path_reaches_the_accuracy_of_the_classic_path(idx_root, tmp_path):
     common = {"data_dir": str(idx_root), "val_size": 200, "epochs": 2, "batch_size": 64, "output_dir": str(tmp_path),
               "progress": "none", "wandb_mode": "disabled", "plots": False}
-    fast = run(TrainConfig(run_name="tensor", loader="tensor", **common))
-    classic = run(TrainConfig(run_name="torch", loader="torch", **common))
+    fast = run(TrainConfig.from_dict(common | {"run_name": "tensor", "loader": "tensor"}))
+    classic = run(TrainConfig.from_dict(common | {"run_name": "torch", "loader": "torch"}))
     assert fast.test_accuracy > 0.9  # both learn ...
     assert abs(fast.test_accuracy - classic.test_accuracy) <= 0.02  # ... to the same accuracy
     assert abs(fast.test_loss - classic.test_loss) <= 0.05

@@ -27,7 +27,7 @@ from tests.conftest import assert_same_weights
 def config(idx_root: Path, output: Path, **changes: object) -> TrainConfig:
     values = dict(data_dir=str(idx_root), output_dir=str(output), run_name="p", val_size=200, epochs=2,
                   progress="none", wandb_mode="disabled", plots=False)
-    return TrainConfig(**values | changes)
+    return TrainConfig.from_dict(values | changes)
 
 
 def test_build_creates_and_locks_the_run_dir_and_attaches_nothing(idx_root: Path, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_recipes_name_only_real_settings() -> None:
     fields = set(TrainConfig.__dataclass_fields__)
     for name, settings in RECIPES.items():
         assert set(settings) <= fields, name
-        TrainConfig(**settings).validate()
+        TrainConfig.from_dict(settings).validate()
 
 
 def test_label_smoothing_is_checked_and_resumed_as_an_optimisation_setting() -> None:

@@ -12,7 +12,7 @@ def small_config(idx_root, tmp_path, **changes):
     values = dict(data_dir=str(idx_root), output_dir=str(tmp_path / "runs"), val_size=200, epochs=3,
                   batch_size=32, progress="none", run_name="r", wandb_mode="disabled")
     values.update(changes)
-    return TrainConfig(**values)
+    return TrainConfig.from_dict(values)
 
 
 @pytest.fixture(scope="module")

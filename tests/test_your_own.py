@@ -122,11 +122,11 @@ def count_iterations(parts) -> dict[str, Counter]:
 
 def test_own_handlers_attach_to_the_managed_run_and_resume_with_it(idx_root: Path, tmp_path: Path) -> None:
     config = TrainConfig(data_dir=str(idx_root), output_dir=str(tmp_path), run_name="hooked", val_size=200, epochs=1,
-                         progress="none", wandb_mode="disabled", plots=False)
+                         progress="none", tracker=["none"], plots=False)
     run(config, attach=count_iterations)
     checkpoint = load_checkpoint(find_latest_checkpoint(tmp_path / "hooked" / "checkpoints"))
     assert checkpoint["counter"] == {"iterations": 32}
-    resumed = TrainConfig(**config.to_dict() | {"epochs": 2, "resume": "auto"})
+    resumed = TrainConfig.from_dict(config.to_dict() | {"epochs": 2, "resume": "auto"})
     run(resumed, attach=count_iterations)
     assert COUNTERS[-1].iterations == 64  # restored to 32, then 32 more
 

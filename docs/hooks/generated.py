@@ -45,14 +45,14 @@ _accept_singular_example_sections()
 
 
 def _cli_reference() -> str:
-    from ignite_mnist.cli import build_train_parser
-    from ignite_mnist.config import DATA_DIR_ENV
     from ignite_mnist.cli.experiments import EXPERIMENT_PARSERS
     from ignite_mnist.cli.inference import SUBCOMMAND_PARSERS
+    from ignite_mnist.cli.train import train_parser
+    from ignite_mnist.config import DATA_DIR_ENV
 
     os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps help text at the terminal width
     os.environ.pop(DATA_DIR_ENV, None)  # show the documented default, not the builder's data folder
-    parsers = {"train (the default command)": build_train_parser, **SUBCOMMAND_PARSERS, **EXPERIMENT_PARSERS}
+    parsers = {"train (the default command)": train_parser, **SUBCOMMAND_PARSERS, **EXPERIMENT_PARSERS}
     sections = []
     for name, build in parsers.items():
         sections.append(f"## `{name.split(' ')[0]}`\n\n```text\n{build().format_help().rstrip()}\n```\n")

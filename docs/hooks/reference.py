@@ -15,6 +15,7 @@ PACKAGE = "ignite_mnist"
 #: Modules kept out of the reference: the command line, the run's phases, and helpers behind public modules.
 INTERNAL = (
     "ignite_mnist.__main__",
+    "ignite_mnist.arguments",
     "ignite_mnist.cli",
     "ignite_mnist.checkpoint_files",
     "ignite_mnist.config_file",

@@ -1,7 +1,7 @@
 """``main``: pick the subcommand, run it, turn a user's error into one line and an exit code.
 
-:data:`COMMANDS` is the command table: a name, and the function that runs it,
-whose docstring's first line is the command's summary in ``ignite-mnist --help``.
+:data:`COMMANDS` is the command table: each name and the function that runs it (its module imported
+only when it runs), from the list in :mod:`ignite_mnist.cli.command_list`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from ignite_mnist.cli.parsing import PROG
-from ignite_mnist.cli.train import train_command
+from ignite_mnist.arguments import PROG
+from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES
 from ignite_mnist.console import silence
 from ignite_mnist.errors import EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
 
-__all__ = ["COMMANDS", "DEFAULT_COMMAND", "commands_help", "main"]
+__all__ = ["COMMANDS", "main"]
 
 
 def _lazy_command(module: str, name: str, summary: str) -> Callable[[Sequence[str]], int]:
@@ -33,31 +33,10 @@ def _lazy_command(module: str, name: str, summary: str) -> Callable[[Sequence[st
     return command
 
 
-#: Every command by name; ``train`` runs when none is named.
+#: Every command by name (:data:`~ignite_mnist.cli.command_list.SUMMARIES`); ``train`` runs when none is named.
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "train": train_command,
-    "evaluate": _lazy_command("inference", "evaluate",
-                              "Test a checkpoint: accuracy, per-class accuracy, confusion matrix."),
-    "predict": _lazy_command("inference", "predict", "Classify image files (PNG, JPEG) with a checkpoint."),
-    "export": _lazy_command("inference", "export", "Write a checked TorchScript or ONNX file of a checkpoint's model."),
-    "demo": _lazy_command("inference", "demo", "Draw digits in the browser and see the model's probabilities live."),
-    "sweep": _lazy_command("experiments", "sweep", "Search training settings from a W&B sweep file, on Optuna."),
-    "compare": _lazy_command("experiments", "compare", "Runs side by side: the settings that differ, their metrics."),
+    name: _lazy_command(module, name, summary) for name, (module, summary) in SUMMARIES.items()
 }
-DEFAULT_COMMAND = "train"
-
-
-def commands_help() -> str:
-    """The command list that ends ``ignite-mnist --help``, from :data:`COMMANDS`.
-
-    Example:
-        >>> print(commands_help().splitlines()[1])
-          train      Train a model (the default command, when none is named).
-    """
-    width = max(map(len, COMMANDS)) + 2
-    lines = [f"  {name:<{width}} {(command.__doc__ or '').strip().splitlines()[0]}"
-             for name, command in COMMANDS.items()]
-    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help."])
 
 
 class _ReportedBelow(logging.Filter):

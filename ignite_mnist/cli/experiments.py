@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
+from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.errors import EXIT_OK, ConfigError, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
+from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK, ConfigError, WriteError
 from ignite_mnist.registry import DEVICES
 

@@ -21,6 +21,7 @@ error's status. The managed run builds the trackers ``--tracker`` names from the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -29,11 +30,21 @@ if TYPE_CHECKING:
     from ignite.engine import Engine
 
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.handlers.record import RunRecord
 
-__all__ = ["RunStatus", "Tracker"]
+__all__ = ["BestValues", "RunStatus", "Tracker"]
 
 RunStatus = Literal["finished", "interrupted", "failed"]
+
+
+class BestValues(Protocol):
+    """What a tracker reads of a run's record: the best value of each validation metric so far.
+
+    :class:`~ignite_mnist.handlers.RunRecord` is one; the trackers do not import the
+    handlers (the handlers attach trackers, not the other way round).
+    """
+
+    @property
+    def best(self) -> Mapping[str, float]: ...
 
 
 @runtime_checkable
@@ -49,7 +60,7 @@ class Tracker(Protocol):
         evaluators: dict[str, Engine] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         model: torch.nn.Module | None = None,
-        record: RunRecord | None = None,
+        record: BestValues | None = None,
     ) -> None: ...
 
     def start(self) -> None: ...

@@ -36,8 +36,7 @@ from ignite_mnist.events import on_exception
 
 if TYPE_CHECKING:
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.handlers.record import RunRecord
-    from ignite_mnist.tracking import RunStatus
+    from ignite_mnist.tracking import BestValues, RunStatus
 
 __all__ = ["GuardedLogger", "LoggerTracker", "attach_scalars"]
 
@@ -184,7 +183,7 @@ class LoggerTracker:
         evaluators: Mapping[str, Engine] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         model: torch.nn.Module | None = None,
-        record: RunRecord | None = None,
+        record: BestValues | None = None,
         epoch_metrics: Sequence[str] = ("train_loss",),
     ) -> None:
         """Log ``trainer`` (and its evaluators) to the run, all at the trainer's iteration

@@ -35,6 +35,7 @@ from ignite.handlers.mlflow_logger import MLflowLogger
 
 from ignite_mnist.console import note
 from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
+from ignite_mnist.tracking.mlflow_settings import MlflowSettings
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -106,12 +107,13 @@ class MlflowTracker(LoggerTracker):
     @classmethod
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> MlflowTracker:
         """The run ``--mlflow-uri`` (else ``$MLFLOW_TRACKING_URI``, else the run directory's own store) holds."""
-        uri = config.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        settings: MlflowSettings = config.settings_of(cls.name)
+        uri = settings.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
         local = uri is None
         return cls(
-            uri or f"sqlite:///{run_dir.mlflow_store.resolve()}",
-            artifacts_dir=run_dir.mlflow_artifacts_dir if local else None,
-            experiment=config.mlflow_experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+            uri or f"sqlite:///{MlflowSettings.store(run_dir.path).resolve()}",
+            artifacts_dir=MlflowSettings.artifacts_dir(run_dir.path) if local else None,
+            experiment=settings.mlflow_experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
             run_name=run_dir.path.name, params=config.to_dict(), log_every=config.log_every,
         )
 

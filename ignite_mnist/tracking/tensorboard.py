@@ -35,6 +35,7 @@ from ignite.handlers.tensorboard_logger import TensorboardLogger
 
 from ignite_mnist.console import note
 from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
+from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings
 
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
@@ -92,7 +93,7 @@ class TensorboardTracker(LoggerTracker):
     @classmethod
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> TensorboardTracker:
         """Event files in the run directory's ``tensorboard/``, the settings as hyperparameters."""
-        return cls(run_dir.tensorboard_dir, config=config.to_dict(), log_every=config.log_every)
+        return cls(TensorboardSettings.log_dir(run_dir.path), config=config.to_dict(), log_every=config.log_every)
 
     def _make_logger(self) -> _TensorboardLogger:
         return _TensorboardLogger(self.guard)

@@ -48,9 +48,9 @@ from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 if TYPE_CHECKING:
     from ignite_mnist.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.handlers.record import RunRecord
     from ignite_mnist.run_dir import RunDir
-    from ignite_mnist.tracking import RunStatus
+    from ignite_mnist.tracking import BestValues, RunStatus
+    from ignite_mnist.tracking.wandb_settings import WandbSettings
 
 __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_credentials",
            "resolve_wandb_mode", "wandb_init_args"]
@@ -95,7 +95,7 @@ def resolve_wandb_mode(mode: str) -> str:
         return "disabled"
     env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
     if env_mode:
-        return WANDB_ENV_MODES[env_mode]  # TrainConfig.validate refused other values
+        return WANDB_ENV_MODES[env_mode]  # WandbSettings.validate refused other values
     return "online" if has_wandb_credentials() else "offline"
 
 
@@ -244,10 +244,12 @@ class WandbTracker(LoggerTracker):
     @classmethod
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> WandbTracker:
         """The tracker ``config``'s ``--wandb-*`` settings ask for, keeping its files in ``run_dir``."""
-        init_args = wandb_init_args(project=config.wandb_project, entity=config.wandb_entity, name=config.wandb_name,
-                                    tags=config.wandb_tags, config=config.to_dict(), dir=run_dir.path)
-        return cls(mode=config.wandb_mode, init_args=init_args, log_every=config.log_every,
-                   watch=config.wandb_watch)
+        settings: WandbSettings = config.settings_of(cls.name)
+        init_args = wandb_init_args(project=settings.wandb_project, entity=settings.wandb_entity,
+                                    name=settings.wandb_name, tags=settings.wandb_tags, config=config.to_dict(),
+                                    dir=run_dir.path)
+        return cls(mode=settings.wandb_mode, init_args=init_args, log_every=config.log_every,
+                   watch=settings.wandb_watch)
 
     @property
     def run_dir(self) -> Path | None:
@@ -282,7 +284,7 @@ class WandbTracker(LoggerTracker):
         evaluators: Mapping[str, Engine] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         model: torch.nn.Module | None = None,
-        record: RunRecord | None = None,
+        record: BestValues | None = None,
         epoch_metrics: Sequence[str] = ("train_loss",),
     ) -> None:
         """Log ``trainer`` (and its evaluators) to the run, all at the trainer's iteration.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import shutil
@@ -15,10 +14,10 @@ import pytest
 import torch
 
 from ignite_mnist.cli import main
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.config import setting_fields
 from ignite_mnist.run_dir import RunDir
 
-_SETTINGS = {f.name for f in dataclasses.fields(TrainConfig)}
+_SETTINGS = set(setting_fields())
 #: Quiet, fast runs: no progress output, and no W&B or plots where those settings exist.
 QUIET = (
     ("--progress", "none")

@@ -5,14 +5,12 @@ A new setting with a ``check``, ``choices`` or a numeric type is covered here wi
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from ignite_mnist.config import TrainConfig, flag_name, setting_type
+from ignite_mnist.config import flag_name, setting_fields, setting_type
 from tests.faults.conftest import assert_one_line_error
 
-FIELDS = dataclasses.fields(TrainConfig)
+FIELDS = tuple(setting_fields().values())
 INT_CANDIDATES = (0, -1, -7, 2**32)
 FLOAT_CANDIDATES = (0.0, -1e-3, -1.0, 1.0, 1.5)
 

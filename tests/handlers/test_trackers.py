@@ -22,6 +22,8 @@ from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.run_dir import RunDir, read_metrics_log
 from ignite_mnist.tracking.mlflow import MlflowTracker
+from ignite_mnist.tracking.mlflow_settings import MlflowSettings
+from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[tensorboard]')")
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
@@ -44,7 +46,7 @@ def small_config(idx_root: Path, out: Path, **changes: Any) -> TrainConfig:
     values = dict(data_dir=str(idx_root), output_dir=str(out), val_size=200, epochs=2, batch_size=32, progress="none",
                   run_name="r", tracker=["tensorboard", "mlflow"], log_every=LOG_EVERY, val_every_iterations=10,
                   plots=False)
-    return TrainConfig(**values | changes)
+    return TrainConfig.from_dict(values | changes)
 
 
 def scalars(log_dir: Path) -> EventAccumulator:
@@ -111,7 +113,7 @@ def tracked(idx_root: Path, mlflow_server: str, tmp_path_factory: pytest.TempPat
     (mlflow_run,) = client.search_runs([client.get_experiment_by_name("ignite-mnist").experiment_id])
     run_dir = Path(summary.run_dir)
     return {"config": config, "summary": summary, "run_dir": run_dir, "expected": expected(run_dir),
-            "events": scalars(RunDir(run_dir).tensorboard_dir), "client": client, "mlflow_run": mlflow_run}
+            "events": scalars(TensorboardSettings.log_dir(Path(run_dir))), "client": client, "mlflow_run": mlflow_run}
 
 
 def test_tensorboard_scalars_equal_the_metrics_log(tracked):
@@ -185,13 +187,14 @@ def test_a_resumed_run_continues_the_same_tensorboard_dir_and_mlflow_run(idx_roo
     summary = run(parse_train_args(["--resume", "auto", "--output-dir", str(tmp_path), "--run-name", "r"]))
     assert summary.resumed_at == [40]
     assert sorted(p.name for p in run_dir.path.iterdir() if "tensorboard" in p.name) == ["tensorboard"]
-    assert len(list(run_dir.tensorboard_dir.glob("events.out.tfevents.*"))) >= 2  # one per part, one dir
-    events, wanted = scalars(run_dir.tensorboard_dir), expected(run_dir.path)
+    log_dir = TensorboardSettings.log_dir(run_dir.path)
+    assert len(list(log_dir.glob("events.out.tfevents.*"))) >= 2  # one per part, one dir
+    events, wanted = scalars(log_dir), expected(run_dir.path)
     # steps 41-45 of the crashed part are purged, not shown twice
     assert list(tb_series(events, "train/loss")) == list(range(LOG_EVERY, LAST_ITERATION + 1, LOG_EVERY))
     assert tb_series(events, "val/accuracy") == pytest.approx(wanted["val_accuracy"])
 
-    client = MlflowClient(f"sqlite:///{run_dir.mlflow_store}")
+    client = MlflowClient(f"sqlite:///{MlflowSettings.store(run_dir.path)}")
     (mlflow_run,) = client.search_runs([client.get_experiment_by_name("ignite-mnist").experiment_id])
     assert crashed["mlflow"]["run_id"] == mlflow_run.info.run_id
     assert mlflow_run.info.status == "FINISHED"
@@ -200,7 +203,8 @@ def test_a_resumed_run_continues_the_same_tensorboard_dir_and_mlflow_run(idx_roo
     assert mlflow_series(client, mlflow_run.info.run_id, "val accuracy") == pytest.approx(wanted["val_accuracy"])
     artifacts = [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "model")]
     assert artifacts == [f"model/{Path(summary.best_checkpoint).name}"]
-    assert any(run_dir.mlflow_artifacts_dir.rglob(Path(summary.best_checkpoint).name))  # inside the run directory
+    artifacts = MlflowSettings.artifacts_dir(run_dir.path)
+    assert any(artifacts.rglob(Path(summary.best_checkpoint).name))  # inside the run directory
 
 
 def test_an_unreachable_mlflow_server_costs_seconds_and_training_goes_on(capsys):

@@ -52,7 +52,7 @@ def offline_runs(wandb_dir: Path) -> list[Path]:
 def small_config(idx_root: Path, out: Path, **changes: Any) -> TrainConfig:
     values = dict(data_dir=str(idx_root), output_dir=str(out), val_size=200, epochs=2, batch_size=32,
                   progress="none", run_name="r", wandb_mode="offline")
-    return TrainConfig(**values | changes)
+    return TrainConfig.from_dict(values | changes)
 
 
 @pytest.fixture(scope="module")
@@ -239,8 +239,8 @@ def test_disabled_costs_nothing(idx_root, tmp_path, isolated_wandb):
     code = (
         "import sys; from ignite_mnist import TrainConfig, run\n"
         "assert 'wandb' not in sys.modules, 'imported by the package'\n"
-        f"run(TrainConfig(data_dir={str(idx_root)!r}, output_dir={str(out)!r}, run_name='r', epochs=1, "
-        "val_size=200, progress='none', wandb_mode='disabled'))\n"
+        f"run(TrainConfig.from_dict(dict(data_dir={str(idx_root)!r}, output_dir={str(out)!r}, run_name='r', "
+        "epochs=1, val_size=200, progress='none', wandb_mode='disabled')))\n"
         "print('wandb' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO)

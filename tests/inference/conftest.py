@@ -52,6 +52,6 @@ def idx_run(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("runs")
     summary = run(TrainConfig(
         data_dir=str(idx_root), val_size=200, epochs=2, output_dir=str(output), run_name="idx-run",
-        progress="none", wandb_mode="disabled",
+        progress="none", tracker=["none"],
     ))
     return Path(summary.run_dir)

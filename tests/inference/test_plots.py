@@ -50,7 +50,7 @@ def test_training_without_matplotlib_skips_plots_with_one_line(
     # matplotlib cannot be uninstalled for one test; a None entry in sys.modules makes its import fail the same way
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     summary = run(TrainConfig(data_dir=str(idx_root), val_size=200, epochs=1, output_dir=str(tmp_path),
-                              run_name="no-mpl", progress="none", wandb_mode="disabled"))
+                              run_name="no-mpl", progress="none", tracker=["none"]))
     assert summary.test_accuracy > 0
     out = capsys.readouterr().out
     assert out.count("plots skipped") == 1

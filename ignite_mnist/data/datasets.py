@@ -1,0 +1,205 @@
+"""The datasets: MNIST and Fashion-MNIST (IDX files), or a folder of images; what a model keeps of its dataset.
+
+A :class:`DatasetSpec` names an IDX dataset; ``--dataset`` picks one by name from
+:data:`~ignite_mnist.registry.DATASETS`, or a folder (:mod:`ignite_mnist.folders`).
+Files are read through ``torchvision.datasets`` (its ``<root>/<Name>/raw/`` layout
+and its download). What torchvision lacks is added here and in
+:mod:`ignite_mnist.data.idx`: gzipped or Debian-installed files are unpacked into
+that layout, every IDX file is checked before it is read, and offline failures name
+the folder and the files that were expected.
+
+Example:
+    >>> images, labels = load_split_tensors(data_dir, "mnist", train=False)
+    >>> images.shape, labels.dtype
+    (torch.Size([300, 28, 28]), torch.int64)
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torchvision
+
+from ignite_mnist.config import DATA_DIR_ENV, FOLDER_PREFIX
+from ignite_mnist.data.idx import ALL_FILES, check_idx_pair, file_names, unpack_gz
+from ignite_mnist.errors import DataError
+from ignite_mnist.folders import folder_dataset
+from ignite_mnist.registry import DATASETS
+
+__all__ = [
+    "FASHION_MNIST", "MNIST", "Dataset", "DatasetInfo", "DatasetSpec", "dataset_spec", "load_split_tensors",
+    "prepare_files",
+]
+
+DOWNLOAD_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What ignite-mnist needs to know about one dataset."""
+
+    name: str
+    torchvision_class: type[torchvision.datasets.MNIST]
+    mean: float
+    std: float
+    classes: tuple[str, ...]
+    debian_dir: Path | None = None
+
+    @property
+    def folder(self) -> str:
+        """The folder torchvision keeps this dataset in under the root (``MNIST``)."""
+        return self.torchvision_class.__name__
+
+    def raw_dir(self, root: str | Path) -> Path:
+        return Path(root) / self.folder / "raw"
+
+    def load_tensors(self, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split, checked first."""
+        raw = prepare_files(root, self.name)
+        images_name, labels_name = file_names(train)
+        check_idx_pair(raw / images_name, raw / labels_name, len(self.classes))
+        data = self.torchvision_class(str(root), train=train, download=False)
+        return data.data, data.targets.long()
+
+    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset:
+        """The split as torchvision's dataset class with ``ToTensor`` + ``Normalize`` (the classic path)."""
+        from torchvision import transforms
+
+        to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
+        return self.torchvision_class(str(root), train=train, download=False, transform=to_tensor)
+
+
+MNIST = DatasetSpec("mnist", torchvision.datasets.MNIST, 0.1307, 0.3081, tuple(str(d) for d in range(10)))
+FASHION_MNIST = DatasetSpec(
+    "fashion-mnist",
+    torchvision.datasets.FashionMNIST,
+    0.2860,
+    0.3530,
+    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    debian_dir=Path("/usr/share/datasets/fashion-mnist"),
+)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a trained model needs to know of its dataset: name, class names, normalisation.
+
+    Every checkpoint of the managed run holds it (``"dataset"``), so a model can be
+    used (``predict``) without the dataset at hand.
+
+    Example:
+        >>> DatasetInfo.of(MNIST).to_dict()["mean"]
+        0.1307
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DatasetInfo:
+        return cls(dataset.name, tuple(dataset.classes), float(dataset.mean), float(dataset.std))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "classes": list(self.classes), "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DatasetInfo:
+        return cls(str(values["name"]), tuple(values["classes"]), float(values["mean"]), float(values["std"]))
+
+
+class Dataset(Protocol):
+    """What training and inference need of a dataset: an IDX :class:`DatasetSpec` or a
+    :class:`~ignite_mnist.folders.FolderDataset`."""
+
+    name: str
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    @property
+    def mean(self) -> float: ...
+
+    @property
+    def std(self) -> float: ...
+
+    def load_tensors(self, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset: ...
+
+
+def dataset_spec(name: str) -> Dataset:
+    """The dataset ``--dataset`` names: one of :data:`ignite_mnist.registry.DATASETS`, or ``folder:PATH``.
+
+    Example:
+        >>> dataset_spec("fashion-mnist").classes[0]
+        'T-shirt/top'
+    """
+    if name.startswith(FOLDER_PREFIX):
+        return folder_dataset(name.removeprefix(FOLDER_PREFIX))
+    return DATASETS.load(name)
+
+
+def _download(spec: DatasetSpec, root: Path) -> str | None:
+    """Let torchvision fetch the files; return why it failed, or None."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    try:
+        spec.torchvision_class(str(root), train=True, download=True)
+    except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
+        lines = str(error).strip().splitlines()  # torchvision lists each mirror tried; the last line is why
+        return f"{type(error).__name__}: {lines[-1] if lines else ''}".strip()
+    finally:
+        socket.setdefaulttimeout(previous)
+    return None
+
+
+def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> Path:
+    """Make sure the four IDX files sit uncompressed in ``<root>/<Name>/raw/``.
+
+    Missing files are unpacked from ``.gz`` siblings (or, for Fashion-MNIST, from
+    Debian's ``dataset-fashion-mnist`` package), else downloaded by torchvision.
+
+    Returns:
+        The raw folder.
+
+    Raises:
+        DataError: when files are still missing; the message names the folder,
+            the four files and how to point ``--data-dir`` at existing ones.
+
+    Example:
+        >>> prepare_files(data_dir, "mnist").relative_to(data_dir)
+        PosixPath('MNIST/raw')
+    """
+    spec = dataset_spec(dataset)
+    raw = spec.raw_dir(root)
+    for name in ALL_FILES:
+        if (raw / name).is_file():
+            continue
+        for packed in (raw / f"{name}.gz", (spec.debian_dir / f"{name}.gz") if spec.debian_dir else None):
+            if packed is not None and packed.is_file():
+                unpack_gz(packed, raw / name)
+                break
+    missing = [name for name in ALL_FILES if not (raw / name).is_file()]
+    if missing and download:
+        reason = _download(spec, Path(root))
+        missing = [name for name in ALL_FILES if not (raw / name).is_file()]
+        if missing:
+            raise DataError(
+                f"{spec.name} files missing in {raw} (expected {', '.join(ALL_FILES)}) and the download "
+                f"failed ({reason}); copy them there or point --data-dir (or ${DATA_DIR_ENV}) "
+                f"at a folder holding {spec.folder}/raw/"
+            )
+    elif missing:
+        raise DataError(f"{spec.name} files missing in {raw}: {', '.join(missing)}; point --data-dir at them")
+    return raw
+
+
+def load_split_tensors(root: str | Path, dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split of ``--dataset``."""
+    return dataset_spec(dataset).load_tensors(root, train)
