@@ -145,3 +145,12 @@ def test_budget():
                                 "parameters": {"lr": {"values": [0.1, 0.2]}, "seed": {"values": [0, 1, 2]}}}, "g")
     assert grid.budget(None) == 6 and grid.budget(4) == 4 and grid.budget(10) == 6
     assert spec.budget(None) == spec.run_cap and spec.budget(2) == 2
+
+
+@pytest.mark.parametrize(("name", "monitor", "best"), [
+    ("val/accuracy", "val_accuracy", False), ("val_accuracy", "val_accuracy", False),
+    ("val_loss", "val_loss", False), ("best_val_loss", "val_loss", True),
+])
+def test_a_sweep_metric_may_be_spelled_as_wandb_logs_it_or_as_metrics_jsonl_does(tmp_path, name, monitor, best):
+    spec = SweepSpec.load(write(tmp_path, VALID.replace("val/accuracy", name)))
+    assert (spec.monitor, spec.uses_best) == (monitor, best)

@@ -39,7 +39,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "evaluate": _lazy_command("inference", "evaluate",
                               "Test a checkpoint: accuracy, per-class accuracy, confusion matrix."),
     "predict": _lazy_command("inference", "predict", "Classify image files (PNG, JPEG) with a checkpoint."),
-    "export": _lazy_command("inference", "export", "Write a checked TorchScript or ONNX file of a checkpoint's model."),
+    "export": _lazy_command("inference", "export", "Write a checked TorchScript, ONNX or ExecuTorch file of a checkpoint's model."),
     "sweep": _lazy_command("experiments", "sweep", "Search training settings from a W&B sweep file, on Optuna."),
     "compare": _lazy_command("experiments", "compare", "Runs side by side: the settings that differ, their metrics."),
 }
