@@ -118,7 +118,7 @@ def test_help_describes_every_model_and_export_format_it_lists():
     from ignite_mnist.registry import EXPORT_FORMATS, MODELS
 
     text = " ".join(run_cli("--help").stdout.split())
-    model_help = text[text.index("network: "):text.index("--epochs EPOCHS")]
+    model_help = text[text.index("network: "):text.index("--epochs EPOCHS number")]
     for name in MODELS.names:  # each named with what it is, not only listed in the choices
         assert f"{name}, " in model_help, name
     summary = COMMANDS["export"].__doc__.lower()
