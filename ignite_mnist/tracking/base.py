@@ -155,9 +155,12 @@ class LoggerTracker:
         try:
             self.opened = self._open()
         except Exception as error:  # noqa: BLE001 - a tracker must never end a training
-            install = f' (pip install "ignite-mnist[{self.name}]")' if isinstance(error, ImportError) else ""
-            note("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}){install}; "
-                           f"training goes on without {self.title}")
+            self._could_not_start(error)
+
+    def _could_not_start(self, error: Exception) -> None:
+        install = f' (pip install "ignite-mnist[{self.name}]")' if isinstance(error, ImportError) else ""
+        note("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}){install}; "
+                        f"training goes on without {self.title}")
 
     def guard(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap a handler so an error is reported once and never reaches the engine."""
