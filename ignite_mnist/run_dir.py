@@ -75,7 +75,6 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     PLOTS = "plots"
     WANDB = "wandb"
-    TENSORBOARD = "tensorboard"
     MLFLOW_STORE = "mlflow.db"
     MLFLOW_ARTIFACTS = "mlartifacts"
     LOCK = ".lock"
@@ -121,8 +120,9 @@ class RunDir:
 
     @property
     def tensorboard_dir(self) -> Path:
-        """TensorBoard's log dir: ``tensorboard --logdir`` it (a resumed run writes on in it)."""
-        return self.path / self.TENSORBOARD
+        """TensorBoard's log dir: the run directory itself, so ``tensorboard --logdir <output-dir>`` names each
+        run as its folder is named (a resumed run writes on in it)."""
+        return self.path
 
     @property
     def mlflow_store(self) -> Path:
