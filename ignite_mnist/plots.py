@@ -178,8 +178,8 @@ def plot_validation_curves(curves: Mapping[str, Sequence[tuple[float, float]]], 
             axes.plot(*zip(*points), marker="." if len(points) > 1 else "o", label=name)
     axes.set(title=f"{metric} of each run", xlabel="training images seen", ylabel=metric)
     axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=8, ncols=max(1, len(curves) // 12 + 1))
+    if axes.get_legend_handles_labels()[0]:  # beside the axes (the layout makes room), where it covers no curve
+        figure.legend(fontsize=8, ncols=max(1, len(curves) // 24 + 1), loc="outside right upper")
     return figure
 
 
