@@ -186,7 +186,7 @@ def test_compare_a_sweep_as_markdown_csv_and_a_plot(killed_sweep, tmp_path, caps
 def test_compare_a_sweeps_output_dir_compares_each_sweeps_trials(killed_sweep, tmp_path, capsys):
     folder = killed_sweep["folder"]
     assert main(["compare", str(folder.parent), "--format", "csv"]) == 0  # the sweep's --output-dir
-    header, *lines = capsys.readouterr().out.strip().splitlines()
+    _, *lines = capsys.readouterr().out.strip().splitlines()
     assert sorted(line.split(",")[0] for line in lines) == [f"lr-seed/trial-{n:04d}" for n in range(6)]
     (tmp_path / "empty").mkdir()
     assert main(["compare", str(tmp_path / "empty")]) == 1
