@@ -8,7 +8,7 @@
     checkpoints/       last_checkpoint_<iteration>.pt, best_checkpoint_<iteration>_<score>.pt
     plots/             curves.png, confusion_matrix.png, misclassified.png
     wandb/             the W&B run (unless $WANDB_DIR says otherwise); an offline run's staged model in wandb/data/
-    tensorboard/       TensorBoard event files (--tracker tensorboard)
+    events.out.tfevents.*  TensorBoard event files (--tracker tensorboard), here so TensorBoard names the run
     mlflow.db          the local MLflow store (--tracker mlflow without --mlflow-uri) ...
     mlartifacts/       ... and its artifacts (the best checkpoint)
     .lock              held by the process training in it

@@ -15,6 +15,10 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
   (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
   for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
   W&B starts and while the test report and the model are logged;
+* in the managed run (``for_run``: ``background``), ``wandb`` is imported and the
+  run started in a thread while training goes on; the logger holds the rows logged
+  meanwhile and logs them, in order and at their steps, once the run exists; a
+  checkpoint (the run id), the summary, the test report and closing wait for it;
 * from :class:`~ignite_mnist.tracking.base.LoggerTracker`: the run starts when the
   trainer starts, after a resume restored its id (a resumed training continues
   the same W&B run); the first W&B error is reported once and training goes on;
