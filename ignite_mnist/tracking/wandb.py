@@ -349,14 +349,17 @@ class WandbTracker(LoggerTracker):
                      self.run.summary.update({f"best_{k}": v for k, v in record.best.items()}))
 
     def log_test_report(self, evaluation: Evaluation) -> None:
+        """Log the test metrics, the confusion matrix and the misclassified digits, once the run has started."""
         self._ready()
         super().log_test_report(evaluation)
 
     def log_model(self, path: str | Path | None) -> None:
+        """Keep the checkpoint at ``path`` as the run's model artifact, once the run has started."""
         self._ready()
         super().log_model(path)
 
     def finish(self, status: RunStatus = "finished", exit_code: int = 0) -> None:
+        """Close the run with ``status`` once it has started (flushes everything); later calls do nothing."""
         self._ready()
         super().finish(status, exit_code)
 
