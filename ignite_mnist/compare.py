@@ -90,23 +90,35 @@ class RunResult:
 
 
 def find_runs(paths: Sequence[str | Path], states_of: StatesOf | None = None) -> list[RunResult]:
-    """The runs that ``paths`` name: run directories, or folders of them (a sweep: its trials).
+    """The runs that ``paths`` name: run directories, or folders of them (a sweep: its trials), or folders
+    of sweeps (a sweep's ``--output-dir``: each sweep's trials, named ``<sweep>/<trial>``).
 
     Raises:
-        RunDirError: a path is neither.
+        RunDirError: a path is none of these.
     """
     found: list[RunResult] = []
     for path in map(Path, paths):
         if RunDir(path).holds_run():
             found.append(RunResult.read(RunDir(path), path.name))
             continue
-        members = sorted(d for d in path.iterdir() if RunDir(d).holds_run()) if path.is_dir() else []
-        if not members:
-            raise RunDirError(f"{path}: neither a run directory (no {RunDir.CONFIG}) nor a folder of runs")
-        states = states_of(path) if states_of is not None else None
-        found += [RunResult.read(RunDir(d), d.name, states[d.name] if states is not None else "")
-                  for d in members if states is None or d.name in states]
+        folders = sorted(d for d in path.iterdir() if d.is_dir()) if path.is_dir() else []
+        members = [d for d in folders if RunDir(d).holds_run()]
+        sweeps = [d for d in folders if states_of is not None and states_of(d) is not None]
+        if not members and not sweeps:
+            raise RunDirError(f"{path}: neither a run directory (no {RunDir.CONFIG}) nor a folder of runs or "
+                              "of sweeps; name a run directory, a folder holding some, or a sweep's folder")
+        found += _members(path, members, states_of, prefix="")
+        for sweep in sweeps:
+            trials = sorted(d for d in sweep.iterdir() if RunDir(d).holds_run())
+            found += _members(sweep, trials, states_of, prefix=f"{sweep.name}/")
     return found
+
+
+def _members(folder: Path, members: list[Path], states_of: StatesOf | None, prefix: str) -> list[RunResult]:
+    """The runs in ``folder``; a sweep's only as far as its study knows them, each with its state there."""
+    states = states_of(folder) if states_of is not None and members else None
+    return [RunResult.read(RunDir(d), prefix + d.name, states[d.name] if states is not None else "")
+            for d in members if states is None or d.name in states]
 
 
 def _differing(runs: Sequence[RunResult]) -> list[str]:

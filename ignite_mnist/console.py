@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["closed", "note", "say", "silence"]
 
@@ -41,16 +41,32 @@ def _silence(name: str) -> None:
 
 
 def say(message: str, stream: TextIO | None = None) -> None:
-    """Print ``message`` (to stdout, or ``stream``) and flush; a closed pipe drops it, and all later output."""
+    """Print ``message`` (to stdout, or ``stream``) and flush; a closed pipe drops it, and all later output.
+
+    While a progress bar is shown the line is written above it (``tqdm.write``), so a remark made from
+    another thread (a tracker starting in the background) never lands in the middle of the bar.
+    """
     target = stream if stream is not None else sys.stdout
     name = "stderr" if target is sys.stderr else "stdout"
     if name in closed and stream is None:
         return
     try:
-        print(message, file=target, flush=True)
+        bars = _shown_bars()
+        if bars is not None:  # a progress bar is on screen: the line goes above it, not glued to it
+            bars.write(message, file=target)
+            target.flush()
+        else:
+            print(message, file=target, flush=True)
     except BrokenPipeError:
         if target in (sys.stdout, sys.stderr):
             _silence(name)
+
+
+def _shown_bars() -> Any:
+    """tqdm's bar class while a bar is on screen (tqdm imported by then), else None."""
+    module = sys.modules.get("tqdm.std")
+    bars = getattr(module, "tqdm", None)
+    return bars if bars is not None and getattr(bars, "_instances", None) else None
 
 
 def note(kind: str, message: str) -> None:

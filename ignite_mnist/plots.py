@@ -125,23 +125,41 @@ def plot_confusion_matrix(matrix: torch.Tensor | Sequence[Sequence[int]], classe
 
 def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence[str], wrong: int,
                        limit: int = MISCLASSIFIED_KEPT) -> Figure:
-    """A grid of the first ``limit`` misclassified images, titled ``true -> predicted``.
+    """A grid of the first ``limit`` misclassified images, each titled ``true -> predicted``.
+
+    The grid is one image on one axes (a hundred small axes took seconds to lay out).
 
     Args:
         misclassified: the examples an :class:`~ignite_mnist.evaluation.Evaluation` kept.
         classes: class names.
         wrong: how many images were misclassified in all (for the title).
         limit: most images shown (a square grid).
+
+    Example:
+        >>> example = Misclassified(torch.zeros(28, 28), label=7, prediction=1, confidence=0.9)
+        >>> [text.get_text() for text in plot_misclassified([example], ["0", "1", "2", "3", "4", "5", "6", "7"],
+        ...                                                  wrong=1).axes[0].texts]
+        ['7 -> 1']
     """
+    from matplotlib import colormaps
+
     figure = _figure("misclassified")
     side = max(1, int(limit**0.5))
     figure.suptitle(f"misclassified test images ({wrong} in all): true -> predicted")
-    for position, axes in enumerate(figure.subplots(side, side).flat):
-        axes.axis("off")
-        if position < min(len(misclassified), limit):
-            example = misclassified[position]
-            axes.imshow(example.image.numpy(), cmap="gray", vmin=0, vmax=1)
-            axes.set_title(f"{classes[example.label]} -> {classes[example.prediction]}", fontsize=8)
+    axes = figure.subplots()
+    axes.axis("off")
+    shown = list(misclassified[:limit])
+    height, width = shown[0].image.shape if shown else (28, 28)
+    cell_height, cell_width = height + height // 2, width + width // 4  # room for a title above each image
+    canvas = torch.full((side * cell_height, side * cell_width), float("nan"))
+    for position, example in enumerate(shown):
+        row, column = divmod(position, side)
+        top, left = row * cell_height + height // 2, column * cell_width
+        canvas[top:top + height, left:left + width] = example.image
+        axes.text(left + width / 2, top - 1, f"{classes[example.label]} -> {classes[example.prediction]}",
+                  ha="center", va="bottom", fontsize=7)
+    axes.imshow(canvas.numpy(), cmap=colormaps["gray"].with_extremes(bad="white"), vmin=0, vmax=1,
+                interpolation="nearest")
     return figure
 
 
@@ -160,8 +178,8 @@ def plot_validation_curves(curves: Mapping[str, Sequence[tuple[float, float]]], 
             axes.plot(*zip(*points), marker="." if len(points) > 1 else "o", label=name)
     axes.set(title=f"{metric} of each run", xlabel="training images seen", ylabel=metric)
     axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=8, ncols=max(1, len(curves) // 12 + 1))
+    if axes.get_legend_handles_labels()[0]:  # beside the axes (the layout makes room), where it covers no curve
+        figure.legend(fontsize=8, ncols=max(1, len(curves) // 24 + 1), loc="outside right upper")
     return figure
 
 

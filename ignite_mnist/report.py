@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ignite_mnist.handlers import stopped_early
 from ignite_mnist.parts import RunParts
 from ignite_mnist.plots import write_run_plots
 from ignite_mnist.resume import ResumePlan
+from ignite_mnist.tracking import Tracker
 from ignite_mnist.wiring import RunHandlers
 
 __all__ = ["Summary", "samples_seen", "test_and_report"]
@@ -108,18 +110,32 @@ def test_and_report(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | N
     """Test the best weights; draw the plots; report to the trackers and close them; write ``summary.json``.
 
     ``summary.json`` comes last: it exists only once everything else is done, so a run
-    stopped anywhere before is taken up again by ``--resume auto``.
+    stopped anywhere before is taken up again by ``--resume auto``. The trackers report in a
+    thread of their own while the plots are drawn; both are done before ``summary.json`` is written.
     """
     best_path = load_best_weights(parts, handlers)
     evaluation = evaluate_model(parts.model, parts.test_loader, DatasetInfo.of(parts.spec), parts.device)
     summary = _summary(parts, handlers, evaluation, best_path, plan)
-    if parts.rank == 0 and parts.config.plots:
-        write_run_plots(parts.run_dir, evaluation)
-    for tracker in handlers.trackers:
+    # a tracker that may (W&B's ``background``) reports and closes, mostly waiting on its service and files,
+    # while the plots are drawn; the others (MLflow's active run is the thread's own) after them
+    behind = [tracker for tracker in handlers.trackers if getattr(tracker, "background", False)]
+    reporting = threading.Thread(target=_report_to_trackers, args=(behind, evaluation, best_path),
+                                 name="trackers-report")
+    reporting.start()
+    try:
+        if parts.rank == 0 and parts.config.plots:
+            write_run_plots(parts.run_dir, evaluation)
+        _report_to_trackers([t for t in handlers.trackers if t not in behind], evaluation, best_path)
+    finally:
+        reporting.join()
+    if parts.rank == 0:
+        parts.run_dir.write_summary(summary.to_dict())
+    return summary
+
+
+def _report_to_trackers(trackers: list[Tracker], evaluation: Evaluation, best_path: Path | None) -> None:
+    for tracker in trackers:
         tracker.start()
         tracker.log_test_report(evaluation)
         tracker.log_model(best_path)
         tracker.finish()
-    if parts.rank == 0:
-        parts.run_dir.write_summary(summary.to_dict())
-    return summary

@@ -8,7 +8,7 @@
     checkpoints/       last_checkpoint_<iteration>.pt, best_checkpoint_<iteration>_<score>.pt
     plots/             curves.png, confusion_matrix.png, misclassified.png
     .lock              held by the process training in it
-    ...                each tracker's own files: wandb/, tensorboard/, mlflow.db and mlartifacts/
+    ...                each tracker's own files: wandb/, TensorBoard's events.out.tfevents.*, mlflow.db, mlartifacts/
 ```
 
 Each tracker declares what it keeps here (``FILES`` of its settings, e.g.

@@ -48,7 +48,7 @@ from typing import Any
 from ignite_mnist.arguments import PROG
 from ignite_mnist.config_args import parse_train_args
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.registry import SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS
+from ignite_mnist.registry import MONITORS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS
 
 __all__ = ["EarlyTerminate", "GOALS", "Parameter", "SWEEP_OWNED", "SweepSpec", "agent_args"]
 
@@ -199,10 +199,10 @@ def _command_args(where: str, command: Any) -> tuple[str, ...]:
 def _metric(where: str, entry: Any) -> tuple[str, str]:
     if entry is None:
         raise _error(where, "metric", "missing; add e.g. metric: {name: val/accuracy, goal: maximize}")
-    if not isinstance(entry, Mapping) or entry.get("name") not in SWEEP_METRICS:
+    if not isinstance(entry, Mapping) or entry.get("name") not in SWEEP_METRICS + MONITORS:
         got = entry.get("name") if isinstance(entry, Mapping) else entry
         raise _error(where, "metric: name", f"must be one of {', '.join(SWEEP_METRICS)} (what the W&B tracker "
-                     f"logs), got {got!r}")
+                     f"logs; {', '.join(MONITORS)} also work here, but not with wandb sweep), got {got!r}")
     goal = entry.get("goal", GOALS[0])
     if goal not in GOALS:
         raise _error(where, "metric: goal", f"must be minimize or maximize, got {goal!r}")
@@ -267,7 +267,8 @@ class SweepSpec:
 
     @property
     def monitor(self) -> str:
-        """The trainer metric behind :attr:`metric`: ``val/accuracy`` and ``best_val_accuracy`` -> ``val_accuracy``."""
+        """The trainer metric behind :attr:`metric`: ``val/accuracy``, ``val_accuracy`` (``--monitor``'s spelling,
+        accepted too) and ``best_val_accuracy`` -> ``val_accuracy``."""
         return self.metric.removeprefix("best_").replace("/", "_", 1)
 
     @property

@@ -10,7 +10,7 @@ not.
 
 So ``auto`` measures rather than guesses: it times a few training steps of the
 run's model, optimizer and batch shape (built a second time for the probe) at 1
-thread and at one per core, interleaved, and takes more threads only when they are clearly faster (by
+thread and at one per core, interleaved, each after a few untimed warm-up steps, and takes more threads only when they are clearly faster (by
 :data:`MIN_SPEEDUP`). A busy machine and a small model both give 1. The probe's
 model is built under a forked random state, so the run's weights and random
 numbers are those of a run without it.
@@ -46,10 +46,14 @@ __all__ = ["MIN_SPEEDUP", "ThreadChoice", "available_cores", "choose_threads", "
 #: How much faster per step more threads must be before ``auto`` takes them (noise, and the risk under load).
 MIN_SPEEDUP = 1.15
 #: Each try times at least this many steps; each count is tried three times, interleaved with the other,
-#: after one warm-up step.
+#: after :data:`WARMUP_STEPS` untimed steps at each count.
 PROBE_STEPS = 3
 #: ... and steps for at least this many seconds, so a small model's try is not all timer noise.
-PROBE_SECONDS = 0.05
+PROBE_SECONDS = 0.1
+#: Untimed steps at each thread count first: the first steps at a count start its thread pool and pick
+#: kernels, and timed with the rest they made 2 threads look barely faster (1.13x) for a model they train 2x
+#: faster (the one-epoch recipe's).
+WARMUP_STEPS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +116,11 @@ def choose_threads(setting: str, probe: Callable[[], None] | None, cores: int | 
         return ThreadChoice(1, "nothing to time")
     # dropout in the probe draws from a copy of the random state; the thread count comes back as it was
     with torch.random.fork_rng(devices=[]), using_threads(torch.get_num_threads()):
-        probe()  # warm-up: first-call allocations and kernel selection
         times: dict[int, list[float]] = {1: [], cores: []}
+        for count in times:  # warm-up: first-call allocations, the thread pool, kernel selection
+            torch.set_num_threads(count)
+            for _ in range(WARMUP_STEPS):
+                probe()
         for _ in range(3):
             for count in times:
                 times[count].append(_seconds_per_step(probe, count))

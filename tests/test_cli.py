@@ -112,6 +112,19 @@ def test_help_lists_the_commands_and_prints_each_default_once():
         assert len(flags) > 3 and [f for f in flags if f.count("(default:") > 1 or "(default: None)" in f] == [], name
 
 
+def test_help_describes_every_model_and_export_format_it_lists():
+    from ignite_mnist.cli import COMMANDS
+    from ignite_mnist.registry import EXPORT_FORMATS, MODELS
+
+    text = " ".join(run_cli("--help").stdout.split())
+    model_help = text[text.index("network: "):text.index("--epochs EPOCHS number")]
+    for name in MODELS.names:  # each named with what it is, not only listed in the choices
+        assert f"{name}, " in model_help, name
+    summary = COMMANDS["export"].__doc__.lower()
+    for name in EXPORT_FORMATS.names:
+        assert name in summary, name
+
+
 def test_early_stopping_is_told_in_the_last_line_and_nothing_else_is_printed(idx_root, tmp_path):
     result = run_cli("--data-dir", str(idx_root), "--val-size", "200", "--epochs", "4", "--patience", "1",
                      "--min-delta", "1", "--output-dir", str(tmp_path), "--run-name", "r", "--no-plots",

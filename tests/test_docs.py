@@ -76,3 +76,11 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     result = build(tmp_path, tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-page.md" in result.stderr
+
+
+def test_long_code_lines_scroll_instead_of_being_clipped(site: Path) -> None:
+    css = (site / "stylesheets" / "extra.css").read_text()
+    assert re.search(r"\.md-typeset pre > code \{[^}]*overflow-x: auto", css)
+    assert re.search(r"\.md-typeset \.admonition,\s*\.md-typeset details \{[^}]*overflow: visible", css)
+    for page in (site / "index.html", site / "troubleshooting" / "index.html"):
+        assert 'stylesheets/extra.css"' in page.read_text()  # linked from every page

@@ -183,6 +183,16 @@ def test_compare_a_sweep_as_markdown_csv_and_a_plot(killed_sweep, tmp_path, caps
     assert header.startswith("run,lr,seed,state,val_accuracy,") and len(lines) == 6  # one row per trial
 
 
+def test_compare_a_sweeps_output_dir_compares_each_sweeps_trials(killed_sweep, tmp_path, capsys):
+    folder = killed_sweep["folder"]
+    assert main(["compare", str(folder.parent), "--format", "csv"]) == 0  # the sweep's --output-dir
+    _, *lines = capsys.readouterr().out.strip().splitlines()
+    assert sorted(line.split(",")[0] for line in lines) == [f"lr-seed/trial-{n:04d}" for n in range(6)]
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", str(tmp_path / "empty")]) == 1
+    assert "nor a folder of runs or of sweeps; name a run directory" in capsys.readouterr().err
+
+
 def test_compare_two_run_directories(killed_sweep, capsys):
     folder = killed_sweep["folder"]
     assert main(["compare", str(folder / "trial-0000"), str(folder / "trial-0001")]) == 0

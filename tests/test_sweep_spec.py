@@ -171,3 +171,12 @@ def test_a_retried_trial_counts_once_through_its_retry(tmp_path):
     study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, system_attrs={"failed_trial": 0}))
     study.add_trial(optuna.create_trial(value=1.0))
     assert counted_trials(study) == 2
+
+
+@pytest.mark.parametrize(("name", "monitor", "best"), [
+    ("val/accuracy", "val_accuracy", False), ("val_accuracy", "val_accuracy", False),
+    ("val_loss", "val_loss", False), ("best_val_loss", "val_loss", True),
+])
+def test_a_sweep_metric_may_be_spelled_as_wandb_logs_it_or_as_metrics_jsonl_does(tmp_path, name, monitor, best):
+    spec = SweepSpec.load(write(tmp_path, VALID.replace("val/accuracy", name)))
+    assert (spec.monitor, spec.uses_best) == (monitor, best)

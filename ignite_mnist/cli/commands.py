@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = COMMANDS[name](args)
             sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
         return code
+    except Interrupted as error:  # asked for, not a failure: said as it is
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return error.exit_code
     except IgniteMnistError as error:
         hint = _hint(name) if isinstance(error, ConfigError) else ""
         print(f"{PROG}: error: {error}{hint}", file=sys.stderr)

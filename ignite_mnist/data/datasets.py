@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,9 +188,13 @@ def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> P
                 break
     missing = [name for name in ALL_FILES if not (raw / name).is_file()]
     if missing and download:
+        absent = [folder for folder in (raw, raw.parent, Path(root)) if not folder.exists()]
         reason = _download(spec, Path(root))
         missing = [name for name in ALL_FILES if not (raw / name).is_file()]
         if missing:
+            for folder in absent:  # the download made them; left empty, they would only mislead
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise DataError(
                 f"{spec.name} files missing in {raw} (expected {', '.join(ALL_FILES)}) and the download "
                 f"failed ({reason}); copy them there or point --data-dir (or ${DATA_DIR_ENV}) "

@@ -5,7 +5,8 @@ On a terminal, and in a Jupyter notebook (where tqdm draws it as a widget): Igni
 bar is cleared when it is done, and each finished epoch leaves one line with its
 metrics above the next bar (``ProgressBar.log_message``, i.e. ``tqdm.write``), as Keras does. Elsewhere
 (CI, ``nohup``, a log file): plain log lines, at most one every ``interval``
-seconds plus one per epoch and per evaluation, and never a carriage return.
+seconds plus one per epoch and one per evaluation within an epoch (an epoch's own
+line holds the validation it ended with), and never a carriage return.
 Ignite has no such log mode; it is written here.
 
 Example:
@@ -29,6 +30,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
 from ignite_mnist.console import say
+from ignite_mnist.events import on_exception
 from ignite_mnist.registry import PROGRESS_MODES
 
 __all__ = [
@@ -128,8 +130,14 @@ class LogProgress:
     def epoch_completed(self, engine: Engine) -> None:
         self._write(epoch_line(engine))
 
-    def evaluation_completed(self, name: str) -> Any:
+    def evaluation_completed(self, name: str, trainer: Engine | None = None) -> Any:
+        """A handler writing ``name: <metrics>`` when an evaluator completes; with ``trainer``, not at the end
+        of one of its epochs (the epoch's line that follows holds the same numbers)."""
+
         def log(evaluator: Engine) -> None:
+            length = trainer.state.epoch_length if trainer is not None else None
+            if length and trainer.state.iteration % length == 0:  # type: ignore[union-attr]
+                return
             self._write(f"{name}: {_format_metrics(evaluator.state.metrics)}")
 
         return log
@@ -148,6 +156,14 @@ class Progress:
     mode: str
     bars: list[ProgressBar] = field(default_factory=list)
     log: LogProgress | None = None
+
+
+def _clear(bars: list[ProgressBar]) -> None:
+    """Take the bars still shown off the screen (an error or an interrupt stopped them mid-way)."""
+    for bar in reversed(bars):
+        if bar.pbar is not None:
+            bar.pbar.close()  # persist=False: tqdm clears its line
+            bar.pbar = None
 
 
 def attach_progress(
@@ -184,12 +200,13 @@ def attach_progress(
             bar = ProgressBar(persist=False, desc=name)
             bar.attach(evaluator)
             bars.append(bar)
+        on_exception(trainer, lambda engine, error: _clear(bars))  # what is said next starts on a clean line
         return Progress(mode, bars=bars)
     log = LogProgress(interval)
     trainer.add_event_handler(Events.STARTED, log.started)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, log.iteration_completed)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
     for name, evaluator in evaluators.items():
-        evaluator.add_event_handler(Events.COMPLETED, log.evaluation_completed(name))
+        evaluator.add_event_handler(Events.COMPLETED, log.evaluation_completed(name, trainer))
     return Progress(mode, log=log)
 

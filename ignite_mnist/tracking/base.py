@@ -60,12 +60,13 @@ def attach_scalars(
     optimizer: torch.optim.Optimizer | None = None,
     log_every: int = 50,
     epoch_metrics: Sequence[str] = ("train_loss",),
+    epoch_number: bool = True,
 ) -> list[RemovableEventHandle]:
     """Attach Ignite's output and optimizer handlers of ``logger``, all at the trainer's iteration.
 
     ``train/loss`` (the engine output) and ``lr/group_<i>`` every ``log_every``
-    iterations; ``epoch/epoch`` and ``epoch/<metric>`` for those of
-    ``epoch_metrics`` the trainer has, after each epoch; ``<name>/<metric>`` after
+    iterations; ``epoch/<metric>`` for those of ``epoch_metrics`` the trainer has,
+    and ``epoch/epoch`` (unless not ``epoch_number``), after each epoch; ``<name>/<metric>`` after
     every run of each evaluator. (Ignite's MLflow handlers join with a space:
     ``train loss``, ``lr group_0``.)
 
@@ -82,7 +83,8 @@ def attach_scalars(
     if optimizer is not None:
         handles.append(logger.attach_opt_params_handler(trainer, every, optimizer))
     handles.append(logger.attach_output_handler(trainer, Events.EPOCH_COMPLETED, tag="epoch",
-                                                output_transform=epoch_values, state_attributes=["epoch"],
+                                                output_transform=epoch_values,
+                                                state_attributes=["epoch"] if epoch_number else None,
                                                 global_step_transform=at_iteration))
     for tag, evaluator in (evaluators or {}).items():
         handles.append(logger.attach_output_handler(evaluator, Events.COMPLETED, tag=tag, metric_names="all",
@@ -112,6 +114,8 @@ class LoggerTracker:
 
     name: ClassVar[str]
     title: ClassVar[str]
+    #: Whether the epoch number is a logged series (``epoch/epoch``) too.
+    logs_epoch_number: ClassVar[bool] = True
 
     def __init__(self, *, log_every: int = 50, enabled: bool = True) -> None:
         if log_every <= 0:
@@ -154,9 +158,14 @@ class LoggerTracker:
         try:
             self.opened = self._open()
         except Exception as error:  # noqa: BLE001 - a tracker must never end a training
-            install = f' (pip install "ignite-mnist[{self.name}]")' if isinstance(error, ImportError) else ""
-            note("warning", f"{self.title} could not start ({type(error).__name__}: {first_line(error)}){install}; "
-                           f"training goes on without {self.title}")
+            self._could_not_start(error)
+
+    def _could_not_start(self, error: Exception) -> None:
+        if isinstance(error, ImportError):
+            why = f'{first_line(error)}: pip install "ignite-mnist[{self.name}]"'
+        else:
+            why = f"{type(error).__name__}: {first_line(error)}"
+        note("warning", f"{self.title} could not start ({why}); training goes on without {self.title}")
 
     def guard(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap a handler so an error is reported once and never reaches the engine."""
@@ -194,7 +203,8 @@ class LoggerTracker:
         if self.enabled:
             self.logger = self._make_logger()
             self.handles += attach_scalars(self.logger, trainer, evaluators=evaluators, optimizer=optimizer,
-                                           log_every=self.log_every, epoch_metrics=epoch_metrics)
+                                           log_every=self.log_every, epoch_metrics=epoch_metrics,
+                                           epoch_number=self.logs_epoch_number)
 
     def step(self) -> int | None:
         """The trainer's iteration: the step every value is logged at."""

@@ -10,8 +10,8 @@ iteration after its checkpoint: TensorBoard then hides what the interrupted run
 logged after that checkpoint, and the curves continue without a doubled stretch.
 Nothing needs a checkpoint entry: the log dir is the run directory's.
 
-View it with ``tensorboard --logdir <run dir>/tensorboard`` (or ``--logdir runs``
-for every run side by side).
+The event files are in the run directory itself, so ``tensorboard --logdir runs``
+shows every run side by side under its own name (``tensorboard --logdir <run dir>``: one run).
 
 Example:
     >>> from ignite.engine import Engine
@@ -83,6 +83,7 @@ class TensorboardTracker(LoggerTracker):
 
     name = "tensorboard"
     title = "TensorBoard"
+    logs_epoch_number = False  # TensorBoard's step is the iteration; an epoch/epoch chart says nothing more
 
     def __init__(self, log_dir: str | Path, *, config: Mapping[str, Any] | None = None, log_every: int = 50,
                  enabled: bool = True) -> None:
@@ -92,13 +93,17 @@ class TensorboardTracker(LoggerTracker):
 
     @classmethod
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> TensorboardTracker:
-        """Event files in the run directory's ``tensorboard/``, the settings as hyperparameters."""
+        """Event files in the run directory itself, the settings as hyperparameters."""
         return cls(TensorboardSettings.log_dir(run_dir.path), config=config.to_dict(), log_every=config.log_every)
 
     def _make_logger(self) -> _TensorboardLogger:
         return _TensorboardLogger(self.guard)
 
     def _open(self) -> bool:
+        try:
+            import tensorboard  # noqa: F401 - torch's SummaryWriter needs it; Ignite's own message is misleading
+        except ImportError:
+            raise ModuleNotFoundError("the tensorboard package is not installed") from None
         iteration = self.step() or 0
         self.logger.open(self.log_dir, purge_step=iteration + 1 if iteration else None)
         note("info", f"TensorBoard logs in {self.log_dir}; view them with: tensorboard --logdir {self.log_dir}")

@@ -6,7 +6,7 @@ Read without torch, as every tracker's settings are; the tracker itself is
 Example:
     >>> from pathlib import Path
     >>> TensorboardSettings.log_dir(Path("runs/r"))
-    PosixPath('runs/r/tensorboard')
+    PosixPath('runs/r')
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ __all__ = ["TensorboardSettings"]
 
 @dataclass
 class TensorboardSettings(TrackerSettings):
-    """TensorBoard: event files in the run directory's ``tensorboard/`` (a resumed run writes on in it)."""
+    """TensorBoard: event files in the run directory itself (a resumed run writes on in it).
 
-    FILES: ClassVar[tuple[str, ...]] = ("tensorboard",)
+    So ``tensorboard --logdir <output-dir>`` names each run as its folder is named.
+    """
+
+    FILES: ClassVar[tuple[str, ...]] = ("events.out.tfevents.*",)
 
     @classmethod
     def log_dir(cls, run: Path) -> Path:
-        """The log dir of the run in folder ``run``: ``tensorboard --logdir`` it."""
-        return run / cls.FILES[0]
+        """The log dir of the run in folder ``run``: the folder itself."""
+        return run

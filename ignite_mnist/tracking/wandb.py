@@ -15,6 +15,10 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
   (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
   for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
   W&B starts and while the test report and the model are logged;
+* in the managed run (``for_run``: ``background``), ``wandb`` is imported and the
+  run started in a thread while training goes on; the logger holds the rows logged
+  meanwhile and logs them, in order and at their steps, once the run exists; a
+  checkpoint (the run id), the summary, the test report and closing wait for it;
 * from :class:`~ignite_mnist.tracking.base.LoggerTracker`: the run starts when the
   trainer starts, after a resume restored its id (a resumed training continues
   the same W&B run); the first W&B error is reported once and training goes on;
@@ -29,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import netrc
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -199,11 +204,31 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline
 
 
 class _WandBLogger(GuardedLogger, WandBLogger):
-    """Ignite's ``WandBLogger`` on W&B's current run, its handlers guarded."""
+    """Ignite's ``WandBLogger`` on W&B's current run, its handlers guarded; until :meth:`release` (the run
+    exists) the rows its handlers log are held, in order, with their steps.
+
+    ``wandb`` is imported by :meth:`release`, not here (Ignite's own ``__init__`` would import it).
+    """
 
     def __init__(self, guard: Any) -> None:
-        super().__init__(init=False)
-        self.__dict__["guard"] = guard
+        self.__dict__.update(guard=guard, _wandb=None, held=[], lock=threading.Lock())
+
+    def log(self, data: dict[str, Any], step: int | None = None) -> None:
+        """What Ignite's ``OutputHandler`` and ``OptimizerParamsHandler`` call with each row."""
+        with self.__dict__["lock"]:
+            if self.__dict__["_wandb"] is None:
+                self.__dict__["held"].append((dict(data), step))
+                return
+        self.__dict__["_wandb"].log(data, step=step)
+
+    def release(self) -> None:
+        """The run exists: log the rows held so far, then each row as it comes."""
+        import wandb
+
+        with self.__dict__["lock"]:
+            for data, step in self.__dict__["held"]:
+                wandb.log(data, step=step)
+            self.__dict__.update(_wandb=wandb, held=[])
 
 
 class WandbTracker(LoggerTracker):
@@ -231,7 +256,7 @@ class WandbTracker(LoggerTracker):
     title = "W&B"
 
     def __init__(self, *, mode: str = "auto", init_args: dict[str, Any] | None = None, log_every: int = 50,
-                 watch: str = "off", run_id: str | None = None) -> None:
+                 watch: str = "off", run_id: str | None = None, background: bool = False) -> None:
         if watch not in WANDB_WATCH:
             raise ValueError(f"watch must be one of {', '.join(WANDB_WATCH)}, got {watch!r}")
         mode = resolve_wandb_mode(mode)
@@ -239,7 +264,9 @@ class WandbTracker(LoggerTracker):
         self.mode = mode if self.enabled else "disabled"
         self.init_args = init_args or wandb_init_args()
         self.watch, self.run_id = watch, run_id
+        self.background = background and watch == "off"  # wandb.watch hooks the model: not while it trains
         self.run: Any = None
+        self._opening: threading.Thread | None = None
 
     @classmethod
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> WandbTracker:
@@ -249,7 +276,7 @@ class WandbTracker(LoggerTracker):
                                     name=settings.wandb_name, tags=settings.wandb_tags, config=config.to_dict(),
                                     dir=run_dir.path)
         return cls(mode=settings.wandb_mode, init_args=init_args, log_every=config.log_every,
-                   watch=settings.wandb_watch)
+                   watch=settings.wandb_watch, background=True)
 
     @property
     def run_dir(self) -> Path | None:
@@ -273,9 +300,35 @@ class WandbTracker(LoggerTracker):
         if self.run is None:
             return False
         self.run_id, self.opened = self.run.id, True  # opened: the guard lets wandb.watch through
+        if self.logger is not None:
+            self.logger.release()
         if self.watch != "off" and self.model is not None:
             self.guard(lambda: self.run.watch(self.model, log=self.watch, log_freq=self.log_every))()
         return True
+
+    def start(self, engine: Engine | None = None) -> None:
+        """Open the W&B run (once); with ``background``, in a thread while training goes on: the rows
+        logged meanwhile are held and logged, in order and at their steps, once the run exists; whatever
+        needs the run itself (the summary, a checkpoint's run id, the test report, closing) waits for it."""
+        if not self.background or self.started or self.closed or not self.enabled:
+            super().start(engine)
+            return
+        self.started = self.opened = True  # opened: the handlers log (into the logger's hold) from now on
+        self._opening = threading.Thread(target=self._open_behind, name="wandb-start", daemon=True)
+        self._opening.start()
+
+    def _open_behind(self) -> None:
+        try:
+            self.opened = self._open()
+        except Exception as error:  # noqa: BLE001 - a tracker must never end a training
+            self.opened = False
+            self._could_not_start(error)
+
+    def _ready(self) -> bool:
+        """Wait until a run starting in the background has started (or failed to); whether there is one."""
+        if self._opening is not None:
+            self._opening.join()
+        return self.run is not None
 
     def attach(
         self,
@@ -294,8 +347,23 @@ class WandbTracker(LoggerTracker):
         """
         super().attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, epoch_metrics=epoch_metrics)
         if self.enabled and record is not None:
-            self._on(trainer, ValidationEvents.VALIDATION_COMPLETED,
-                     lambda _: self.run.summary.update({f"best_{k}": v for k, v in record.best.items()}))
+            self._on(trainer, ValidationEvents.VALIDATION_COMPLETED, lambda _: self._ready() and
+                     self.run.summary.update({f"best_{k}": v for k, v in record.best.items()}))
+
+    def log_test_report(self, evaluation: Evaluation) -> None:
+        """Log the test metrics, the confusion matrix and the misclassified digits, once the run has started."""
+        self._ready()
+        super().log_test_report(evaluation)
+
+    def log_model(self, path: str | Path | None) -> None:
+        """Keep the checkpoint at ``path`` as the run's model artifact, once the run has started."""
+        self._ready()
+        super().log_model(path)
+
+    def finish(self, status: RunStatus = "finished", exit_code: int = 0) -> None:
+        """Close the run with ``status`` once it has started (flushes everything); later calls do nothing."""
+        self._ready()
+        super().finish(status, exit_code)
 
     def _log_test_report(self, evaluation: Evaluation) -> None:
         """Log ``test/<metric>``, the confusion matrix and the misclassified digits; ``test_<metric>``
@@ -328,6 +396,7 @@ class WandbTracker(LoggerTracker):
         self.run.finish(exit_code=exit_code)
 
     def state_dict(self) -> dict[str, Any]:
+        self._ready()  # a checkpoint holds the run id, so that a resume continues this run
         return {"run_id": self.run_id}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

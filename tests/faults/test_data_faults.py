@@ -85,6 +85,16 @@ def test_missing_data_offline_fails_at_once_with_what_to_do(cli, tmp_path: Path)
     line = assert_one_line_error(result, 1, f"files missing in {root / RAW}", "the download failed", "--data-dir")
     assert "train-images-idx3-ubyte" in line and "IGNITE_MNIST_DATA_DIR" in line
     assert not (tmp_path / "runs").exists()
+    assert not root.exists()  # no empty MNIST/raw/ left behind by the failed download
+
+
+def test_a_failed_download_leaves_a_folder_that_was_there_as_it_was(cli, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "MNIST").mkdir(parents=True)
+    (root / "notes.txt").write_text("mine")
+    result = cli("--data-dir", root, "--output-dir", tmp_path / "runs", *TINY, *QUIET)
+    assert_one_line_error(result, 1, f"files missing in {root / RAW}", "the download failed")
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == ["MNIST", "notes.txt"]
 
 
 def test_data_dir_that_is_a_file(cli, tmp_path: Path) -> None:

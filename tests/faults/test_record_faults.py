@@ -157,7 +157,7 @@ def test_sigterm_during_the_final_test_says_how_to_finish_the_report(idx_root: P
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 143, result.stderr
     (line,) = result.stderr.splitlines()
-    assert line.startswith("ignite-mnist: error: interrupted by SIGTERM while testing and reporting; training had "
+    assert line.startswith("ignite-mnist: interrupted by SIGTERM while testing and reporting; training had "
                            "finished and its checkpoints are intact; write the report with: ignite-mnist --resume")
     assert not (tmp_path / "t" / "summary.json").exists()
 
@@ -171,7 +171,7 @@ def test_sigterm_while_starting_says_nothing_was_trained(idx_root: Path, tmp_pat
     result = subprocess.run([sys.executable, "-c", code, *train(idx_root, tmp_path, "s")], env=SUBPROCESS_ENV,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 143, result.stderr
-    assert result.stderr == ("ignite-mnist: error: interrupted by SIGTERM while starting; nothing was trained or "
+    assert result.stderr == ("ignite-mnist: interrupted by SIGTERM while starting; nothing was trained or "
                              "written\n")
 
 

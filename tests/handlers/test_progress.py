@@ -10,6 +10,7 @@ import pytest
 from ignite.engine import Engine, Events
 
 from ignite_mnist.handlers.progress import LogProgress, attach_progress, resolve_progress_mode
+from ignite_mnist.run_dir import read_metrics_log
 from tests.conftest import REPO
 
 
@@ -70,3 +71,52 @@ def test_on_a_terminal_each_epoch_leaves_one_line_above_the_bar(idx_root, tmp_pa
     assert [line.split("  ")[0] for line in epochs] == ["epoch 1/2 done", "epoch 2/2 done"], screen
     assert all("val_accuracy" in line and "train_loss" in line for line in epochs)
     assert final.startswith("test accuracy ")  # and no bar left over: the pane holds nothing else
+
+
+def test_off_a_terminal_each_validation_is_printed_once(idx_root, tmp_path):
+    # a real run, its output a pipe: the end-of-epoch validation is in the epoch's line only;
+    # one within an epoch (--val-every-iterations) has a line of its own
+    result = subprocess.run(
+        [sys.executable, "-m", "ignite_mnist", "--data-dir", str(idx_root), "--val-size", "200", "--epochs", "2",
+         "--output-dir", str(tmp_path), "--run-name", "r", "--tracker", "none", "--no-plots", "--threads", "1",
+         "--val-every-iterations", "20", "--progress", "auto"],
+        capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ") and " done" in line]
+    assert len(epochs) == 2 and all("val_accuracy" in line for line in epochs), lines
+    within = [line for line in lines if line.startswith("validation: ")]
+    validations = [row for row in read_metrics_log(tmp_path / "r" / "metrics.jsonl") if "val_accuracy" in row]
+    assert len(within) == len(validations) - 2 > 0, lines  # every validation but the two that ended an epoch
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+def test_ctrl_c_on_a_terminal_is_said_on_a_line_of_its_own_and_not_as_an_error(idx_root, tmp_path):
+    # A real terminal (tmux) and a real Ctrl-C (send-keys) while the bar is on screen.
+    tmux = ["tmux", "-L", f"ignite-mnist-test-c-{os.getpid()}"]
+    command = shlex.join([sys.executable, "-m", "ignite_mnist", "--data-dir", str(idx_root), "--val-size", "200",
+                          "--epochs", "1000", "--output-dir", str(tmp_path), "--run-name", "r", "--tracker", "none",
+                          "--no-plots", "--threads", "1"])
+    exports = f"PYTHONPATH={shlex.quote(os.pathsep.join(sys.path))} OMP_NUM_THREADS=1"
+    subprocess.run([*tmux, "new-session", "-d", "-x", "400", "-y", "30", f"{exports} {command}; echo EXIT=$?; sleep 600"],
+                   check=True, cwd=REPO)
+
+    def screen() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-S", "-100"], capture_output=True, text=True).stdout
+
+    try:
+        deadline = time.monotonic() + 300
+        while "%|" not in screen() and time.monotonic() < deadline:  # a bar is drawn
+            time.sleep(0.2)
+        subprocess.run([*tmux, "send-keys", "C-c"], check=True)
+        while "EXIT=" not in screen() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shown = screen()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert lines[-1] == "EXIT=130", shown
+    said = [line for line in lines if "ignite-mnist:" in line]
+    # at the start of a line (the terminal's own "^C" echo and the bar are cleared or left above it)
+    assert len(said) == 1 and said[0].startswith("ignite-mnist: interrupted by SIGINT at iteration "), shown
+    assert "error" not in said[0]

@@ -281,3 +281,26 @@ def test_bad_arguments():
         attach_wandb(trainer, mode="disabled", watch="weights")
     with pytest.raises(ValueError, match="W&B mode must be one of"):
         attach_wandb(trainer, mode="cloud")
+
+
+def test_a_run_started_in_the_background_keeps_the_rows_logged_before_it_existed(idx_root, tmp_path, isolated_wandb,
+                                                                              monkeypatch):
+    # The managed run opens W&B in a thread while training goes on. W&B's start is held back here (a real
+    # start, three seconds late), so every training row below is logged before the run exists.
+    import ignite_mnist.tracking.wandb as tracking
+
+    real_start = tracking._start_run
+
+    def late_start(*args: Any) -> Any:
+        time.sleep(3)
+        return real_start(*args)
+
+    monkeypatch.setattr(tracking, "_start_run", late_start)
+    config = small_config(idx_root, tmp_path, epochs=1, log_every=1, checkpoint_every=None)
+    summary = run(config)
+    (wandb_run,) = offline_runs(isolated_wandb / "wandb_dir")
+    rows = history(inspect(wandb_run))
+    assert [row["_step"] for row in rows if "train/loss" in row] == list(range(1, 32 + 1))  # none lost, in order
+    assert inspect(wandb_run, "--summary")["summary"]["test_accuracy"] == pytest.approx(summary.test_accuracy)
+    assert load_checkpoint(find_latest_checkpoint(Path(summary.run_dir) / "checkpoints"))["wandb"]["run_id"] \
+        == wandb_run.name.rsplit("-", 1)[-1]

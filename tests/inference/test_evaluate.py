@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,14 @@ def test_a_closed_pipe_ends_quietly_with_exit_141(command: str, idx_run: Path, t
     err = process.stderr.read().decode()
     assert process.wait(timeout=300) == 141, err  # the shell's code for SIGPIPE
     assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+
+
+def test_the_readmes_exit_141_example_gives_141(idx_run: Path, tmp_path: Path) -> None:
+    # the README's line, in a real shell: the pipeline's first status is evaluate's
+    command = (f"{shlex.quote(sys.executable)} -m ignite_mnist evaluate {shlex.quote(str(idx_run))} "
+               f"--plot {shlex.quote(str(tmp_path / 'cm.png'))} | head -0; echo ${{PIPESTATUS[0]}}")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.stdout.strip() == "141", result.stderr
+    assert result.stderr == ""
+    readme = (REPO / "README.md").read_text()
+    assert "ignite-mnist evaluate runs/<run> \\| head -0; echo ${PIPESTATUS[0]}" in readme

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -57,3 +58,17 @@ def test_training_without_matplotlib_skips_plots_with_one_line(
     assert 'plots skipped: matplotlib is not installed (pip install "ignite-mnist[plots]")' in out
     assert not (tmp_path / "no-mpl" / "plots").exists()
     assert (tmp_path / "no-mpl" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("runs", [2, 30])
+def test_the_comparison_legend_covers_no_curve(runs: int) -> None:
+    from ignite_mnist.plots import plot_validation_curves
+
+    curves = {f"trial-{n:04d}": [(1000 * step, 0.5 + n / 100 + step / 10) for step in range(1, 5)] for n in range(runs)}
+    figure = plot_validation_curves(curves, "val_accuracy")
+    figure.savefig(io.BytesIO(), format="png")  # laid out as when saved
+    (axes,) = figure.axes
+    (legend,) = figure.legends
+    legend, plotted = legend.get_window_extent(), axes.get_window_extent()
+    assert legend.x0 >= plotted.x1  # beside the plotting area, not over it
+    assert legend.x1 <= figure.bbox.x1 + 1  # and inside the figure
