@@ -521,4 +521,7 @@ def load_exported(path: str | Path) -> ExportedModel:
     if not isinstance(values, dict) or not isinstance(values.get("dataset"), dict):
         raise ExportError(f"{path}: holds no ignite-mnist metadata and has no sidecar; "
                           "export it with ignite-mnist export")
-    return ExportedModel(path, format, values, DatasetInfo.from_dict(values["dataset"]))
+    try:
+        return ExportedModel(path, format, values, DatasetInfo.from_dict(values["dataset"]))
+    except ValueError as error:
+        raise ExportError(f"{path}: its metadata's {error}; export the model again") from None

@@ -22,14 +22,19 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint, restore_objects
-from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, current_names, flag_name
+from ignite_mnist.checkpoints import (
+    checkpoint_iteration,
+    find_latest_checkpoint,
+    load_checkpoint,
+    restore_objects,
+    saved_settings,
+)
+from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
 from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
     from ignite_mnist.handlers import CheckpointHandlers
 
 __all__ = [
+    "NOT_FROM_CHECKPOINT",
     "ResumePlan",
     "Resumed",
     "check_resume_compatible",
@@ -50,6 +56,11 @@ __all__ = [
     "rewind_logs",
     "set_aside_later_work",
 ]
+
+
+#: Settings a resumed run never takes from its checkpoint (a file names no place it writes to): given again, or
+#: from the environment and the defaults.
+NOT_FROM_CHECKPOINT = ("mlflow_uri",)
 
 
 @dataclass
@@ -194,9 +205,8 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     ``--run-name``/``--output-dir`` name another folder.
     """
     path, checkpoint = read_resume_checkpoint(config)
-    saved = ResumePlan(path, checkpoint, in_place=False).saved_config
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in current_names(saved).items() if k in known}
+    saved = saved_settings(ResumePlan(path, checkpoint, in_place=False).saved_config, path)
+    values = {k: v for k, v in saved.items() if k not in NOT_FROM_CHECKPOINT}
     values |= {name: getattr(config, name) for name in explicit}
     values |= {"resume": str(path), "overwrite": config.overwrite,
                "output_dir": config.output_dir, "run_name": config.run_name}  # a new run, unless...
@@ -205,6 +215,13 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
         values |= {"output_dir": str(own.path.parent), "run_name": own.path.name}
         values |= {name: getattr(config, name) for name in explicit & {"output_dir", "run_name"}}
     resumed = TrainConfig(**values)
+    try:
+        resumed.validate()
+    except ConfigError as error:
+        if error.flag not in {flag_name(name) for name in explicit}:  # a value from the checkpoint
+            raise CheckpointError(f"{path}: its config {error}; the file is damaged or was not written by "
+                                  "ignite-mnist") from None
+        raise
     plan = ResumePlan(path, checkpoint, in_place=_in_place(resumed, path))
     check_resume_compatible(saved, resumed)
     return resumed, plan

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.config import TrainConfig, require_named_model
 from ignite_mnist.errors import EXIT_OK, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
 
@@ -58,6 +58,9 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                         help="stop hopeless trials from their validations: halving (successive halving from the "
                              "file's early_terminate min_iter and eta), median, none; auto: halving when the file "
                              "has early_terminate, else none")
+    parser.add_argument("--model", action="append", default=None, metavar="MODULE:CLASS",
+                        help="your own model class the sweep file names (package.module:Class), once per class: "
+                             "code a file names is imported only when the command line names it too")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --jobs N: no report
     return parser
 
@@ -95,12 +98,15 @@ def sweep_command(argv: Sequence[str]) -> int:
 
     args = build_sweep_parser().parse_args(argv)
     spec = SweepSpec.load(args.spec)
+    for model in sorted(spec.own_models() - set(args.model or [])):
+        require_named_model(model, None, args.spec)
     budget = spec.budget(args.trials)
     sweep = _sweep_module()
     folder, study = sweep.open_sweep(spec, args.output_dir, args.name, args.storage, args.pruner)
     if args.jobs > 1:
         worker_args = [args.spec, "--output-dir", args.output_dir, "--name", folder.path.name, "--pruner", args.pruner]
         worker_args += ["--trials", str(args.trials)] if args.trials else []
+        worker_args += [f"--model={model}" for model in args.model or []]
         sweep.run_workers(args.jobs, worker_args + (["--storage", args.storage] if args.storage else []))
     else:
         sweep.work(study, spec, folder, budget)

@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ignite_mnist.cli.parsing import PROG, HelpFormatter, OneLineParser, Repeated
-from ignite_mnist.config import TrainConfig, flag_name, setting_default, setting_name, setting_type
+from ignite_mnist.config import (
+    TrainConfig,
+    flag_name,
+    require_named_model,
+    setting_default,
+    setting_name,
+    setting_type,
+)
 from ignite_mnist.config_file import ConfigFile, dump_config, read_config_file
 from ignite_mnist.console import say
 from ignite_mnist.errors import EXIT_OK, ConfigError
@@ -146,6 +153,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[TrainConfig, ResumePlan | None, 
         from ignite_mnist.resume import config_for_resume
 
         config, plan = config_for_resume(config, set(given) | set(from_file_values) | set(recipe))
+    require_named_model(config.model, given.get("model"), path if "model" in from_file_values else plan and plan.path)
     return config, plan, print_config
 
 
