@@ -84,6 +84,8 @@ _REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL)
 MAX_ARCHIVE_SLACK = 1 << 20
 #: The most file names one checkpointer's rotation state may hold (it keeps ``n_saved`` of them).
 MAX_SAVED_NAMES = 1000
+#: The most items a list in a checkpoint's bookkeeping may hold.
+MAX_SAVED_ITEMS = 100_000
 #: A tracker's run id as W&B and MLflow make them: letters, digits, ``_`` and ``-``, at most 128.
 _RUN_ID = re.compile(r"[A-Za-z0-9][\w-]{0,127}")
 #: The values a setting stored in a file may have (no tensors, no objects).
@@ -263,6 +265,13 @@ checkpoint file of this run; refused before anything was restored or removed; us
         if name not in checkpoint:
             continue
         state = checkpoint[name]
+        if isinstance(obj, torch.optim.Optimizer):
+            _check_optimizer_state(obj, state, source)
+        if name != "model" and callable(getattr(obj, "state_dict", None)):
+            bad = _unlike(obj.state_dict(), state, name)
+            if bad is not None:
+                raise CheckpointError(f"{source}: its {bad} is not of the kind this run saves; the file is damaged "
+                                      "or was not written by this kind of run")
         if isinstance(obj, Checkpoint):
             _check_saved_names(source, name, state, obj.filename_prefix)
         elif name in TRACKERS:
@@ -270,6 +279,54 @@ checkpoint file of this run; refused before anything was restored or removed; us
             if run_id is not None and not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
                 raise CheckpointError(f"{source}: its {name} run id {repr(run_id)[:80]} is not one the tracker "
                                       "makes (letters, digits, _ and -); use a checkpoint of this run")
+
+
+def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
+    """Where ``saved`` (an entry of a checkpoint) is not of the kind ``fresh`` (the object's own state) is, or None.
+
+    Dicts need the same keys; lists items of the kinds the object's have (any plain items when it has
+    none yet); tensors the same dtype; numbers are finite; a None of the object's may become any plain value.
+    """
+    if isinstance(fresh, Mapping):
+        if not isinstance(saved, Mapping) or (fresh and set(fresh) != set(saved)):
+            return where
+        pairs = [(fresh[k], saved[k], f"{where}.{k}") for k in fresh] or [(_empty_like(v), v, where)
+                                                                           for v in saved.values()]
+        return next((bad for f, v, w in pairs if (bad := _unlike(f, v, w))), None)
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS:
+            return where
+        pairs = list(zip(fresh, saved)) if fresh else [(_empty_like(v), v) for v in saved]
+        return next((bad for f, v in pairs if (bad := _unlike(f, v, f"{where}[]"))), None)
+    if isinstance(fresh, torch.Tensor):
+        return None if isinstance(saved, torch.Tensor) and saved.dtype == fresh.dtype else where
+    if isinstance(saved, float) and not math.isfinite(saved):
+        return where
+    if fresh is None:
+        return None if isinstance(saved, (*_PLAIN, torch.Tensor)) else where
+    if isinstance(fresh, bool) or isinstance(saved, bool):
+        return None if type(saved) is type(fresh) else where
+    if isinstance(fresh, (int, float)):
+        return None if isinstance(saved, (int, float)) and (isinstance(fresh, float) or isinstance(saved, int)) \
+            else where
+    return None if isinstance(saved, type(fresh)) else where
+
+
+def _empty_like(saved: Any) -> Any:
+    """What an object with no state yet (an optimizer before its first step) has in place of ``saved``."""
+    return {} if isinstance(saved, Mapping) else [] if isinstance(saved, (list, tuple)) else None
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, source: str | Path) -> None:
+    """Each saved per-parameter tensor (Adam's moments, SGD's momentum) shaped like its parameter."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    state = saved.get("state") if isinstance(saved, Mapping) else None
+    for index, values in state.items() if isinstance(state, Mapping) else []:
+        shape = params[index].shape if isinstance(index, int) and 0 <= index < len(params) else None
+        for name, value in values.items() if isinstance(values, Mapping) else [("state", values)]:
+            if shape is None or isinstance(value, torch.Tensor) and value.dim() and value.shape != shape:
+                raise CheckpointError(f"{source}: its optimizer state {index}.{name} does not fit this run's "
+                                      "parameters; use a checkpoint of this run")
 
 
 def saved_settings(saved: Any, source: str | Path) -> dict[str, Any]:
