@@ -262,12 +262,13 @@ def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], sourc
 checkpoint file of this run; refused before anything was restored or removed; use a checkpoint of this run
     """
     for name, obj in to_load.items():
-        if name not in checkpoint:
+        if name not in checkpoint or name == "config":  # the settings are read, never loaded over the run's
             continue
         state = checkpoint[name]
         if isinstance(obj, torch.optim.Optimizer):
             _check_optimizer_state(obj, state, source)
-        if name != "model" and callable(getattr(obj, "state_dict", None)):
+        generic = name != "model" and name not in TRACKERS and not isinstance(obj, Checkpoint)  # checked below
+        if generic and callable(getattr(obj, "state_dict", None)):
             bad = _unlike(obj.state_dict(), state, name)
             if bad is not None:
                 raise CheckpointError(f"{source}: its {bad} is not of the kind this run saves; the file is damaged "
@@ -284,8 +285,9 @@ checkpoint file of this run; refused before anything was restored or removed; us
 def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
     """Where ``saved`` (an entry of a checkpoint) is not of the kind ``fresh`` (the object's own state) is, or None.
 
-    Dicts need the same keys; lists items of the kinds the object's have (any plain items when it has
-    none yet); tensors the same dtype; numbers are finite; a None of the object's may become any plain value.
+    Dicts need the same keys; lists the same length and items of the kinds the object's have (any plain
+    items when it has none yet); tensors the same dtype; numbers are finite; a None of the object's may
+    become a number or a tensor.
     """
     if isinstance(fresh, Mapping):
         if not isinstance(saved, Mapping) or (fresh and set(fresh) != set(saved)):
@@ -294,7 +296,7 @@ def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
                                                                            for v in saved.values()]
         return next((bad for f, v, w in pairs if (bad := _unlike(f, v, w))), None)
     if isinstance(fresh, (list, tuple)):
-        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS:
+        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or fresh and len(saved) != len(fresh):
             return where
         pairs = list(zip(fresh, saved)) if fresh else [(_empty_like(v), v) for v in saved]
         return next((bad for f, v in pairs if (bad := _unlike(f, v, f"{where}[]"))), None)
@@ -302,8 +304,8 @@ def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
         return None if isinstance(saved, torch.Tensor) and saved.dtype == fresh.dtype else where
     if isinstance(saved, float) and not math.isfinite(saved):
         return where
-    if fresh is None:
-        return None if isinstance(saved, (*_PLAIN, torch.Tensor)) else where
+    if fresh is None:  # not set yet (a count, a best score): a number, or a tensor on a GPU
+        return None if saved is None or isinstance(saved, (int, float, torch.Tensor)) else where
     if isinstance(fresh, bool) or isinstance(saved, bool):
         return None if type(saved) is type(fresh) else where
     if isinstance(fresh, (int, float)):
@@ -317,16 +319,30 @@ def _empty_like(saved: Any) -> Any:
     return {} if isinstance(saved, Mapping) else [] if isinstance(saved, (list, tuple)) else None
 
 
+def _step_keys(optimizer: torch.optim.Optimizer) -> set[str]:
+    """The per-parameter state keys ``optimizer``'s kind keeps (Adam: step, exp_avg, exp_avg_sq), from one step of
+    a throwaway copy on zero tensors shaped like the first parameter."""
+    first = optimizer.param_groups[0]["params"][0]
+    probe = torch.zeros_like(first, requires_grad=True)
+    probe.grad = torch.zeros_like(first)
+    copy = type(optimizer)([probe], **optimizer.defaults)
+    copy.step()
+    return set(copy.state[probe])
+
+
 def _check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, source: str | Path) -> None:
-    """Each saved per-parameter tensor (Adam's moments, SGD's momentum) shaped like its parameter."""
+    """Each saved per-parameter state has the keys the optimizer keeps, its tensors shaped like the parameter."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     state = saved.get("state") if isinstance(saved, Mapping) else None
+    keys = _step_keys(optimizer) if isinstance(state, Mapping) and state else set()
     for index, values in state.items() if isinstance(state, Mapping) else []:
         shape = params[index].shape if isinstance(index, int) and 0 <= index < len(params) else None
-        for name, value in values.items() if isinstance(values, Mapping) else [("state", values)]:
-            if shape is None or isinstance(value, torch.Tensor) and value.dim() and value.shape != shape:
-                raise CheckpointError(f"{source}: its optimizer state {index}.{name} does not fit this run's "
-                                      "parameters; use a checkpoint of this run")
+        fits = shape is not None and isinstance(values, Mapping) and set(values) == keys and all(
+            isinstance(v, torch.Tensor) and v.is_floating_point() and (v.dim() == 0 or v.shape == shape)
+            for v in values.values())
+        if not fits:
+            raise CheckpointError(f"{source}: its optimizer state {index!r} does not fit this run's parameters; "
+                                  "use a checkpoint of this run")
 
 
 def saved_settings(saved: Any, source: str | Path) -> dict[str, Any]:

@@ -335,7 +335,8 @@ class TrainConfig:
                 _check_value(f, item)
         if NO_TRACKER in self.tracker and len(self.tracker) > 1 or len(set(self.tracker)) < len(self.tracker):
             raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
-        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or "\0" in self.run_name
+                                          or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
         env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
         if self.wandb_mode != "disabled" and env_mode and env_mode not in WANDB_ENV_MODES:

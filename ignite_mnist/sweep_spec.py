@@ -272,7 +272,7 @@ class SweepSpec:
         if run_cap is not None and (not isinstance(run_cap, int) or run_cap < 1):
             raise _error(where, "run_cap", f"must be a positive integer, got {run_cap!r}")
         name = str(raw.get("name") or Path(where).stem)
-        if "/" in name or name in (".", ".."):
+        if "/" in name or "\0" in name or name in (".", ".."):
             raise _error(where, "name", f"must be a plain folder name, got {name!r}")
         spec = cls(where, name, raw["method"], *_metric(where, raw.get("metric")), parameters,
                    _early_terminate(where, raw.get("early_terminate")), run_cap,

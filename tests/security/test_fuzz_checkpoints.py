@@ -138,7 +138,8 @@ def test_resume_of_mutated_checkpoints(cli, idx_root: Path, trained_run: Path, s
     generic = [(f"{'.'.join(map(str, path))}={m}", mutated(base, path, m, sentinel))
                for path, m in cases(base, lambda path: path[0] not in ("model", "dataset"), RESUME_CASES, 1)]
     crafted = [(f"{entry}={json.dumps(state)[:60]}", base | {entry: state}) for entry, state in rotation_cases(sentinel)]
-    for number, (case, checkpoint) in enumerate(generic + crafted):
+    succeeded = 0
+    for number, (case, checkpoint) in enumerate([("unchanged", base), *generic, *crafted]):
         run = interrupted_run(trained_run, tmp_path / "runs" / f"r{number}")
         torch.save(checkpoint, run / "checkpoints" / "last_checkpoint_8.pt")
         before = outside(run, tmp_path)
@@ -146,9 +147,12 @@ def test_resume_of_mutated_checkpoints(cli, idx_root: Path, trained_run: Path, s
                      "--data-dir", idx_root, *TINY, *QUIET)
         result.check(case)
         assert outside(run, tmp_path) == before, case
-        if "VICTIM" in case or "sentinel" in case:
+        if case.startswith(("checkpointer", "best_checkpointer")) and ("VICTIM" in case or "sentinel" in case):
             assert result.code != 0, case  # a crafted name is refused, not skipped
+        assert result.code == 0 or case != "unchanged", result.err  # the control: the real checkpoint resumes
+        succeeded += result.code == 0
         remove_run(run)
+    assert succeeded > len(generic) // 10  # some mutations are harmless (a number for a number): not all refused
     count_cases(record_property, "checkpoints (--resume)", len(generic) + len(crafted))
 
 
@@ -158,15 +162,19 @@ def test_evaluate_of_mutated_checkpoints(cli, idx_root: Path, trained_run: Path,
     chosen = cases(base, lambda path: path[0] in ("model", "dataset", "config"), EVALUATE_CASES, 2)
     run = copy_run(trained_run, tmp_path / "runs" / "done")
     target = run / "checkpoints" / "mutated.pt"
-    for path, mutation in chosen:
+    succeeded = 0
+    for path, mutation in [((), "unchanged"), *chosen]:
         case = f"{'.'.join(map(str, path))}={mutation}"
-        torch.save(mutated(base, path, mutation, sentinel), target)
+        torch.save(mutated(base, path, mutation, sentinel) if path else base, target)
         before = outside(run, tmp_path)
         result = cli("evaluate", target, "--data-dir", idx_root, "--json", "--plot", run / "cm.png")
         result.check(case)
         assert outside(run, tmp_path) == before, case
         if path == ("config", "model") and mutation == "import":
             assert result.code == 2 and "add --model os:abort if you trust it" in result.err, result.err
+        assert result.code == 0 or path, result.err  # the control: the real checkpoint evaluates
+        succeeded += result.code == 0
+    assert succeeded > len(chosen) // 20
     count_cases(record_property, "checkpoints (evaluate)", len(chosen))
 
 
@@ -177,6 +185,9 @@ def test_config_json_of_a_run_mutated(cli, idx_root: Path, trained_run: Path, se
     chosen = [(name, m) for name in saved for m in VALUES]
     chosen = [chosen[i] for i in sorted(random.Random(3).sample(range(len(chosen)), 200))]
     target = tmp_path / "config.json"
+    target.write_text(json.dumps(saved))
+    assert cli("--config", target, "--print-config").code == 0  # the control: the real config.json
+    succeeded = 0
     for name, mutation in chosen:
         value = VALUES[mutation]
         target.write_text(json.dumps(saved | {name: value.format(sentinel=sentinel) if isinstance(value, str)
@@ -184,9 +195,11 @@ def test_config_json_of_a_run_mutated(cli, idx_root: Path, trained_run: Path, se
         before = snapshot(sentinel)
         result = cli("--config", target, "--print-config")
         result.check(f"{name}={mutation}")
+        succeeded += result.code == 0
         assert snapshot(sentinel) == before
         if name == "model" and mutation == "import":
             assert result.code == 2 and "add --model os:abort if you trust it" in result.err, result.err
+    assert succeeded > len(chosen) // 20
     count_cases(record_property, "config.json", len(chosen))
 
 
