@@ -167,7 +167,7 @@ class DatasetInfo:
         get = values.get if isinstance(values, dict) else (lambda key: None)
         name, classes, mean, std = (get(key) for key in ("name", "classes", "mean", "std"))
         if not isinstance(name, str):
-            raise ValueError(f"dataset entry: name must be text, got {repr(name)[:40]}")
+            raise ValueError(f"dataset entry: name must be text, got {repr(name)[:40]}")  # noqa: TRY004 - one kind
         if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES
                 and all(isinstance(c, str) for c in classes)):
             raise ValueError(f"dataset entry: classes must be a list of 2 to {MAX_CLASSES} names")

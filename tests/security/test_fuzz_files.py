@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def test_a_resume_removes_what_killed_saves_left(cli, idx_root: Path, trained_ru
 def test_an_unwritable_mlflow_store_costs_no_retries(cli, idx_root: Path, tmp_path: Path, tmpfs) -> None:
     store = tmpfs("store", "size=16m")
     (store / "mlflow.db").write_bytes(b"")
-    os.system(f"mount -o remount,ro {store}")  # noqa: S605 - the read-only store the issue names
+    subprocess.run(["mount", "-o", "remount,ro", str(store)], check=True)  # the read-only store the issue names
     started = time.monotonic()
     result = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--epochs", "1", "--tracker", "mlflow",
                  "--mlflow-uri", f"sqlite:///{store / 'mlflow.db'}", *TINY, *QUIET)
@@ -176,14 +177,13 @@ def test_an_unwritable_mlflow_store_costs_no_retries(cli, idx_root: Path, tmp_pa
 @pytest.fixture
 def tmpfs(tmp_path: Path):
     """Mount a size-limited tmpfs (skips where mounting is not allowed: no CAP_SYS_ADMIN)."""
-    import subprocess
-
     mounted: list[Path] = []
 
     def mount(name: str, options: str) -> Path:
         target = tmp_path / name
         target.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True,
+                                check=False)
         if result.returncode != 0:
             pytest.skip(f"cannot mount tmpfs here: {result.stderr.decode().strip()}")
         mounted.append(target)

@@ -59,8 +59,8 @@ SWEEPS: list[tuple[str, str | bytes | None]] = [
     ("q.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\nparameters: {lr: {min: 0.1, max: 1, q: -1}}\n"),
     ("min-max.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\nparameters: {lr: {min: 1, max: 0.1}}\n"),
     ("nan.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\nparameters: {lr: {min: .nan, max: 1}}\n"),
-    ("log.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\n"
-                 "parameters: {lr: {min: 0, max: 1, distribution: log_uniform_values}}\n"),
+    ("log.yaml", ("method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\n"
+                  "parameters: {lr: {min: 0, max: 1, distribution: log_uniform_values}}\n")),
     ("dict-values.yaml", SWEEP_HEAD + "parameters: {lr: {values: [{a: 1}]}}\n"),
     ("nested.yaml", SWEEP_HEAD + "parameters: {lr: {parameters: {a: {value: 1}}}}\n"),
     ("distribution.yaml", SWEEP_HEAD + "parameters: {lr: {distribution: magic, min: 0, max: 1}}\n"),
