@@ -209,7 +209,7 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
 
 @contextlib.contextmanager
 def _your_code(name: str, when: str) -> Iterator[None]:
-    """An error raised by your own model's code: one line naming it, or the traceback with ``$IGNITE_MNIST_TRACEBACK``."""
+    """An error raised by your own model's code: one line naming it (the traceback with ``$IGNITE_MNIST_TRACEBACK``)."""
     try:
         yield
     except Exception as error:  # the user's code can raise anything; it is theirs to debug

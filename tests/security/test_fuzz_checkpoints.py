@@ -137,7 +137,8 @@ def test_resume_of_mutated_checkpoints(cli, idx_root: Path, trained_run: Path, s
     base = load(trained_run / "checkpoints" / "last_checkpoint_8.pt")
     generic = [(f"{'.'.join(map(str, path))}={m}", mutated(base, path, m, sentinel))
                for path, m in cases(base, lambda path: path[0] not in ("model", "dataset"), RESUME_CASES, 1)]
-    crafted = [(f"{entry}={json.dumps(state)[:60]}", base | {entry: state}) for entry, state in rotation_cases(sentinel)]
+    crafted = [(f"{entry}={json.dumps(state)[:60]}", base | {entry: state})
+               for entry, state in rotation_cases(sentinel)]
     succeeded = 0
     for number, (case, checkpoint) in enumerate([("unchanged", base), *generic, *crafted]):
         run = interrupted_run(trained_run, tmp_path / "runs" / f"r{number}")

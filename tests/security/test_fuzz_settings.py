@@ -18,7 +18,8 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 CONFIGS: list[tuple[str, str | bytes | None]] = [
     ("zero.yaml", None), ("fifo.yaml", None), ("folder.yaml", None), ("huge.yaml", None),
     ("bomb.yaml", BOMB + "epochs: 1\n"), ("deep.yaml", "[" * 50_000), ("deep.json", "[" * 50_000),
-    ("deep.toml", "a = " + "[" * 50_000), ("binary.yaml", os.urandom(2000)), ("latin1.yaml", "epochs: 3 \xe9".encode("latin-1")),
+    ("deep.toml", "a = " + "[" * 50_000), ("binary.yaml", os.urandom(2000)),
+    ("latin1.yaml", "epochs: 3 \xe9".encode("latin-1")),
     ("list.yaml", "- 1\n- 2\n"), ("scalar.json", "3"), ("null.json", "null"), ("intkey.yaml", "1: 2\n"),
     ("unknown.yaml", "epoch: 3\n"), ("text-epochs.yaml", "epochs: ten\n"), ("list-lr.yaml", "lr: [1, 2]\n"),
     ("tracker-dict.yaml", "tracker: {a: 1}\n"), ("tracker-twice.yaml", "tracker: [none, none]\n"),
@@ -34,6 +35,8 @@ CONFIGS: list[tuple[str, str | bytes | None]] = [
 #: The ``--config`` files above that are fine: everything else must be refused.
 ACCEPTED = ("crlf.yaml", "bom.json", "empty.yaml", "null.json", "huge-epochs.yaml")  # a long run is a setting
 SWEEP_HEAD = "method: grid\nmetric: {name: val/accuracy, goal: maximize}\n"
+RANDOM_HEAD = "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\n"
+LR = "parameters: {lr: {value: 0.1}}\n"
 #: Sweep files: (file name, content); content None: made by :func:`special`.
 SWEEPS: list[tuple[str, str | bytes | None]] = [
     ("zero.yaml", None), ("fifo.yaml", None), ("folder.yaml", None), ("huge.yaml", None),
@@ -52,13 +55,13 @@ SWEEPS: list[tuple[str, str | bytes | None]] = [
     ("name-nul.yaml", SWEEP_HEAD + "name: \"a\\0b\"\nparameters: {lr: {value: 0.1}}\n"),
     ("run-cap.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: -1\nparameters: {lr: {value: 0.1}}\n"),
     ("run-cap-text.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: x\nparameters: {lr: {value: 0.1}}\n"),
-    ("terminate.yaml", SWEEP_HEAD + "early_terminate: {type: hyperband, min_iter: -3}\nparameters: {lr: {value: 0.1}}\n"),
+    ("terminate.yaml", SWEEP_HEAD + "early_terminate: {type: hyperband, min_iter: -3}\n" + LR),
     ("command.yaml", SWEEP_HEAD + "command: 5\nparameters: {lr: {value: 0.1}}\n"),
     ("own-model.yaml", SWEEP_HEAD + "parameters: {model: {values: [mlp, os:abort]}}\n"),
     ("own-model-command.yaml", SWEEP_HEAD + "command: [--model, 'os:abort']\nparameters: {lr: {value: 0.1}}\n"),
-    ("q.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\nparameters: {lr: {min: 0.1, max: 1, q: -1}}\n"),
-    ("min-max.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\nparameters: {lr: {min: 1, max: 0.1}}\n"),
-    ("nan.yaml", "method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\nparameters: {lr: {min: .nan, max: 1}}\n"),
+    ("q.yaml", RANDOM_HEAD + "parameters: {lr: {min: 0.1, max: 1, q: -1}}\n"),
+    ("min-max.yaml", RANDOM_HEAD + "parameters: {lr: {min: 1, max: 0.1}}\n"),
+    ("nan.yaml", RANDOM_HEAD + "parameters: {lr: {min: .nan, max: 1}}\n"),
     ("log.yaml", ("method: random\nmetric: {name: val/accuracy}\nrun_cap: 1\n"
                   "parameters: {lr: {min: 0, max: 1, distribution: log_uniform_values}}\n")),
     ("dict-values.yaml", SWEEP_HEAD + "parameters: {lr: {values: [{a: 1}]}}\n"),
