@@ -151,7 +151,7 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, values: Any) -> DatasetInfo:
-        """Read back :meth:`to_dict`'s output (from a checkpoint or an exported file's metadata), checked.
+        """Read back ``to_dict``'s output (from a checkpoint or an exported file's metadata), checked.
 
         Raises:
             ValueError: a missing entry or one of the wrong kind (the message says which).
