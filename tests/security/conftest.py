@@ -1,5 +1,5 @@
 """Fixtures of the fuzz tests: a real tiny run to mutate, a sentinel folder, in-process and subprocess runs, and
-the count of cases each fuzz test covered (printed in pytest's summary: ``fuzz: checkpoints N cases, ...``).
+the count of cases each fuzz test covered (:mod:`tests.security.fuzz_report` prints them in pytest's summary).
 
 Every case must end in success or in one line (exit 1 or 2), never a traceback or a signal, and leave
 everything outside its run directory as it was (the sentinel folder is compared file by file).
@@ -20,13 +20,14 @@ import pytest
 import torch
 
 from ignite_mnist.cli import main
+from tests.security.fuzz_report import count_cases
+
+__all__ = ["QUIET", "TINY", "Outcome", "copy_run", "count_cases", "last_checkpoint", "load", "run_subprocess",
+           "snapshot"]
 
 QUIET = ("--progress", "none", "--wandb-mode", "disabled", "--no-plots", "--threads", "1")
 #: 1000 training images (200 held out) in batches of 64: 16 iterations per epoch.
 TINY = ("--val-size", "200", "--batch-size", "64")
-#: What every fuzz test adds its cases to (reported by :func:`pytest_terminal_summary`).
-PROPERTY = "fuzz_cases"
-_COUNTS: dict[str, int] = {}
 
 
 @dataclass
@@ -121,24 +122,3 @@ def last_checkpoint(run: Path) -> Path:
 
 def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def count_cases(record_property: Callable[[str, object], None], kind: str, cases: int) -> None:
-    """Record how many cases a fuzz test covered; printed in the summary, and by the test itself (``-rA``)."""
-    record_property(PROPERTY, (kind, cases))
-    print(f"fuzz: {kind}: {cases} cases")
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collect the counts (from pytest-xdist's workers too: user properties travel with the reports)."""
-    if report.when == "call":
-        for name, value in report.user_properties:
-            if name == PROPERTY:
-                kind, cases = value
-                _COUNTS[kind] = _COUNTS.get(kind, 0) + int(cases)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _COUNTS:
-        counts = ", ".join(f"{kind} {cases} cases" for kind, cases in sorted(_COUNTS.items()))
-        terminalreporter.write_line(f"fuzz: {counts}")
