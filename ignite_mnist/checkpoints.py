@@ -285,15 +285,17 @@ checkpoint file of this run; refused before anything was restored or removed; us
 def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
     """Where ``saved`` (an entry of a checkpoint) is not of the kind ``fresh`` (the object's own state) is, or None.
 
-    Dicts need the same keys; lists the same length and items of the kinds the object's have (any plain
-    items when it has none yet); tensors the same dtype; numbers are finite; a None of the object's may
-    become a number or a tensor.
+    A dict's entries that the object has are checked (one the file lacks is left to the object's
+    ``load_state_dict``, which may default it for older files); lists need the same length and items
+    of the kinds the object's have (any plain items when it has none yet); tensors the same dtype;
+    numbers must be finite; a None of the object's may become a number or a tensor.
     """
     if isinstance(fresh, Mapping):
-        if not isinstance(saved, Mapping) or (fresh and set(fresh) != set(saved)):
+        if not isinstance(saved, Mapping):
             return where
-        pairs = [(fresh[k], saved[k], f"{where}.{k}") for k in fresh] or [(_empty_like(v), v, where)
-                                                                           for v in saved.values()]
+        # a key the file lacks is the object's to refuse when it loads (or to default, for older files)
+        pairs = [(fresh[k], saved[k], f"{where}.{k}") for k in fresh if k in saved] if fresh else [
+            (_empty_like(v), v, where) for v in saved.values()]
         return next((bad for f, v, w in pairs if (bad := _unlike(f, v, w))), None)
     if isinstance(fresh, (list, tuple)):
         if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or fresh and len(saved) != len(fresh):
