@@ -193,3 +193,22 @@ def tmpfs(tmp_path: Path):
     for target in mounted:
         subprocess.run(["umount", "-l", str(target)], check=False)
 
+
+
+def test_summary_json_names_no_checkpoint_outside_its_run(cli, idx_root: Path, trained_run: Path, sentinel: Path,
+                                                           tmp_path: Path, record_property) -> None:
+    """``evaluate RUN`` takes the checkpoint ``summary.json`` names only inside the run's ``checkpoints/``."""
+    run = copy_run(trained_run, tmp_path / "runs" / "done")
+    summary = json.loads((run / "summary.json").read_text())
+    (sentinel / "best_checkpoint_99_accuracy=1.0.pt").write_bytes(b"not a checkpoint")
+    values = ["../../../VICTIM.pt", str(sentinel / "best_checkpoint_99_accuracy=1.0.pt"),
+              "checkpoints/../../../sentinel/best_checkpoint_99_accuracy=1.0.pt", "a\0b", "x" * 5000, None, 5,
+              {"a": 1}, ["checkpoints"], "checkpoints", "."]
+    for value in values:
+        (run / "summary.json").write_text(json.dumps(summary | {"best_checkpoint": value}))
+        before = snapshot(sentinel)
+        result = cli("evaluate", run, "--data-dir", idx_root, "--json", "--plot", tmp_path / "cm.png")
+        result.check(repr(value)[:40])
+        assert result.code == 0 and json.loads(result.out)["checkpoint"].startswith(str(run / "checkpoints")), value
+        assert snapshot(sentinel) == before
+    count_cases(record_property, "summary.json", len(values))
