@@ -21,6 +21,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tests.conftest import make_idx_dataset  # noqa: E402  (after OMP_NUM_THREADS: it imports torch)
 
+#: The fuzz tests' case counts, printed at the end of every run (docs/security.md).
+pytest_plugins = ["tests.security.fuzz_report"]
+
 
 def _digit_png(folder: Path) -> Path:
     from PIL import Image, ImageDraw

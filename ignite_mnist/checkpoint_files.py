@@ -26,13 +26,17 @@ __all__ = [
     "checkpoint_iteration",
     "find_best_checkpoint",
     "find_latest_checkpoint",
+    "is_checkpoint_name",
+    "is_stray_temporary",
     "saved_iteration",
 ]
 
 LAST_PREFIX = "last"
 BEST_PREFIX = "best"
-_LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt$")
-_BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt$")
+_LAST_PATTERN = re.compile(rf"^{LAST_PREFIX}_checkpoint_(\d+)\.pt\Z")
+_BEST_PATTERN = re.compile(rf"^{BEST_PREFIX}_checkpoint_(\d+)_\w+=(-?[\d.]+(?:e-?\d+)?)\.pt\Z")
+# what ``tempfile.NamedTemporaryFile`` (Ignite's atomic ``DiskSaver``) names a file before renaming it
+_TEMPORARY_PATTERN = re.compile(r"^tmp[a-z0-9_]{8}$")
 
 
 def checkpoint_iteration(path: str | Path) -> int | None:
@@ -50,6 +54,33 @@ def saved_iteration(path: str | Path) -> int | None:
     """
     match = _BEST_PATTERN.match(Path(path).name)
     return int(match.group(1)) if match else checkpoint_iteration(path)
+
+
+def is_checkpoint_name(name: object, prefix: str | None = None) -> bool:
+    """Whether ``name`` is a plain file name of a "last" or "best" checkpoint (starting with ``prefix_``, if given).
+
+    A name read from a checkpoint (Ignite's rotation state) must pass this before it is used:
+    no folder, no ``..``, nothing absolute, only the names this module gives.
+
+    Example:
+        >>> is_checkpoint_name("last_checkpoint_40.pt"), is_checkpoint_name("../../../VICTIM.pt")
+        (True, False)
+        >>> is_checkpoint_name("best_checkpoint_4_accuracy=0.9.pt", prefix=LAST_PREFIX)
+        False
+    """
+    if not isinstance(name, str) or Path(name).name != name or saved_iteration(name) is None:
+        return False
+    return prefix is None or name.startswith(f"{prefix}_")
+
+
+def is_stray_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is a temporary file a killed checkpoint save left (``tmpXXXXXXXX``), never a checkpoint.
+
+    Example:
+        >>> is_stray_temporary("checkpoints/tmpa1b2c3d4"), is_stray_temporary("last_checkpoint_4.pt")
+        (True, False)
+    """
+    return bool(_TEMPORARY_PATTERN.match(Path(path).name))
 
 
 def best_score(path: str | Path) -> float | None:

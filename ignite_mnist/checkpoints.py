@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import pickle
 import pickletools
 import random
@@ -48,9 +49,11 @@ from ignite_mnist.checkpoint_files import (
     checkpoint_iteration,
     find_best_checkpoint,
     find_latest_checkpoint,
+    is_checkpoint_name,
     saved_iteration,
 )
-from ignite_mnist.errors import CheckpointError, first_line
+from ignite_mnist.config import coerce_setting, current_names, setting_fields
+from ignite_mnist.errors import CheckpointError, ConfigError, first_line
 from ignite_mnist.registry import TRACKERS
 
 __all__ = [
@@ -59,12 +62,14 @@ __all__ = [
     "ConfigState",
     "RNGStates",
     "best_score",
+    "check_state",
     "checkpoint_iteration",
     "find_best_checkpoint",
     "find_latest_checkpoint",
     "load_checkpoint",
     "restore_objects",
     "saved_iteration",
+    "saved_settings",
 ]
 
 #: Entries a checkpoint may lack: bookkeeping that only some files or some runs have.
@@ -76,6 +81,14 @@ OPTIONAL_ENTRIES = frozenset({
 _REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
 #: Bytes a checkpoint may unpack to beyond twice its size (archive headers and padding).
 MAX_ARCHIVE_SLACK = 1 << 20
+#: The most file names one checkpointer's rotation state may hold (it keeps ``n_saved`` of them).
+MAX_SAVED_NAMES = 1000
+#: The most items a list in a checkpoint's bookkeeping may hold.
+MAX_SAVED_ITEMS = 100_000
+#: A tracker's run id as W&B and MLflow make them: letters, digits, ``_`` and ``-``, at most 128.
+_RUN_ID = re.compile(r"[A-Za-z0-9][\w-]{0,127}")
+#: The values a setting stored in a file may have (no tensors, no objects).
+_PLAIN = (type(None), bool, int, float, str)
 
 
 class RNGStates:
@@ -208,6 +221,168 @@ def _first_pickled_global(path: Path) -> str | None:
     return None
 
 
+def _saved_names_error(source: str | Path, name: str, what: str) -> CheckpointError:
+    return CheckpointError(f"{source}: its {name} state names {what}, not a checkpoint file of this run; refused "
+                           "before anything was restored or removed; use a checkpoint of this run")
+
+
+def _check_saved_names(source: str | Path, name: str, state: Any, prefix: str) -> None:
+    """Ignite's rotation state (``{"_saved": [(priority, file name), ...]}``): every name a plain checkpoint name."""
+    saved = state.get("_saved") if isinstance(state, Mapping) else None
+    if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_NAMES:
+        raise _saved_names_error(source, name, "no list of at most 1000 saved files")
+    for item in saved:
+        pair = item if isinstance(item, (list, tuple)) and len(item) == 2 else (None, None)
+        priority, filename = pair
+        if not is_checkpoint_name(filename, prefix):
+            raise _saved_names_error(source, name, repr(filename)[:80])
+        if isinstance(priority, bool) or not isinstance(priority, (int, float)) or not math.isfinite(priority):
+            raise _saved_names_error(source, name, f"a priority {repr(priority)[:40]} (not a finite number)")
+
+
+def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], source: str | Path = "checkpoint") -> None:
+    """Refuse names a crafted checkpoint could use to reach outside its run, before anything is restored.
+
+    * an Ignite ``Checkpoint``'s rotation state names the files it will remove and read: each must be a
+      plain file name of that checkpointer's own kind (:func:`~ignite_mnist.checkpoint_files.is_checkpoint_name`);
+    * a tracker's run id (W&B, MLflow) becomes part of paths and URLs: letters, digits, ``_`` and ``-`` only.
+
+    Raises:
+        CheckpointError: one line naming the entry; nothing has been restored, moved or removed.
+
+    Example:
+        >>> from ignite.handlers import DiskSaver
+        >>> saver = DiskSaver("/tmp/demo-checkpoints", require_empty=False)
+        >>> last = Checkpoint({"model": torch.nn.Linear(1, 1)}, saver, filename_prefix="last")
+        >>> check_state({"checkpointer": {"_saved": [(4, "../../VICTIM.pt")]}}, {"checkpointer": last}, "a.pt")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.CheckpointError: a.pt: its checkpointer state names '../../VICTIM.pt', not a \
+checkpoint file of this run; refused before anything was restored or removed; use a checkpoint of this run
+    """
+    for name, obj in to_load.items():
+        if name not in checkpoint or name == "config":  # the settings are read, never loaded over the run's
+            continue
+        state = checkpoint[name]
+        if isinstance(obj, torch.optim.Optimizer):
+            _check_optimizer_state(obj, state, source)
+        generic = name != "model" and name not in TRACKERS and not isinstance(obj, Checkpoint)  # checked below
+        if generic and callable(getattr(obj, "state_dict", None)):
+            bad = _unlike(obj.state_dict(), state, name)
+            if bad is not None:
+                raise CheckpointError(f"{source}: its {bad} is not of the kind this run saves; the file is damaged "
+                                      "or was not written by this kind of run")
+        if isinstance(obj, Checkpoint):
+            _check_saved_names(source, name, state, obj.filename_prefix)
+        elif name in TRACKERS:
+            run_id = state.get("run_id") if isinstance(state, Mapping) else "(no state)"
+            if run_id is not None and not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
+                raise CheckpointError(f"{source}: its {name} run id {repr(run_id)[:80]} is not one the tracker "
+                                      "makes (letters, digits, _ and -); use a checkpoint of this run")
+
+
+def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
+    """Where ``saved`` (an entry of a checkpoint) is not of the kind ``fresh`` (the object's own state) is, or None.
+
+    A dict's entries that the object has are checked (one the file lacks is left to the object's
+    ``load_state_dict``, which may default it for older files); lists need the same length and items
+    of the kinds the object's have (any plain items when it has none yet); tensors the same dtype;
+    numbers must be finite; a None of the object's may become a number or a tensor.
+    """
+    if isinstance(fresh, Mapping):
+        if not isinstance(saved, Mapping):
+            return where
+        # a key the file lacks is the object's to refuse when it loads (or to default, for older files)
+        pairs = [(fresh[k], saved[k], f"{where}.{k}") for k in fresh if k in saved] if fresh else [
+            (_empty_like(v), v, where) for v in saved.values()]
+        return next((bad for f, v, w in pairs if (bad := _unlike(f, v, w))), None)
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or fresh and len(saved) != len(fresh):
+            return where
+        pairs = list(zip(fresh, saved)) if fresh else [(_empty_like(v), v) for v in saved]
+        return next((bad for f, v in pairs if (bad := _unlike(f, v, f"{where}[]"))), None)
+    if isinstance(fresh, torch.Tensor):
+        return None if isinstance(saved, torch.Tensor) and saved.dtype == fresh.dtype else where
+    if isinstance(saved, float) and not math.isfinite(saved):
+        return where
+    if fresh is None:  # not set yet (a count, a best score): a number, or a tensor on a GPU
+        return None if saved is None or isinstance(saved, (int, float, torch.Tensor)) else where
+    if isinstance(fresh, bool) or isinstance(saved, bool):
+        return None if type(saved) is type(fresh) else where
+    if isinstance(fresh, (int, float)):
+        return None if isinstance(saved, (int, float)) and (isinstance(fresh, float) or isinstance(saved, int)) \
+            else where
+    return None if isinstance(saved, type(fresh)) else where
+
+
+def _empty_like(saved: Any) -> Any:
+    """What an object with no state yet (an optimizer before its first step) has in place of ``saved``."""
+    return {} if isinstance(saved, Mapping) else [] if isinstance(saved, (list, tuple)) else None
+
+
+def _step_keys(optimizer: torch.optim.Optimizer) -> set[str]:
+    """The per-parameter state keys ``optimizer``'s kind keeps (Adam: step, exp_avg, exp_avg_sq), from one step of
+    a throwaway copy on zero tensors shaped like the first parameter."""
+    first = optimizer.param_groups[0]["params"][0]
+    probe = torch.zeros_like(first, requires_grad=True)
+    probe.grad = torch.zeros_like(first)
+    copy = type(optimizer)([probe], **optimizer.defaults)
+    copy.step()
+    return set(copy.state[probe])
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, source: str | Path) -> None:
+    """Each saved per-parameter state has the keys the optimizer keeps, its tensors shaped like the parameter."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    state = saved.get("state") if isinstance(saved, Mapping) else None
+    keys = _step_keys(optimizer) if isinstance(state, Mapping) and state else set()
+    for index, values in state.items() if isinstance(state, Mapping) else []:
+        shape = params[index].shape if isinstance(index, int) and 0 <= index < len(params) else None
+        fits = shape is not None and isinstance(values, Mapping) and set(values) == keys and all(
+            isinstance(v, torch.Tensor) and v.is_floating_point() and (v.dim() == 0 or v.shape == shape)
+            for v in values.values())
+        if not fits:
+            raise CheckpointError(f"{source}: its optimizer state {index!r} does not fit this run's parameters; "
+                                  "use a checkpoint of this run")
+
+
+def saved_settings(saved: Any, source: str | Path) -> dict[str, Any]:
+    """The training settings a checkpoint (or a run's ``config.json``) holds, each checked for its type.
+
+    Names this version does not know are left out; a value of the wrong type (a string
+    for ``epochs``, a null ``data_dir``, a tensor) is one line. Ranges and choices are
+    :meth:`~ignite_mnist.config.TrainConfig.validate`'s.
+
+    Raises:
+        CheckpointError: no settings mapping, or a value of the wrong type.
+
+    Example:
+        >>> saved_settings({"epochs": 3, "lr": 1, "flavour": "x"}, "a.pt")
+        {'epochs': 3, 'lr': 1.0}
+        >>> saved_settings({"epochs": "3"}, "a.pt")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.CheckpointError: a.pt: its config.epochs: expected an integer, got '3'; the file is \
+damaged or was not written by ignite-mnist
+    """
+    if not isinstance(saved, Mapping) or not all(isinstance(key, str) for key in saved):
+        raise CheckpointError(f"{source}: holds no ignite-mnist settings (a custom trainer wrote it?)")
+    known = setting_fields()
+    values = {}
+    for name, value in current_names(dict(saved)).items():
+        if name not in known:
+            continue
+        try:
+            plain = isinstance(value, _PLAIN) or isinstance(value, list) and all(isinstance(v, str) for v in value)
+            if not plain:
+                raise ConfigError(name, f"expected a plain value, got a {type(value).__name__}")
+            values[name] = coerce_setting(name, value)
+        except ConfigError as error:
+            raise CheckpointError(f"{source}: its config.{name}: {error.message[:200]}; the file is damaged or was "
+                                  "not written by ignite-mnist") from None
+    return values
+
+
 def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], source: str | Path = "checkpoint"
                     ) -> list[str]:
     """Restore every object of ``to_load`` found in ``checkpoint`` (Ignite's ``Checkpoint.load_objects``).
@@ -233,6 +408,7 @@ def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], s
     missing = sorted(set(to_load) - set(checkpoint) - OPTIONAL_ENTRIES)
     if missing:
         raise CheckpointError(f"{source}: lacks {', '.join(missing)}; it was not written by this kind of run")
+    check_state(checkpoint, to_load, source)
     wanted = {k: v for k, v in to_load.items() if k != "config" and k in checkpoint}
     for name, obj in wanted.items():
         try:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ignite_mnist.errors import ConfigError
+from ignite_mnist.limits import MAX_PROCESSES, MAX_THREADS, MAX_WORKERS
 from ignite_mnist.registry import (
     BACKENDS,
     DATASETS,
@@ -60,6 +61,7 @@ __all__ = [
     "current_names",
     "default_data_dir",
     "flag_name",
+    "require_named_model",
     "setting_default",
     "setting_fields",
     "setting_name",
@@ -99,8 +101,8 @@ def default_data_dir() -> str:
 
 
 def _is_count(threads: str) -> bool:
-    """Whether ``--threads`` got a thread count (a whole number from 1)."""
-    return threads.isdigit() and int(threads) > 0
+    """Whether ``--threads`` got a thread count (a whole number from 1 to ``MAX_THREADS``)."""
+    return threads.isascii() and threads.isdigit() and 0 < int(threads) <= MAX_THREADS
 
 
 def is_folder_name(dataset: str) -> bool:
@@ -283,11 +285,12 @@ class TrainConfig:
         "tensor", "tensor: the whole split as one tensor on the device (fast); torch: torchvision Dataset + "
         "DataLoader (workers, pinned memory on CUDA); both give the same batches", choices=LOADERS.names,
     )
-    num_workers: int = setting(0, "DataLoader worker processes (--loader torch only)", check=NON_NEGATIVE)
+    num_workers: int = setting(0, "DataLoader worker processes (--loader torch only)",
+                               check=(lambda v: 0 <= v <= MAX_WORKERS, f"must be between 0 and {MAX_WORKERS}"))
     threads: str = setting(
         "auto", "CPU threads torch computes with: auto times a few steps at 1 thread and at one per core and "
         "takes more only when clearly faster (a busy machine or a small model gives 1); config.json keeps the "
-        "count it chose", choices=THREAD_MODES, other=("a thread count from 1", _is_count),
+        "count it chose", choices=THREAD_MODES, other=(f"a thread count from 1 to {MAX_THREADS}", _is_count),
     )
     augment: bool = setting(False, "random shifts (2 px) and rotations (10 degrees) of each training image")
     lr_schedule: str = setting(
@@ -302,7 +305,7 @@ class TrainConfig:
     # distributed training (ignite.distributed; see docs/distributed.md)
     nproc_per_node: int = setting(
         1, "processes to start on this machine for data-parallel training (leave it out under torchrun, "
-        "which starts them itself)", check=POSITIVE,
+        "which starts them itself)", check=(lambda v: 0 < v <= MAX_PROCESSES, f"must be between 1 and {MAX_PROCESSES}"),
     )
     backend: str = setting(
         "auto", "distributed backend: auto is nccl when training on CUDA, gloo otherwise",
@@ -381,7 +384,8 @@ class TrainConfig:
             settings.validate()
         if NO_TRACKER in self.tracker and len(self.tracker) > 1 or len(set(self.tracker)) < len(self.tracker):
             raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
-        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or "\0" in self.run_name
+                                          or self.run_name in (".", "..")):
             raise ConfigError("--run-name", f"must be a plain folder name, got {self.run_name!r}")
         if self.resume is not None and not self.resume.strip():
             raise ConfigError("--resume", "needs a checkpoint path or 'auto', got an empty string")
@@ -434,6 +438,27 @@ class TrainConfig:
             own = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
             trackers[name] = kind(**{k: values.pop(k) for k in own & set(values)})
         return cls(**values, tracker_settings=trackers)
+
+
+def require_named_model(model: str, named: str | None, source: object) -> None:
+    """Refuse your own model (``package.module:Class``) that only a file names: code is imported only when the
+    command line names it too (``--model package.module:Class``); the built-in models need nothing.
+
+    Raises:
+        ConfigError: ``model`` is an import path and ``named`` (the command line's ``--model``) is not it.
+
+    Example:
+        >>> require_named_model("cnn", None, "a.pt"), require_named_model("my.nets:Net", "my.nets:Net", "a.pt")
+        (None, None)
+        >>> require_named_model("os:abort", None, "a.pt")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.ConfigError: --model: a.pt names your own model os:abort; code a file names is \
+imported only when the command line names it too: add --model os:abort if you trust it
+    """
+    if is_import_path(model) and named != model:
+        raise ConfigError("--model", f"{source} names your own model {model}; code a file names is imported only "
+                                     f"when the command line names it too: add --model {model} if you trust it")
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}

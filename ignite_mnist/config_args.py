@@ -22,7 +22,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser, Repeated
-from ignite_mnist.config import TrainConfig, flag_name, setting_default, setting_fields, setting_name, setting_type
+from ignite_mnist.config import (
+    TrainConfig,
+    flag_name,
+    require_named_model,
+    setting_default,
+    setting_fields,
+    setting_name,
+    setting_type,
+)
 from ignite_mnist.config_file import ConfigFile, read_config_file
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.recipes import RECIPES
@@ -159,6 +167,7 @@ def parse_train_command(argv: Sequence[str] | None, *, epilog: str | None = None
         from ignite_mnist.resume import config_for_resume
 
         config, plan = config_for_resume(config, set(given) | set(from_file_values) | set(recipe))
+    require_named_model(config.model, given.get("model"), path if "model" in from_file_values else plan and plan.path)
     return ParsedTrainArgs(config, plan, print_config)
 
 

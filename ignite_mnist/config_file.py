@@ -31,6 +31,7 @@ from typing import Any
 
 from ignite_mnist.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
 from ignite_mnist.errors import ConfigError
+from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes, read_bounded
 
 __all__ = ["FORMATS", "ConfigFile", "dump_config", "read_config_file"]
 
@@ -70,7 +71,11 @@ def _parse(path: Path, kind: str, text: str) -> Any:
         import yaml
 
         try:
-            return yaml.safe_load(text)
+            contents = yaml.safe_load(text)
+            count_nodes(contents, MAX_YAML_NODES)
+            return contents
+        except ValueError as error:  # aliases that expand too far
+            raise ConfigError(str(path), f"refused: it {error}") from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -103,10 +108,16 @@ def read_config_file(path: str | Path) -> ConfigFile:
     if kind is None:
         raise ConfigError("--config", f"{path}: unknown file type; use .yaml, .yml, .toml or .json")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError("--config", f"cannot read {path} ({getattr(error, 'strerror', None) or error})") from None
-    contents = _parse(path, kind, text)
+    except ValueError as error:  # a device, a pipe, a folder, or too big
+        raise ConfigError("--config", f"{path}: refused: {error}; a settings file is a regular file of at most "
+                                      f"{MAX_SETTINGS_FILE_BYTES // 1024} KiB") from None
+    try:
+        contents = _parse(path, kind, text)
+    except RecursionError:
+        raise ConfigError(str(path), f"refused: not valid {kind} (nested too deeply)") from None
     if contents is None:
         contents = {}  # an empty YAML file
     if not isinstance(contents, dict):

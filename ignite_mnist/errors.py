@@ -29,7 +29,9 @@ __all__ = [
     "WriteError",
     "SweepError",
     "Interrupted",
+    "TRACEBACK_ENV",
     "first_line",
+    "wants_traceback",
 ]
 
 EXIT_OK = 0
@@ -39,6 +41,8 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 #: The reader of our output went away (``ignite-mnist evaluate RUN | head -1``): the shell's code for SIGPIPE.
 EXIT_SIGPIPE = 141
+#: Set to 1 to see the full traceback of an error inside your own code (a ``--model`` class), not one line.
+TRACEBACK_ENV = "IGNITE_MNIST_TRACEBACK"
 
 
 class IgniteMnistError(Exception):
@@ -135,3 +139,17 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """
     text = str(error).strip()
     return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
+def wants_traceback() -> bool:
+    """Whether ``$IGNITE_MNIST_TRACEBACK`` asks for the full traceback of errors in your own code.
+
+    Example:
+        >>> import os
+        >>> os.environ.pop(TRACEBACK_ENV, None) and None
+        >>> wants_traceback()
+        False
+    """
+    import os
+
+    return os.environ.get(TRACEBACK_ENV, "").strip().lower() in ("1", "true", "yes")

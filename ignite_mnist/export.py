@@ -45,6 +45,7 @@ import logging
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
@@ -58,6 +59,7 @@ from ignite_mnist.data import DatasetInfo, load_split_tensors, normalise
 from ignite_mnist.errors import ConfigError, IgniteMnistError, WriteError, first_line
 from ignite_mnist.files import write_json
 from ignite_mnist.inference import EVAL_BATCH_SIZE, LoadedModel, default_output_path
+from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES, check_regular_file, read_bounded
 from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
 
 __all__ = ["CALIBRATION_SAMPLES", "INT8_MAX_ACCURACY_DROP", "METADATA_NAME", "ONNX", "TOLERANCE", "TORCHSCRIPT",
@@ -100,7 +102,8 @@ class ExportFormat:
     ``save_int8`` (``None`` where the format takes no quantization) writes the int8
     file, given normalised calibration images. ``require`` raises :class:`ExportError`
     with the install command when the format's packages are missing. ``max_batch`` is
-    the largest batch a file accepts (``None``: any).
+    the largest batch a file accepts (``None``: any). ``check_file`` raises :class:`ExportError`
+    for a file that is not of the format (its first bytes, its structure), before the runtime reads it.
     """
 
     name: str
@@ -111,6 +114,7 @@ class ExportFormat:
     save_int8: Callable[[nn.Module, Path, str, torch.Tensor], None] | None = None
     require: Callable[[], None] = lambda: None
     max_batch: int | None = None
+    check_file: Callable[[Path], None] = lambda path: None
 
 
 @contextlib.contextmanager
@@ -220,10 +224,34 @@ def _read_onnx_metadata(path: Path) -> str | None:
     return _onnx_session(path).get_modelmeta().custom_metadata_map.get(METADATA_NAME)
 
 
+def _check_torchscript(path: Path) -> None:
+    """A TorchScript file is a zip archive holding ``code/`` and ``constants.pkl``, unpacking to a bounded size."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ExportError(f"{path}: not a TorchScript file (not a zip archive: {first_line(error)})") from None
+    names = [entry.filename for entry in entries]
+    if not any(name.endswith("/constants.pkl") for name in names) or not any("/code/" in name for name in names):
+        raise ExportError(f"{path}: not a TorchScript file (no code/ and constants.pkl inside)")
+    if sum(entry.file_size for entry in entries) > MAX_EXPORTED_BYTES:
+        raise ExportError(f"{path}: refused: it would unpack to more than {MAX_EXPORTED_BYTES >> 20} MiB")
+
+
+def _check_onnx(path: Path) -> None:
+    """An ONNX file parses as a model (protobuf, in Python) and passes ONNX's checker before ONNX Runtime sees it."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx.load(str(path)))
+    except Exception as error:  # noqa: BLE001 - protobuf's decode errors and the checker's have no common base
+        raise ExportError(f"{path}: not a valid ONNX model ({type(error).__name__}: {first_line(error)})") from None
+
+
 TORCHSCRIPT = ExportFormat("torchscript", ".torchscript.pt", _save_torchscript, _run_torchscript,
-                           _read_torchscript_metadata)
+                           _read_torchscript_metadata, check_file=_check_torchscript)
 ONNX = ExportFormat("onnx", ".onnx", _save_onnx, _run_onnx, _read_onnx_metadata, save_int8=_save_onnx_int8,
-                    require=_require_onnx)
+                    require=_require_onnx, check_file=_check_onnx)
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -486,8 +514,8 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     if not sidecar.is_file():
         return None
     try:
-        values = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        values = json.loads(read_bounded(sidecar, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
         raise ExportError(f"{sidecar}: not a readable sidecar ({first_line(error)}); export the model again") from None
     if not isinstance(values, dict):
         raise ExportError(f"{sidecar}: not a sidecar of ignite-mnist export; export the model again")
@@ -512,6 +540,12 @@ def load_exported(path: str | Path) -> ExportedModel:
                           f"{', '.join(EXPORT_FORMATS.load(name).suffix for name in EXPORT_FORMATS)})")
     exporter = exporter_for(format)
     try:
+        check_regular_file(path, MAX_EXPORTED_BYTES)
+    except ValueError as error:
+        raise ExportError(f"{path}: refused: {error} (an exported model is a regular file of at most "
+                          f"{MAX_EXPORTED_BYTES >> 20} MiB)") from None
+    exporter.check_file(path)
+    try:
         inside = exporter.read_metadata(path)
         values = json.loads(inside) if inside else sidecar
     except IgniteMnistError:
@@ -521,4 +555,7 @@ def load_exported(path: str | Path) -> ExportedModel:
     if not isinstance(values, dict) or not isinstance(values.get("dataset"), dict):
         raise ExportError(f"{path}: holds no ignite-mnist metadata and has no sidecar; "
                           "export it with ignite-mnist export")
-    return ExportedModel(path, format, values, DatasetInfo.from_dict(values["dataset"]))
+    try:
+        return ExportedModel(path, format, values, DatasetInfo.from_dict(values["dataset"]))
+    except ValueError as error:
+        raise ExportError(f"{path}: its metadata's {error}; export the model again") from None

@@ -155,5 +155,15 @@ def _read_metadata(path: Path) -> str | None:
         return str(program.load_method(METADATA_NAME).execute([])[0])
 
 
+def _check(path: Path) -> None:
+    """An ExecuTorch program starts with its flatbuffer identifier (``ET`` and two digits, at byte 4) and its
+    extended header (``eh00``, at byte 8); the runtime aborts the process on some files without them."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if not (head[4:6] == b"ET" and head[6:8].isdigit() and head[8:12] == b"eh00"):
+        raise ExportError(f"{path}: not an ExecuTorch program (no ET.. eh00 header); export it with "
+                          "ignite-mnist export --format executorch")
+
+
 EXECUTORCH = ExportFormat("executorch", ".pte", _save, _run, _read_metadata, save_int8=_save_int8,
-                          require=_require, max_batch=MAX_BATCH)
+                          require=_require, max_batch=MAX_BATCH, check_file=_check)

@@ -12,7 +12,10 @@ grayscale, light strokes on dark, cropped, scaled into a 20-pixel box, centred
 by mass in 28x28), so a model trained on a folder sees what it will be shown
 later. The normalisation (mean and standard deviation) is measured on the
 training images. The validation split is held out of ``train/`` as for MNIST.
-torchvision supplies the folder listing (``ImageFolder``); the preprocessing is ours.
+torchvision supplies the folder listing (``ImageFolder``); the preprocessing is ours, and so is
+the check that no symbolic link takes the listing outside a class folder (:func:`check_links`:
+a link to a folder, or to a file elsewhere, is refused with one line; ``ImageFolder`` would
+follow it and label everything it finds with the link's class).
 
 Example:
     >>> dataset = FolderDataset(folder)  # a folder written by the example set-up
@@ -26,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,7 @@ from ignite_mnist.config import FOLDER_PREFIX
 from ignite_mnist.errors import DataError
 from ignite_mnist.preprocess import ImageError, digit_field
 
-__all__ = ["FolderDataset", "folder_dataset"]
+__all__ = ["FolderDataset", "check_links", "folder_dataset"]
 
 LAYOUT = "PATH/train/<class>/<image> and PATH/test/<class>/<image>"
 
@@ -64,6 +68,7 @@ class FolderDataset:
         from torchvision.datasets import ImageFolder
 
         split = self._split_dir(train)
+        check_links(split)
         try:
             return ImageFolder(str(split), loader=str)  # the listing only: files are read below
         except (FileNotFoundError, OSError) as error:
@@ -123,6 +128,34 @@ class _Normalise:
 
     def __call__(self, field: torch.Tensor) -> torch.Tensor:
         return field.unsqueeze(0).sub(self.mean).div(self.std)
+
+
+def check_links(split: str | Path) -> None:
+    """Refuse symbolic links that would make torchvision's listing (which follows them) read images from
+    outside their class folder: a class folder that is a link, a link to a folder, or a link to a file
+    elsewhere. A link to a file in the same class folder is fine.
+
+    Raises:
+        DataError: naming the first such link and where it points.
+    """
+    for class_dir in sorted(Path(split).iterdir()):
+        if class_dir.is_symlink():
+            _refuse_link(class_dir, "a class folder may not be a link")
+        if not class_dir.is_dir():
+            continue
+        inside = os.path.realpath(class_dir)
+        for folder, dirs, files in os.walk(class_dir):  # links to folders are listed, not entered
+            for entry in (Path(folder) / name for name in sorted(dirs + files)):
+                if entry.is_symlink() and (entry.is_dir() or os.path.commonpath(
+                        [inside, os.path.realpath(entry)]) != inside):
+                    _refuse_link(entry, "images may link only to files in their own class folder")
+                if entry.name in files and not entry.is_file():  # a pipe would block, a device never end
+                    raise DataError(f"{entry}: not a regular file (a device or a pipe); remove it")
+
+
+def _refuse_link(entry: Path, rule: str) -> None:
+    raise DataError(f"{entry} is a symbolic link to {os.path.realpath(entry)}; {rule} (copy the images in "
+                    "instead), so the link was not followed")
 
 
 @functools.lru_cache(maxsize=8)

@@ -32,13 +32,14 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ignite_mnist.checkpoints import load_checkpoint
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.checkpoints import load_checkpoint, saved_settings
+from ignite_mnist.config import TrainConfig, require_named_model
 from ignite_mnist.data import DatasetInfo, TensorLoader, dataset_spec, load_split_tensors
 from ignite_mnist.errors import CheckpointError, ConfigError, IgniteMnistError, first_line
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.models import build_model
 from ignite_mnist.preprocess import preprocess_image
+from ignite_mnist.registry import is_import_path
 from ignite_mnist.run_dir import RunDir, model_checkpoint
 
 __all__ = [
@@ -106,14 +107,17 @@ def _config_of(path: Path, checkpoint: dict[str, Any], model: str | None, datase
             raise CheckpointError(f"{path}: holds weights but no ignite-mnist settings; pass --model (and --dataset "
                                   "unless it is mnist) to say which network they belong to")
         return TrainConfig(model=model, dataset=dataset or "mnist")
+    values = saved_settings(saved, path)
     try:
-        config = TrainConfig.from_dict(dict(saved))
+        config = TrainConfig.from_dict(values)
         config.validate()
-    except (ConfigError, TypeError, ValueError) as error:
+    except ConfigError as error:
         raise CheckpointError(f"{path}: its config does not fit this version of ignite-mnist ({error})") from None
     for flag, given, trained in (("--model", model, config.model), ("--dataset", dataset, config.dataset)):
         if given is not None and given != trained:
-            raise ConfigError(flag, f"{path} was trained with {flag} {trained}; leave {flag} out")
+            advice = "pass exactly that" if flag == "--model" and is_import_path(trained) else f"leave {flag} out"
+            raise ConfigError(flag, f"{path} was trained with {flag} {trained}; {advice}")
+    require_named_model(config.model, model, path)
     return config
 
 
@@ -143,7 +147,10 @@ def load_model(
     checkpoint = load_checkpoint(path)
     config = _config_of(path, checkpoint, model, dataset)
     saved = checkpoint.get("dataset")
-    spec = DatasetInfo.from_dict(saved) if isinstance(saved, dict) else DatasetInfo.of(dataset_spec(config.dataset))
+    try:
+        spec = DatasetInfo.from_dict(saved) if saved is not None else DatasetInfo.of(dataset_spec(config.dataset))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: its {error}; the file is damaged or was not written by ignite-mnist") from None
     network = build_model(config.model, len(spec.classes))
     try:
         network.load_state_dict(checkpoint["model"])

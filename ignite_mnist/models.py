@@ -13,17 +13,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from torch import nn
 
-from ignite_mnist.errors import ConfigError
+from ignite_mnist.errors import TRACEBACK_ENV, ConfigError, first_line, wants_traceback
 from ignite_mnist.registry import MODELS
 
 __all__ = [
-    "ConvNet", "DeepCNN", "FastCNN", "QuickCNN", "TutorialMLP", "build_model", "count_parameters", "model_factory",
+    "ConvNet", "DeepCNN", "FastCNN", "QuickCNN", "TutorialMLP", "build_model", "check_model", "count_parameters",
+    "model_factory",
 ]
 
 
@@ -171,27 +174,87 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
 
     Your own class (or function) is called with ``num_classes=N`` when it takes a
     ``num_classes`` argument, else with no arguments; it must return a ``torch.nn.Module``
-    that maps ``(N, 1, 28, 28)`` images to ``(N, classes)`` logits.
+    with parameters that maps ``(N, 1, 28, 28)`` images to ``(N, classes)`` floating-point
+    logits, which a probe batch checks before anything trains. What goes wrong in your
+    code is one line naming it; ``IGNITE_MNIST_TRACEBACK=1`` shows the whole traceback.
 
     Raises:
-        ConfigError: the name is unknown, cannot be imported, or does not build a module.
+        ConfigError: the name is unknown, cannot be imported, or does not build a fitting module.
 
     Example:
         >>> type(build_model("cnn")).__name__
         'ConvNet'
-        >>> type(build_model("torch.nn:Identity")).__name__
-        'Identity'
+        >>> build_model("torch.nn:Identity")
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.ConfigError: --model: torch.nn:Identity has no parameters to train
         >>> build_model("no_such_package:Net")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ignite_mnist.errors.ConfigError: --model: cannot import no_such_package (ModuleNotFoundError: ...)
     """
     factory = model_factory(name)
-    takes_classes = "num_classes" in inspect.signature(factory).parameters
-    model = factory(num_classes=num_classes) if takes_classes else factory()
+    if name in MODELS:
+        return factory(num_classes=num_classes)
+    if not callable(factory):
+        raise ConfigError("--model", f"{name} is a {type(factory).__name__}, not a class")
+    with _your_code(name, "while being built"):
+        takes_classes = "num_classes" in inspect.signature(factory).parameters
+        model = factory(num_classes=num_classes) if takes_classes else factory()
     if not isinstance(model, nn.Module):
         raise ConfigError("--model", f"{name} built a {type(model).__name__}, not a torch.nn.Module")
+    check_model(model, name, num_classes)
     return model
+
+
+@contextlib.contextmanager
+def _your_code(name: str, when: str) -> Iterator[None]:
+    """An error raised by your own model's code: one line naming it (the traceback with ``$IGNITE_MNIST_TRACEBACK``)."""
+    try:
+        yield
+    except Exception as error:  # the user's code can raise anything; it is theirs to debug
+        if wants_traceback():
+            raise
+        raise ConfigError("--model", f"{name} raised {type(error).__name__} {when}: {first_line(error)} "
+                                     f"(set {TRACEBACK_ENV}=1 for the traceback)") from None
+
+
+def check_model(model: nn.Module, name: str, num_classes: int) -> None:
+    """Run a probe batch of two blank images through your model and check what comes out: a floating-point
+    ``(N, classes)`` tensor that depends on the model's parameters.
+
+    Raises:
+        ConfigError: one line naming the model and what is wrong, e.g. "its output is (N, 9), expected (N, 10)".
+
+    Example:
+        >>> check_model(nn.Sequential(nn.Flatten(), nn.Linear(784, 9)), "my.nets:Net", 10)
+        Traceback (most recent call last):
+        ...
+        ignite_mnist.errors.ConfigError: --model: my.nets:Net: its output is (N, 9), expected (N, 10) logits \
+for (N, 1, 28, 28) images
+    """
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError("--model", f"{name} has no parameters to train")
+    was_training = model.training
+    with _your_code(name, "on a probe batch of (2, 1, 28, 28) images"):
+        output = model.eval()(torch.zeros(2, 1, 28, 28))
+    model.train(was_training)
+    expected = f"expected (N, {num_classes}) logits for (N, 1, 28, 28) images"
+    if not isinstance(output, torch.Tensor):
+        problem = f"its output is a {type(output).__name__}, not a tensor; {expected}"
+    elif output.dim() == 0:
+        problem = f"its output is a scalar, {expected}"
+    elif output.shape[0] != 2:
+        problem = f"its output is {tuple(output.shape)} for a batch of 2, {expected}"
+    elif output.dim() != 2 or output.shape[1] != num_classes:
+        problem = f"its output is ({', '.join(['N', *map(str, output.shape[1:])])}), {expected}"
+    elif not output.is_floating_point():
+        problem = f"its output is {output.dtype}, expected floating-point logits"
+    elif not output.requires_grad:
+        problem = "its output does not depend on its parameters (no gradient flows back)"
+    else:
+        return
+    raise ConfigError("--model", f"{name}: {problem}")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -30,6 +30,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ignite_mnist.errors import first_line, wants_traceback
+
 __all__ = [
     "BACKENDS",
     "COMPARE_FORMATS",
@@ -89,8 +91,10 @@ def import_path(path: str) -> Any:
         sys.path.append(os.getcwd())
     try:
         found: Any = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - any failure inside the user's module is reported in one line
-        raise ValueError(f"cannot import {module_name} ({type(error).__name__}: {error})") from None
+    except (Exception, SystemExit) as error:  # any failure inside the user's module (even sys.exit) is one line
+        if wants_traceback():
+            raise
+        raise ValueError(f"cannot import {module_name} ({type(error).__name__}: {first_line(error)})") from None
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise ValueError(f"{module_name} has no {attribute}")

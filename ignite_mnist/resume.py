@@ -32,15 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint, restore_objects
-from ignite_mnist.config import (
-    EXACT_RESUME_SETTINGS,
-    IDENTITY_SETTINGS,
-    TrainConfig,
-    current_names,
-    flag_name,
-    setting_fields,
+from ignite_mnist.checkpoints import (
+    checkpoint_iteration,
+    find_latest_checkpoint,
+    load_checkpoint,
+    restore_objects,
+    saved_settings,
 )
+from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
 from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from ignite_mnist.handlers import CheckpointHandlers
 
 __all__ = [
+    "NOT_FROM_CHECKPOINT",
     "ResumePlan",
     "Resumed",
     "check_resume_compatible",
@@ -61,6 +61,11 @@ __all__ = [
     "rewind_logs",
     "set_aside_later_work",
 ]
+
+
+#: Settings a resumed run never takes from its checkpoint (a file names no place it writes to): given again, or
+#: from the environment and the defaults.
+NOT_FROM_CHECKPOINT = ("mlflow_uri",)
 
 
 @dataclass
@@ -226,9 +231,9 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     if found is None:
         return dataclasses.replace(config, resume=None), None
     path, checkpoint = found
-    saved = ResumePlan(path, checkpoint, in_place=False).saved_config
-    known, given = setting_fields(), config.to_dict()
-    values = {k: v for k, v in current_names(saved).items() if k in known}
+    saved = saved_settings(ResumePlan(path, checkpoint, in_place=False).saved_config, path)
+    given = config.to_dict()
+    values = {k: v for k, v in saved.items() if k not in NOT_FROM_CHECKPOINT}
     values |= {name: given[name] for name in explicit}
     values |= {"resume": str(path), "overwrite": config.overwrite,
                "output_dir": config.output_dir, "run_name": config.run_name}  # a new run, unless...
@@ -236,7 +241,14 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     if own is not None:  # ...the checkpoint's own run goes on, unless flags name another
         values |= {"output_dir": str(own.path.parent), "run_name": own.path.name}
         values |= {name: given[name] for name in explicit & {"output_dir", "run_name"}}
-    resumed = TrainConfig.from_dict(values)
+    try:
+        resumed = TrainConfig.from_dict(values)
+        resumed.validate()
+    except ConfigError as error:
+        if error.flag not in {flag_name(name) for name in explicit}:  # a value from the checkpoint
+            raise CheckpointError(f"{path}: its config {error}; the file is damaged or was not written by "
+                                  "ignite-mnist") from None
+        raise
     plan = ResumePlan(path, checkpoint, in_place=_in_place(resumed, path))
     check_resume_compatible(saved, resumed)
     return resumed, plan

@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -45,9 +46,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.checkpoint_files import find_best_checkpoint, find_latest_checkpoint, saved_iteration
+from ignite_mnist.checkpoint_files import (
+    find_best_checkpoint,
+    find_latest_checkpoint,
+    is_checkpoint_name,
+    is_stray_temporary,
+    saved_iteration,
+)
 from ignite_mnist.errors import CheckpointError, RunDirError
 from ignite_mnist.files import write_json, write_text
+from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, read_bounded
 
 __all__ = ["RunDir", "model_checkpoint", "read_metrics_log", "truncate_metrics_log", "unwritable"]
 
@@ -136,8 +144,8 @@ class RunDir:
     def read_summary(self) -> dict[str, Any] | None:
         """``summary.json`` as a dict, or None when there is none (or it is not valid JSON)."""
         try:
-            values = json.loads(self.summary_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            values = json.loads(read_bounded(self.summary_file, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # missing, damaged, a device, too big
             return None
         return values if isinstance(values, dict) else None
 
@@ -152,10 +160,14 @@ class RunDir:
         return find_latest_checkpoint(self.checkpoint_dir)
 
     def best_checkpoint(self) -> Path | None:
-        """The best checkpoint: the one ``summary.json`` names, else the best-scoring file, else None."""
+        """The best checkpoint: the one ``summary.json`` names (when it is a checkpoint in this run's
+        ``checkpoints/``), else the best-scoring file, else None."""
         stored = (self.read_summary() or {}).get("best_checkpoint")
-        if isinstance(stored, str) and self.resolve(stored).is_file():
-            return self.resolve(stored)
+        with contextlib.suppress(OSError, ValueError):  # a name too long, a NUL: a damaged summary
+            path = self.resolve(stored) if isinstance(stored, str) else None
+            if path is not None and is_checkpoint_name(path.name) and path.is_file() and (  # never outside the run
+                    os.path.realpath(path.parent) == os.path.realpath(self.checkpoint_dir)):
+                return path
         return find_best_checkpoint(self.checkpoint_dir)
 
     @contextmanager
@@ -193,6 +205,16 @@ class RunDir:
         """Whether any checkpoint ("last" or "best") was saved here."""
         folder = self.checkpoint_dir
         return folder.is_dir() and any(saved_iteration(p) is not None for p in folder.iterdir())
+
+    def remove_stray_temporaries(self) -> list[Path]:
+        """Delete the temporary files (``checkpoints/tmpXXXXXXXX``) saves killed between write and rename left;
+        return them. Only regular files of that name directly in ``checkpoints/`` are touched."""
+        folder = self.checkpoint_dir
+        stray = [p for p in folder.iterdir() if is_stray_temporary(p) and p.is_file() and not p.is_symlink()
+                 ] if folder.is_dir() else []
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return stray
 
     def newer_checkpoints(self, iteration: int) -> list[Path]:
         """The checkpoints saved after trainer ``iteration``."""

@@ -48,7 +48,15 @@ from typing import Any
 from ignite_mnist.arguments import PROG
 from ignite_mnist.config_args import parse_train_args
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.registry import MONITORS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS
+from ignite_mnist.limits import (
+    MAX_GRID_POINTS,
+    MAX_SETTINGS_FILE_BYTES,
+    MAX_SWEEP_VALUES,
+    MAX_YAML_NODES,
+    count_nodes,
+    read_bounded,
+)
+from ignite_mnist.registry import MONITORS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS, is_import_path
 
 __all__ = ["EarlyTerminate", "GOALS", "Parameter", "SWEEP_OWNED", "SweepSpec", "agent_args"]
 
@@ -150,6 +158,8 @@ def _parameter(where: str, name: str, entry: Any) -> Parameter:
             raise _error(where, key, "values must be a non-empty list")
         if any(isinstance(v, (list, dict)) for v in values):
             raise _error(where, key, "values must be single values (a flag takes one)")
+        if len(values) > MAX_SWEEP_VALUES:
+            raise _error(where, key, f"lists {len(values)} values, more than the limit of {MAX_SWEEP_VALUES}")
         return Parameter(name, kind, tuple(values))
     low, high = (_number(where, f"{key}: {k}", entry.get(k)) for k in ("min", "max"))
     if not low < high:
@@ -230,13 +240,18 @@ class SweepSpec:
         import yaml
 
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ConfigError(str(path), f"cannot read the sweep file ({error.strerror or error})") from None
+            raw = yaml.safe_load(read_bounded(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
+            count_nodes(raw, MAX_YAML_NODES)
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(str(path), f"cannot read the sweep file ({getattr(error, 'strerror', None) or error})"
+                              ) from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = f"line {mark.line + 1}: " if mark is not None else ""
             raise ConfigError(str(path), f"{line}not valid YAML ({getattr(error, 'problem', error)})") from None
+        except (ValueError, RecursionError) as error:  # a device or pipe, too big, nested or aliased too deep
+            raise ConfigError(str(path), f"refused: {error or 'nested too deeply'}; a sweep file is a regular file "
+                              f"of at most {MAX_SETTINGS_FILE_BYTES // 1024} KiB") from None
         return cls.from_dict(raw, str(path))
 
     @classmethod
@@ -257,7 +272,7 @@ class SweepSpec:
         if run_cap is not None and (not isinstance(run_cap, int) or run_cap < 1):
             raise _error(where, "run_cap", f"must be a positive integer, got {run_cap!r}")
         name = str(raw.get("name") or Path(where).stem)
-        if "/" in name or name in (".", ".."):
+        if "/" in name or "\0" in name or name in (".", ".."):
             raise _error(where, "name", f"must be a plain folder name, got {name!r}")
         spec = cls(where, name, raw["method"], *_metric(where, raw.get("metric")), parameters,
                    _early_terminate(where, raw.get("early_terminate")), run_cap,
@@ -289,6 +304,10 @@ class SweepSpec:
         for parameter in self.parameters.values():
             if not parameter.values:
                 raise _error(self.where, f"parameters: {parameter.name}", "a grid sweep needs values (or value)")
+        size = math.prod(len(parameter.values) for parameter in self.parameters.values())
+        if size > MAX_GRID_POINTS:
+            raise _error(self.where, "parameters", f"the grid has {size} points, more than the limit of "
+                         f"{MAX_GRID_POINTS}; use fewer values, or method: random with run_cap")
         return {name: list(parameter.values) for name, parameter in self.parameters.items()}
 
     def budget(self, trials: int | None) -> int:
@@ -305,10 +324,26 @@ class SweepSpec:
     def check_values(self) -> None:
         """Parse every value each parameter can take with the training command's parser (beside the constants)."""
         constants = {name: p.values[0] for name, p in self.parameters.items() if p.kind == "constant"}
-        base = list(self.command_args) + agent_args(constants)
-        for parameter in self.parameters.values():
+        for parameter in self.parameters.values():  # each once: a repeatable flag (--tracker) adds up
+            others = list(self.command_args) + agent_args(
+                {name: value for name, value in constants.items() if name != parameter.name})
             for value in parameter.extremes:
-                self._check_args(parameter.name, base + agent_args({parameter.name: value}))
+                self._check_args(parameter.name, others + agent_args({parameter.name: value}))
+
+    def own_models(self) -> set[str]:
+        """The models of your own (``package.module:Class``) the file names, in ``parameters: model`` or ``command``.
+
+        Example:
+            >>> spec = SweepSpec.from_dict({"method": "grid", "metric": {"name": "val/accuracy"},
+            ...     "parameters": {"model": {"values": ["cnn", "my_nets:Net"]}}}, "demo.yaml")
+            >>> spec.own_models()
+            {'my_nets:Net'}
+        """
+        named = [*self.parameters["model"].extremes] if "model" in self.parameters else []
+        args = self.command_args
+        named += [arg.removeprefix("--model=") for arg in args if arg.startswith("--model=")]
+        named += [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--model"]
+        return {value for value in named if isinstance(value, str) and is_import_path(value)}
 
     def _check_args(self, name: str, args: list[str]) -> None:
         captured = io.StringIO()

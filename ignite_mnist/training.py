@@ -165,6 +165,9 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
     if plan is None:
         return
     restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
+    if plan.in_place and parts.rank == 0:
+        for stray in parts.run_dir.remove_stray_temporaries():
+            say(f"removed {stray}, a checkpoint save that was cut short")
     if plan.in_place and parts.rank == 0 and not _finished(parts, handlers):
         set_aside_later_work(parts.run_dir, plan, trains_on=True)
         write_config(parts.run_dir, parts.config)

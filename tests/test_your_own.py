@@ -59,8 +59,10 @@ def test_own_model_and_image_folder_train_resume_evaluate_predict_export(
              "--output-dir", "runs", "--run-name", "own", *QUIET)
     first = run_cli(*train, "--epochs", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    refused = run_cli("--resume", "auto", "--output-dir", "runs", "--run-name", "own", "--epochs", "3", cwd=tmp_path)
+    assert refused.returncode == 2 and "add --model my_nets:Net if you trust it" in refused.stderr, refused.stderr
     resumed = run_cli("--resume", "auto", "--output-dir", "runs", "--run-name", "own", "--epochs", "3",
-                      cwd=tmp_path)
+                      "--model", "my_nets:Net", cwd=tmp_path)  # your own code: named again on the command line
     assert resumed.returncode == 0, resumed.stderr
     run_dir = tmp_path / "runs" / "own"
     config, summary = (json.loads((run_dir / name).read_text()) for name in ("config.json", "summary.json"))
@@ -69,15 +71,17 @@ def test_own_model_and_image_folder_train_resume_evaluate_predict_export(
     assert load_checkpoint(find_latest_checkpoint(run_dir / "checkpoints"))["dataset"]["classes"] == [
         str(d) for d in range(10)]
 
-    evaluated = run_cli("evaluate", "runs/own", "--json", "--plot", str(tmp_path / "cm.png"), cwd=tmp_path)
+    evaluated = run_cli("evaluate", "runs/own", "--model", "my_nets:Net", "--json", "--plot", str(tmp_path / "cm.png"),
+                        cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
     assert report["samples"] == 400 and report["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
-    predicted = run_cli("predict", "runs/own", *map(str, test_files[:50]), "--json", cwd=tmp_path)
+    predicted = run_cli("predict", "runs/own", *map(str, test_files[:50]), "--model", "my_nets:Net", "--json",
+                        cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     right = sum(p["label"] == path.parent.name for p, path in zip(json.loads(predicted.stdout), test_files))
     assert right >= 35  # the test images, through predict's own preprocessing
-    exported = run_cli("export", "runs/own", "--format", "torchscript", cwd=tmp_path)
+    exported = run_cli("export", "runs/own", "--model", "my_nets:Net", "--format", "torchscript", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     assert "differ from the eager model's by at most" in exported.stdout
 

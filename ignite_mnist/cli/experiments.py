@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.config import TrainConfig, require_named_model
 from ignite_mnist.errors import EXIT_OK, ConfigError, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
 
@@ -73,6 +73,9 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                         help="seconds without a heartbeat after which a trial counts as dead (default: 3 heartbeats)")
     parser.add_argument("--retries", metavar="N", type=_non_negative, default=2,
                         help="how many times one trial is retried after its worker died")
+    parser.add_argument("--model", action="append", default=None, metavar="MODULE:CLASS",
+                        help="your own model class the sweep file names (package.module:Class), once per class: "
+                             "code a file names is imported only when the command line names it too")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --jobs N: no report
     return parser
 
@@ -110,6 +113,8 @@ def sweep_command(argv: Sequence[str]) -> int:
 
     args = build_sweep_parser().parse_args(argv)
     spec = SweepSpec.load(args.spec)
+    for model in sorted(spec.own_models() - set(args.model or [])):
+        require_named_model(model, None, args.spec)
     budget = spec.budget(args.trials)
     sweep = _sweep_module()
     heartbeat = sweep.Heartbeat(args.heartbeat, args.grace_period, args.retries)
@@ -122,6 +127,7 @@ def sweep_command(argv: Sequence[str]) -> int:
                        "--heartbeat", str(args.heartbeat), "--grace-period", str(heartbeat.grace),
                        "--retries", str(args.retries)]
         worker_args += ["--trials", str(args.trials)] if args.trials else []
+        worker_args += [f"--model={model}" for model in args.model or []]
         sweep.run_workers(args.jobs, worker_args + (["--storage", args.storage] if args.storage else []))
     else:
         sweep.work(study, spec, folder, budget, heartbeat=heartbeat)

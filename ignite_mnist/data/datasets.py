@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from ignite_mnist.config import DATA_DIR_ENV, FOLDER_PREFIX
 from ignite_mnist.data.idx import ALL_FILES, check_idx_pair, file_names, unpack_gz
 from ignite_mnist.errors import DataError
 from ignite_mnist.folders import folder_dataset
+from ignite_mnist.limits import MAX_CLASSES
 from ignite_mnist.registry import DATASETS
 
 __all__ = [
@@ -110,8 +112,33 @@ class DatasetInfo:
         return {"name": self.name, "classes": list(self.classes), "mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DatasetInfo:
-        return cls(str(values["name"]), tuple(values["classes"]), float(values["mean"]), float(values["std"]))
+    def from_dict(cls, values: Any) -> DatasetInfo:
+        """Read back ``to_dict``'s output (from a checkpoint or an exported file's metadata), checked.
+
+        Raises:
+            ValueError: a missing entry or one of the wrong kind (the message says which).
+
+        Example:
+            >>> DatasetInfo.from_dict({"name": "mnist", "classes": ["0", "1"], "mean": 0.1, "std": 0.3}).classes
+            ('0', '1')
+            >>> DatasetInfo.from_dict({"classes": ["0", "1"], "mean": 0.1, "std": 0.3})
+            Traceback (most recent call last):
+            ...
+            ValueError: dataset entry: name must be text, got None
+        """
+        get = values.get if isinstance(values, dict) else (lambda key: None)
+        name, classes, mean, std = (get(key) for key in ("name", "classes", "mean", "std"))
+        if not isinstance(name, str):
+            raise ValueError(f"dataset entry: name must be text, got {repr(name)[:40]}")  # noqa: TRY004 - one kind
+        if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES
+                and all(isinstance(c, str) for c in classes)):
+            raise ValueError(f"dataset entry: classes must be a list of 2 to {MAX_CLASSES} names")
+        for key, value in (("mean", mean), ("std", std)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"dataset entry: {key} must be a finite number, got {repr(value)[:40]}")
+        if std <= 0:
+            raise ValueError(f"dataset entry: std must be > 0, got {std}")
+        return cls(name, tuple(classes), float(mean), float(std))
 
 
 class Dataset(Protocol):

@@ -13,6 +13,8 @@ Added here:
   its artifacts beside it: no server to start;
 * the run opens when the trainer starts, after a resume restored its id, so a
   resumed training continues the same MLflow run (``state_dict`` holds the id);
+* a SQLite store that cannot be written (read-only, damaged) is found out at once, not after
+  MLflow's minute of retries: MLflow logging stops and training goes on;
 * a server that does not answer costs a bounded time: unless
   ``$MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT`` say otherwise, each request is
   tried 3 times, 10 s at most each (MLflow's own default retries for minutes),
@@ -27,6 +29,7 @@ import contextlib
 import io
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ignite.handlers.mlflow_logger import MLflowLogger
 
 from ignite_mnist.console import note
+from ignite_mnist.errors import first_line
 from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 from ignite_mnist.tracking.mlflow_settings import MlflowSettings
 
@@ -43,12 +47,15 @@ if TYPE_CHECKING:
     from ignite_mnist.run_dir import RunDir
     from ignite_mnist.tracking import RunStatus
 
-__all__ = ["DEFAULT_EXPERIMENT", "HTTP_LIMITS", "MlflowTracker"]
+__all__ = ["DEFAULT_EXPERIMENT", "HTTP_LIMITS", "MlflowTracker", "check_sqlite_store"]
 
 DEFAULT_EXPERIMENT = "ignite-mnist"
 #: MLflow's request settings used unless set in the environment: a dead server costs seconds, not minutes.
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+SQLITE_PREFIX = "sqlite:///"
+#: Seconds to wait for another process's write lock on a SQLite store before giving up on it.
+SQLITE_TIMEOUT = 10
 _STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 
 
@@ -73,6 +80,21 @@ class _MLflowLogger(GuardedLogger, MLflowLogger):
 
     def open(self) -> None:
         MLflowLogger.__init__(self)
+
+
+def check_sqlite_store(path: str) -> None:
+    """Fail at once on a SQLite store that cannot be written (read-only, not a database, no folder): MLflow itself
+    retries such a store for over a minute. Writes the database's ``user_version`` back unchanged.
+
+    Raises:
+        RuntimeError: the store cannot be opened for writing; the message says why.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rwc", uri=True, timeout=SQLITE_TIMEOUT)) as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute(f"PRAGMA user_version = {version}")
+    except sqlite3.Error as error:
+        raise RuntimeError(f"cannot write its store {path}: {first_line(error)}") from None
 
 
 class MlflowTracker(LoggerTracker):
@@ -125,6 +147,8 @@ class MlflowTracker(LoggerTracker):
 
         for name, value in HTTP_LIMITS.items():
             os.environ.setdefault(name, value)
+        if self.tracking_uri.startswith(SQLITE_PREFIX):
+            check_sqlite_store(self.tracking_uri.removeprefix(SQLITE_PREFIX).partition("?")[0])
         with _quiet_mlflow():
             mlflow.set_tracking_uri(self.tracking_uri)
             if self.run_id is not None:
