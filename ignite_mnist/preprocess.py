@@ -65,7 +65,7 @@ def load_grayscale(path: str | Path | BinaryIO) -> torch.Tensor:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    if Path(path).exists() and not Path(path).is_file():  # a folder, a device, a pipe (which would block)
+    if isinstance(path, (str, Path)) and Path(path).exists() and not Path(path).is_file():  # would block: a pipe
         raise ImageError(f"{path}: not a regular file (a folder, a device or a pipe)")
     try:
         with _our_pixel_limit(), Image.open(path) as image:
