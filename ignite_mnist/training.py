@@ -164,7 +164,7 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
     """
     if plan is None:
         return
-    restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
+    restore_run(handlers.to_save, plan, parts.config, handlers.resumable)
     if plan.in_place and parts.rank == 0 and not _finished(parts, handlers):
         set_aside_later_work(parts.run_dir, plan, trains_on=True)
         write_config(parts.run_dir, parts.config)
