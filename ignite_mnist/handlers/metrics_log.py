@@ -59,6 +59,7 @@ class MetricsLog:
         self.path = Path(path)
         self.optimizer = optimizer
         self.validated_at: int | None = None  # the trainer iteration of the latest validation
+        self.row_event: Any = Events.EPOCH_COMPLETED
         self.handlers = Handlers()
         self._epoch_started = time.perf_counter()
         self._carried_seconds = 0.0  # of the epoch in progress, from before a resume
@@ -102,10 +103,17 @@ class MetricsLog:
     def state_dict(self) -> dict[str, float]:
         return {"epoch_seconds": self._epoch_seconds()}
 
+    def attach_rows(self, trainer: Engine) -> None:
+        """Write the rows at ``row_event`` (attached when the trainer starts, after validation and before the
+        checkpoint saves)."""
+        self.handlers.add(trainer, self.row_event, self.epoch_completed)
+
     def detach(self, trainer: Engine) -> None:
         """Stop writing (and saving) the log."""
         self.handlers.remove()
-        resumable_state(trainer).remove(self)
+        state = resumable_state(trainer)
+        state.cancel(self.attach_rows)
+        state.remove(self)
 
     def rewind(self, iteration: int) -> None:
         """Drop the rows written after ``iteration`` (a resume from there writes them again), and torn lines."""
@@ -135,5 +143,6 @@ def attach_metrics_log(
     log.handlers.add(trainer, ValidationEvents.VALIDATION_COMPLETED, log.validation_completed)
     state = resumable_state(trainer)
     state.add("metrics_log", log)
-    state.defer(REPORT, lambda engine: log.handlers.add(engine, event, log.epoch_completed))
+    log.row_event = event
+    state.defer(REPORT, log.attach_rows)
     return log

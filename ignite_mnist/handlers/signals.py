@@ -66,11 +66,17 @@ class SignalCheckpoint:
         self._distributed = False  # set when the run starts; asking idist every iteration costs ~5 % of a step
         self.handlers = Handlers()
         self.trainer: Engine | None = None
+        self.check_event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED
+
+    def attach_check(self, trainer: Engine) -> None:
+        """Check for a signal at ``check_event`` (attached when the trainer starts, after every other handler)."""
+        self.handlers.add(trainer, self.check_event, self.check)
 
     def detach(self) -> None:
         """Stop handling signals (restores the previous handlers)."""
         self.handlers.remove()
         if self.trainer is not None:
+            resumable_state(self.trainer).cancel(self.attach_check)
             self.trainer.logger.removeFilter(self)
             self.restore(self.trainer)
 
@@ -130,7 +136,8 @@ def attach_signal_checkpoint(
     stop.trainer = trainer
     stop.handlers.add(trainer, Events.STARTED, stop.install)
     stop.handlers.add(trainer, Events.COMPLETED, stop.restore)
-    resumable_state(trainer).defer(SIGNAL, lambda engine: stop.handlers.add(engine, event, stop.check))
+    stop.check_event = event
+    resumable_state(trainer).defer(SIGNAL, stop.attach_check)
     on_exception(trainer, stop.restore)
     trainer.logger.addFilter(stop)
     return stop
