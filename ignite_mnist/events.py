@@ -67,10 +67,12 @@ class Handlers:
         self.attached: list[tuple[Engine, Any, Callable[..., Any]]] = []
 
     def add(self, engine: Engine, event: Any, handler: Callable[..., Any], *args: Any) -> None:
+        """``engine.add_event_handler(event, handler, *args)``, remembered."""
         engine.add_event_handler(event, handler, *args)
         self.attached.append((engine, event, handler))
 
     def remove(self) -> None:
+        """Remove every handler added (those already gone are skipped)."""
         for engine, event, handler in self.attached:
             for each in event if isinstance(event, EventsList) else [event]:
                 if engine.has_event_handler(handler, each):

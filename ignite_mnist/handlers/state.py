@@ -77,7 +77,7 @@ class ResumableState:
 
     def defer(self, order: int, attach: Callable[[Engine], None]) -> None:
         """Call ``attach(trainer)`` when the trainer first starts, after every ``attach_*`` call, by ``order``:
-        :data:`REPORT` (the metrics log's rows), then :data:`SAVE` (checkpoints), then :data:`SIGNAL`."""
+        ``REPORT`` (the metrics log's rows), then ``SAVE`` (checkpoints), then ``SIGNAL``."""
         self._deferred.append((order, attach))
 
     def cancel(self, attach: Callable[[Engine], None]) -> None:
