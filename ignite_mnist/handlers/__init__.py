@@ -16,6 +16,7 @@ from ignite_mnist.errors import Interrupted
 from ignite_mnist.events import ValidationEvents, on_exception
 from ignite_mnist.handlers.checkpoint import CheckpointHandlers, attach_checkpointing
 from ignite_mnist.handlers.early_stopping import EpochEarlyStopping, attach_early_stopping, stopped_early
+from ignite_mnist.handlers.evaluate import evaluate_best
 from ignite_mnist.handlers.loss_averages import LossAverages, attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.handlers.metrics_log import MetricsLog, attach_metrics_log
@@ -26,7 +27,6 @@ from ignite_mnist.handlers.record import RunRecord, attach_run_record
 from ignite_mnist.handlers.resume import Resumed, resume_training
 from ignite_mnist.handlers.signals import SignalCheckpoint, attach_signal_checkpoint
 from ignite_mnist.handlers.state import ResumableState, resumable_state
-from ignite_mnist.handlers.evaluate import evaluate_best
 from ignite_mnist.handlers.tracker import attach_tracker, detach_tracker
 from ignite_mnist.handlers.validation import Validation, attach_validation, every_epochs
 from ignite_mnist.handlers.wandb import attach_wandb
@@ -60,10 +60,10 @@ __all__ = [
     "attach_validation",
     "attach_wandb",
     "detach_tracker",
+    "evaluate_best",
     "every_epochs",
     "on_exception",
     "resumable_state",
     "resume_training",
     "stopped_early",
-    "evaluate_best",
 ]
