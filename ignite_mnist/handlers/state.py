@@ -159,15 +159,28 @@ def resumable_state(trainer: Engine) -> ResumableState:
     return _STATES[trainer]
 
 
-def _stateful_instance(obj: Any) -> bool:
-    """Whether ``obj`` is an instance (with a ``__dict__``) of a class with ``state_dict``/``load_state_dict``;
-    only the class is asked, so no lazy module or proxy runs code."""
+def _stateful_class(kind: type) -> bool:
+    """Whether instances of ``kind`` have ``state_dict``/``load_state_dict`` (only the class is asked, so no lazy
+    module or proxy runs code); engines aside."""
     try:
-        kind = type(obj)
         return (callable(getattr(kind, "state_dict", None)) and callable(getattr(kind, "load_state_dict", None))
-                and kind is not type and not issubclass(kind, Engine) and isinstance(vars(obj), dict))
+                and kind is not type and not issubclass(kind, Engine))
     except Exception:  # noqa: BLE001 - a live object of any library: never let the check fail a run
         return False
+
+
+def _live_stateful() -> list[Any]:
+    """Every live object (tracked by the garbage collector) of a stateful class, with a ``__dict__``."""
+    kinds: dict[type, bool] = {}
+    found = []
+    for obj in gc.get_objects():
+        kind = type(obj)
+        stateful = kinds.get(kind)
+        if stateful is None:
+            stateful = kinds[kind] = _stateful_class(kind)
+        if stateful and isinstance(getattr(obj, "__dict__", None), dict):
+            found.append(obj)
+    return found
 
 
 def _covered(objects: Mapping[str, Any]) -> set[int]:
@@ -195,7 +208,7 @@ def unsaved_objects(state: ResumableState) -> list[str]:
     params = {id(p) for obj in saved.values() if isinstance(obj, torch.nn.Module) for p in obj.parameters()}
     if not params:
         return []
-    live = [obj for obj in gc.get_objects() if _stateful_instance(obj)]
+    live = _live_stateful()
     optimizers = [obj for obj in live if isinstance(obj, torch.optim.Optimizer)
                   and any(id(p) in params for group in obj.param_groups for p in group["params"])]
     tied = {id(obj) for obj in optimizers} | {id(obj) for obj in saved.values() if isinstance(obj, torch.optim.Optimizer)}
