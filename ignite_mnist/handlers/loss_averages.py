@@ -56,6 +56,7 @@ class LossAverages:
         self._sum: float | torch.Tensor | None = None
         self._count = 0
         self.handlers = Handlers()
+        self.engine: Engine | None = None
 
     def started(self, engine: Engine) -> None:
         if engine.state.iteration == 0:  # like RunningAverage: the first loss of a run starts the average
@@ -114,11 +115,13 @@ class LossAverages:
         self.handlers.add(engine, Events.ITERATION_COMPLETED, self.iteration_completed)
         self.handlers.add(engine, Events.EPOCH_COMPLETED, self.epoch_completed)  # data without a length
         resumable_state(engine).add("loss_averages", self)
+        self.engine = engine
 
-    def detach(self, engine: Engine) -> None:
+    def detach(self) -> None:
         """Stop averaging (and saving the averages)."""
         self.handlers.remove()
-        resumable_state(engine).remove(self)
+        if self.engine is not None:
+            resumable_state(self.engine).remove(self)
 
 
 #: On a GPU the running loss is read back (a device sync) only every this many iterations.

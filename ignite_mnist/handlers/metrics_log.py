@@ -60,6 +60,7 @@ class MetricsLog:
         self.optimizer = optimizer
         self.validated_at: int | None = None  # the trainer iteration of the latest validation
         self.row_event: Any = Events.EPOCH_COMPLETED
+        self.trainer: Any = None
         self.handlers = Handlers()
         self._epoch_started = time.perf_counter()
         self._carried_seconds = 0.0  # of the epoch in progress, from before a resume
@@ -108,10 +109,10 @@ class MetricsLog:
         checkpoint saves)."""
         self.handlers.add(trainer, self.row_event, self.epoch_completed)
 
-    def detach(self, trainer: Engine) -> None:
+    def detach(self) -> None:
         """Stop writing (and saving) the log."""
         self.handlers.remove()
-        state = resumable_state(trainer)
+        state = resumable_state(self.trainer)
         state.cancel(self.attach_rows)
         state.remove(self)
 
@@ -137,6 +138,7 @@ def attach_metrics_log(
     ``metrics_log``) by itself; a resume drops the rows written after its checkpoint.
     """
     log = MetricsLog(path, optimizer)
+    log.trainer = trainer
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
     log.handlers.add(trainer, Events.EPOCH_STARTED, log.epoch_started)

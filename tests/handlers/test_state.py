@@ -126,9 +126,8 @@ def test_checkpoints_every_two_epochs_and_detached_handlers_do_nothing(tmp_path:
     validation = attach_validation(trainer, evaluator, DATA[:1])
     stopper = attach_early_stopping(trainer, patience=1)
     log = attach_metrics_log(trainer, tmp_path / "metrics.jsonl")
-    for handler in (validation, stopper):
+    for handler in (validation, stopper, log):
         handler.detach()
-    log.detach(trainer)
     trainer.run(DATA, max_epochs=5)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["last_checkpoint_12.pt", "last_checkpoint_24.pt"]
     assert list((tmp_path / "b").iterdir()) == [] and not (tmp_path / "metrics.jsonl").exists()
