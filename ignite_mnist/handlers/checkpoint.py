@@ -108,12 +108,12 @@ class CheckpointHandlers:
                 engine.state.iteration % epoch_length == 0:
             self._due = True
             return
+        self._due = False
         self._save(engine, self.last)
 
     def _save_due(self, engine: Engine) -> None:
-        if self._due:
-            self._due = False
-            self._save(engine, self.last)
+        if self._due:  # not saved at this epoch's end yet
+            self.save_last(engine)
 
     def save_best(self, engine: Engine) -> None:
         """Keep the checkpoint if its score is among the best (called after each validation)."""

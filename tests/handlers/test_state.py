@@ -133,3 +133,21 @@ def test_checkpoints_every_two_epochs_and_detached_handlers_do_nothing(tmp_path:
     assert list((tmp_path / "b").iterdir()) == [] and not (tmp_path / "metrics.jsonl").exists()
     assert trainer.state.epoch == 5 and "val_accuracy" not in trainer.state.metrics
     assert set(load_checkpoint(checkpoints.latest_path)) == {"model", "optimizer", "trainer", "rng", "checkpointer"}
+
+
+def test_an_iteration_save_on_an_epoch_end_waits_for_the_epoch_and_writes_once(tmp_path: Path, monkeypatch) -> None:
+    from ignite_mnist.handlers.checkpoint import _DiskSaver
+
+    trainer, evaluator, model, _ = training()
+    attach_checkpointing(trainer, tmp_path, {"model": model},
+                         event=Events.EPOCH_COMPLETED | Events.ITERATION_COMPLETED(every=3), monitor=None)
+    attach_validation(trainer, evaluator, DATA[:1])
+    written, write = [], _DiskSaver.__call__
+
+    def counting(saver, checkpoint, filename, metadata=None):
+        written.append((filename, "val_accuracy" in trainer.state.metrics))
+        write(saver, checkpoint, filename, metadata)
+
+    monkeypatch.setattr(_DiskSaver, "__call__", counting)
+    trainer.run(DATA, max_epochs=1)
+    assert written == [("last_checkpoint_3.pt", False), ("last_checkpoint_6.pt", True)]  # 6 ends the epoch: once
