@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,7 @@ class ResumableState:
                 del table[name]
 
     def get(self, name: str) -> Any:
+        """The object saved as ``name`` (None when there is none)."""
         return self.objects.get(name)
 
     def to_save(self) -> dict[str, Any]:
@@ -129,9 +130,6 @@ class ResumableState:
             restored.append(LOADER_ENTRY)
         self.restored, self.restored_from = set(checkpoint), source
         return restored
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(list(self.objects.values()))
 
     def _started(self, trainer: Engine) -> None:
         deferred, self._deferred = sorted(self._deferred, key=lambda item: item[0]), []
