@@ -42,11 +42,14 @@ class Validation:
         last_iteration: the trainer iteration of the latest validation (None before the first).
         runs: how many validations ran in this process.
         handles: the attached event handles; :meth:`detach` removes them.
+        event: the trainer event it runs at (what follows validation listens to
+            ``VALIDATION_COMPLETED`` instead of repeating it).
     """
 
-    def __init__(self, evaluator: Engine, data: Iterable[Any]) -> None:
+    def __init__(self, evaluator: Engine, data: Iterable[Any], event: Any = Events.EPOCH_COMPLETED) -> None:
         self.evaluator = evaluator
         self.data = data
+        self.event = event
         self.last_iteration: int | None = None
         self.runs = 0
         self.handles: list[RemovableEventHandle] = []
@@ -119,7 +122,7 @@ def attach_validation(
         The :class:`Validation` (``.detach()`` removes it). Handlers that read its results listen to
         ``ValidationEvents.VALIDATION_COMPLETED``, so they may be attached before or after it.
     """
-    validation = Validation(evaluator, data)
+    validation = Validation(evaluator, data, event)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
     validation.handles.append(trainer.add_event_handler(event, validation))
