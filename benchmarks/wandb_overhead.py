@@ -42,7 +42,7 @@ def fixed_costs_and_rows() -> None:
         trainer = Engine(lambda engine, batch: torch.tensor(0.5))
         holder = {}
         def attach_and_start() -> None:  # the run itself starts with the trainer, or at start()
-            holder["tracker"] = attach_wandb(trainer, mode="offline", log_every=1, epoch_metrics=())
+            holder["tracker"] = attach_wandb(trainer, ".", mode="offline", log_every=1)
             holder["tracker"].start()
 
         start = seconds(attach_and_start)

@@ -2,8 +2,10 @@
 
 The model, optimizer and train step are the user's own. From ignite-mnist come
 validation, early stopping, loss averages, a metrics log, the run record,
-checkpoints with exact resume, Ctrl-C/SIGTERM handling, progress and W&B
-tracking. Run it again with the same --output-dir and it continues exactly
+checkpoints with exact resume, Ctrl-C/SIGTERM handling, progress and tracking
+(W&B, TensorBoard or MLflow), all from ``ignite_mnist.handlers``. No ``to_save``
+is written by hand: each handler saves itself, and the checkpoint names only
+the model and the optimizer. Run it again with the same --output-dir and it continues exactly
 where it stopped; interrupt it and it exits 130 (Ctrl-C) or 143 (SIGTERM).
 
     python examples/custom_trainer.py --data-dir ../shared/data --epochs 3
@@ -17,15 +19,13 @@ import sys
 from pathlib import Path
 
 import torch
-from ignite.engine import Engine, create_supervised_evaluator
+from ignite.engine import Engine, Events, create_supervised_evaluator
 from ignite.metrics import Accuracy, Loss
 from torch import nn
 
-from ignite_mnist.checkpoints import RNGStates, load_checkpoint
 from ignite_mnist.data import DatasetInfo, TensorLoader, load_splits
-from ignite_mnist.errors import Interrupted
-from ignite_mnist.evaluation import evaluate_model
 from ignite_mnist.handlers import (
+    Interrupted,
     attach_checkpointing,
     attach_early_stopping,
     attach_loss_averages,
@@ -34,10 +34,11 @@ from ignite_mnist.handlers import (
     attach_progress,
     attach_run_record,
     attach_signal_checkpoint,
+    attach_tracker,
     attach_validation,
-    attach_wandb,
+    evaluate_best,
+    resume_training,
 )
-from ignite_mnist.resume import resume_training
 
 # --8<-- [end:imports]
 
@@ -53,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=None, help="also checkpoint every N iterations")
     parser.add_argument("--progress", default="auto", choices=("auto", "bar", "log", "none"))
+    parser.add_argument("--tracker", default="wandb", choices=("wandb", "tensorboard", "mlflow"))
     parser.add_argument("--wandb-mode", default="disabled", choices=("auto", "online", "offline", "disabled"))
     return parser.parse_args(argv)
 
@@ -100,34 +102,33 @@ def main(argv: list[str] | None = None) -> int:
     # --8<-- [end:engines]
 
     # --8<-- [start:handlers]
-    averages = attach_loss_averages(trainer)  # trainer.state.metrics["loss"] and ["train_loss"]
+    save_every = Events.EPOCH_COMPLETED
+    if args.checkpoint_every:
+        save_every |= Events.ITERATION_COMPLETED(every=args.checkpoint_every)
+    attach_loss_averages(trainer)  # trainer.state.metrics["loss"] and ["train_loss"]
     nan_stop = attach_nan_stop(trainer)
-    validation = attach_validation(trainer, evaluator, val_loader)  # -> trainer.state.metrics["val_*"]
-    record = attach_run_record(trainer, validation)  # best values and training time, across resumes
-    stopper = attach_early_stopping(trainer, validation, patience=args.patience)
-    metrics_log = attach_metrics_log(trainer, output / "metrics.jsonl", validation, optimizer)
-    tracker = attach_wandb(trainer, evaluators={"val": evaluator}, optimizer=optimizer, model=model, record=record,
-                           mode=args.wandb_mode, dir=output, config=vars(args))
-    to_save = {
-        "model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGStates(),
-        "train_loader": train_loader, "loss_averages": averages, "record": record, "early_stopping": stopper,
-        "metrics_log": metrics_log, "wandb": tracker,
-    }
-    checkpoints = attach_checkpointing(trainer, to_save, output / "checkpoints", evaluator=evaluator,
-                                       every_iterations=args.checkpoint_every)
+    attach_validation(trainer, evaluator, val_loader)  # -> trainer.state.metrics["val_*"], then VALIDATION_COMPLETED
+    attach_run_record(trainer)  # best values and training time, across resumes
+    attach_early_stopping(trainer, patience=args.patience, monitor="val_accuracy")
+    attach_metrics_log(trainer, output / "metrics.jsonl", optimizer)
+    options = {"mode": args.wandb_mode} if args.tracker == "wandb" else {}
+    tracker = attach_tracker(trainer, args.tracker, output, evaluators={"val": evaluator}, optimizer=optimizer,
+                             model=model, config=vars(args), **options)
+    checkpoints = attach_checkpointing(trainer, output / "checkpoints", {"model": model, "optimizer": optimizer},
+                                       event=save_every, monitor="val_accuracy")
     attach_progress(trainer, {"validation": evaluator}, mode=args.progress, metric_names=["loss"])
-    attach_signal_checkpoint(trainer, checkpoints.save_now)  # last: it saves what the others left
+    attach_signal_checkpoint(trainer, checkpoints)
     # --8<-- [end:handlers]
 
     # --8<-- [start:resume]
-    resumed = resume_training(output, to_save, checkpoints=checkpoints)
+    resumed = resume_training(output, trainer)  # everything above that has a state, and the loader's position
     print(resumed or f"starting afresh in {output}")
     # --8<-- [end:resume]
 
     # --8<-- [start:run]
     try:
         trainer.run(train_loader, max_epochs=args.epochs)
-    except Interrupted as interrupt:  # a checkpoint was saved and W&B closed as "interrupted"
+    except Interrupted as interrupt:  # a checkpoint was saved and the tracker closed its run as "interrupted"
         print(f"{interrupt}; run the same command again to continue", file=sys.stderr)
         return interrupt.exit_code
     if nan_stop.tripped:
@@ -137,12 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     # --8<-- [end:run]
 
     # --8<-- [start:test]
-    best = checkpoints.best_path
-    model.load_state_dict(load_checkpoint(best)["model"])
-    evaluation = evaluate_model(model, test_loader, DatasetInfo.of(splits.spec))
-    tracker.log_test_report(evaluation)
-    tracker.log_model(best)
-    tracker.finish()
+    best, evaluation = evaluate_best(model, checkpoints, test_loader, DatasetInfo.of(splits.spec), [tracker])
     print(f"test accuracy {evaluation.accuracy * 100:.2f} % with {best}")
     return 0
     # --8<-- [end:test]

@@ -33,10 +33,12 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from ignite.engine import Engine, EventEnum, Events
+from ignite.engine.events import EventsList
 
-__all__ = ["ValidationEvents", "on_exception"]
+__all__ = ["Handlers", "ValidationEvents", "on_exception"]
 
 
 class ValidationEvents(EventEnum):
@@ -44,6 +46,41 @@ class ValidationEvents(EventEnum):
 
     #: fired on the trainer right after the validation metrics were copied into its state
     VALIDATION_COMPLETED = "validation_completed"
+
+
+class Handlers:
+    """Event handlers attached to engines, detached all at once with :meth:`remove`.
+
+    Ignite's ``RemovableEventHandle`` holds its handler weakly, so it cannot remove
+    a bound method (gone as soon as it was attached); this keeps the handler.
+
+    Example:
+        >>> trainer = Engine(lambda engine, batch: None)
+        >>> handlers = Handlers()
+        >>> handlers.add(trainer, Events.EPOCH_COMPLETED | Events.COMPLETED, print)
+        >>> handlers.remove()
+        >>> trainer.has_event_handler(print, Events.COMPLETED)
+        False
+    """
+
+    def __init__(self) -> None:
+        self.attached: list[tuple[Engine, Any, Callable[..., Any]]] = []
+
+    def add(self, engine: Engine, event: Any, handler: Callable[..., Any], *args: Any) -> None:
+        """``engine.add_event_handler(event, handler, *args)``, remembered."""
+        engine.add_event_handler(event, handler, *args)
+        self.attached.append((engine, event, handler))
+
+    def remove(self) -> None:
+        """Remove every handler added (those already gone are skipped)."""
+        for engine, event, handler in self.attached:
+            for each in event if isinstance(event, EventsList) else [event]:
+                if engine.has_event_handler(handler, each):
+                    engine.remove_event_handler(handler, each)
+        self.attached.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self.attached)
 
 
 ExceptionCallback = Callable[[Engine, BaseException], None]

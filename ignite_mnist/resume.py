@@ -15,7 +15,7 @@
 
 The checkpoint is read once (:class:`ResumePlan` carries it from the command
 line to the run) and every object the run checkpoints is restored from it.
-A custom trainer gets the same in one call: :func:`resume_training`.
+A custom trainer gets the same in one call: :func:`ignite_mnist.handlers.resume_training`.
 
 Example:
     >>> plan = ResumePlan(Path("runs/a/checkpoints/last_checkpoint_40.pt"), {"model": {}}, in_place=True)
@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ignite_mnist.checkpoints import (
     checkpoint_iteration,
@@ -45,19 +45,14 @@ from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
 from ignite_mnist.run_dir import RunDir
 
-if TYPE_CHECKING:
-    from ignite_mnist.handlers import CheckpointHandlers
-
 __all__ = [
     "NOT_FROM_CHECKPOINT",
     "ResumePlan",
-    "Resumed",
     "check_resume_compatible",
     "config_for_resume",
     "read_resume_checkpoint",
     "plan_resume",
     "restore_run",
-    "resume_training",
     "rewind_logs",
     "set_aside_later_work",
 ]
@@ -299,50 +294,6 @@ def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, 
         del to_load["optimizer"]
     restore_objects(plan.checkpoint, to_load, plan.path)
     _apply_changed_settings(to_save["optimizer"], saved, config)
-
-
-@dataclass
-class Resumed:
-    """What :func:`resume_training` restored, and from where."""
-
-    path: Path
-    iteration: int
-    epoch: int
-    restored: list[str]
-
-    def __str__(self) -> str:
-        return (f"resumed from {self.path} at iteration {self.iteration} (epoch {self.epoch}); "
-                f"restored {', '.join(self.restored)}")
-
-
-def resume_training(
-    source: str | Path, to_save: Mapping[str, Any], *, checkpoints: CheckpointHandlers | None = None
-) -> Resumed | None:
-    """Continue a custom trainer from a checkpoint, in one call; None when there is none yet.
-
-    Args:
-        source: a checkpoint file, or a folder: a run directory (its ``checkpoints/``)
-            or the folder :func:`~ignite_mnist.handlers.attach_checkpointing` writes to;
-            a folder's newest "last" checkpoint is used.
-        to_save: the objects your checkpoints save; each one found in the checkpoint is
-            restored: model, optimizer, trainer, RNG states, the data loader's position,
-            loss averages, the run record, trackers (their run ids), your own.
-        checkpoints: what ``attach_checkpointing`` returned: its own bookkeeping is
-            restored too, so the resumed run keeps rotating the same files.
-
-    Raises:
-        CheckpointError: the file is unusable, or lacks an object of ``to_save``.
-    """
-    source = Path(source)
-    path = source if source.is_file() else RunDir(source).latest_checkpoint() or find_latest_checkpoint(source)
-    if path is None:
-        return None
-    checkpoint = load_checkpoint(path)
-    to_load = dict(to_save) | (checkpoints.resumable() if checkpoints is not None else {})
-    restored = restore_objects(checkpoint, to_load, path)
-    resumed = ResumePlan(path, checkpoint, in_place=True)
-    rewind_logs(to_save, resumed.iteration)
-    return Resumed(path, resumed.iteration, int(checkpoint.get("trainer", {}).get("epoch", 0)), restored)
 
 
 def _apply_changed_settings(optimizer: Any, saved: dict[str, Any], config: TrainConfig) -> None:

@@ -164,7 +164,7 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
     """
     if plan is None:
         return
-    restore_run(handlers.to_save, plan, parts.config, handlers.checkpoints.resumable())
+    restore_run(handlers.to_save, plan, parts.config, handlers.resumable)
     if plan.in_place and parts.rank == 0:
         for stray in parts.run_dir.remove_stray_temporaries():
             say(f"removed {stray}, a checkpoint save that was cut short")

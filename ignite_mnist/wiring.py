@@ -2,11 +2,10 @@
 
 Every handler comes from :mod:`ignite_mnist.handlers` and the trackers from
 :mod:`ignite_mnist.tracking`; this module only decides which ones a config asks
-for, in which order, and which objects a checkpoint saves. The order matters
-where handlers share an event: at an epoch's end the loss averages come first
-(``train_loss``), then validation, the run record, early stopping, the metrics log,
-the trackers, the checkpoint (which then holds all of them), the progress line,
-and last the signal check (so an interrupt saves a state that includes the epoch).
+for, at which events, and names the run's own objects for its checkpoints (model,
+optimizer, the data loader, the settings). The handlers save themselves and
+order themselves (:func:`~ignite_mnist.handlers.resumable_state`), so the order of
+the calls below is only for reading.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ignite.engine import Events
 from ignite.handlers import EarlyStopping, ParamScheduler
 
 from ignite_mnist.checkpoints import ConfigState
@@ -26,6 +26,7 @@ from ignite_mnist.handlers import (
     MetricsLog,
     NonFiniteLossStop,
     Progress,
+    ResumableState,
     RunRecord,
     SignalCheckpoint,
     Validation,
@@ -39,10 +40,11 @@ from ignite_mnist.handlers import (
     attach_run_record,
     attach_signal_checkpoint,
     attach_validation,
+    every_epochs,
+    resumable_state,
 )
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX
 from ignite_mnist.parts import RunParts
-from ignite_mnist.registry import NO_TRACKER, TRACKERS, lower_is_better
+from ignite_mnist.registry import NO_TRACKER, TRACKERS
 from ignite_mnist.tracking import Tracker
 
 __all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "build_trackers"]
@@ -50,7 +52,7 @@ __all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "build_trackers"]
 
 @dataclass
 class RunHandlers:
-    """What phase 2 attached to a run's engines, and the objects its checkpoints save (``to_save``)."""
+    """What phase 2 attached to a run's engines, and the trainer's resumable state its checkpoints save."""
 
     loss_averages: LossAverages
     nan_stop: NonFiniteLossStop
@@ -63,7 +65,17 @@ class RunHandlers:
     checkpoints: CheckpointHandlers
     progress: Progress
     signals: SignalCheckpoint
-    to_save: dict[str, Any]
+    state: ResumableState
+
+    @property
+    def to_save(self) -> dict[str, Any]:
+        """What every checkpoint saves, by entry name (the checkpoint handlers' own bookkeeping aside)."""
+        return dict(self.state.objects)
+
+    @property
+    def resumable(self) -> dict[str, Any]:
+        """The checkpoint handlers' bookkeeping, restored when the run goes on in its own folder."""
+        return dict(self.state.bookkeeping)
 
 
 def build_trackers(parts: RunParts) -> list[Tracker]:
@@ -72,14 +84,25 @@ def build_trackers(parts: RunParts) -> list[Tracker]:
     return [TRACKERS.load(name).for_run(parts.config, parts.run_dir) for name in names]
 
 
-def _objects_to_save(parts: RunParts, **handlers: Any) -> dict[str, Any]:
-    """Everything an exact resume restores, by checkpoint entry name (None values left out)."""
-    to_save = {
-        "model": parts.model, "optimizer": parts.optimizer, "trainer": parts.trainer, "rng": RankRNGStates(),
-        "train_loader": parts.train_loader, "config": ConfigState(parts.config.to_dict()), "grad_scaler": parts.scaler,
+def _own_objects(parts: RunParts) -> dict[str, Any]:
+    """The run's own objects its checkpoints save beside the handlers' (None values left out)."""
+    objects = {
+        "model": parts.model, "optimizer": parts.optimizer, "rng": RankRNGStates(), "train_loader": parts.train_loader,
+        "config": ConfigState(parts.config.to_dict()), "grad_scaler": parts.scaler,
         "dataset": ConfigState(DatasetInfo.of(parts.spec).to_dict()),
-    } | handlers
-    return {name: obj for name, obj in to_save.items() if obj is not None}
+    }
+    return {name: obj for name, obj in objects.items() if obj is not None}
+
+
+def _events(config: Any) -> tuple[Any, Any]:
+    """The validation and "last" checkpoint events ``--val-every(-iterations)``/``--checkpoint-every`` ask for."""
+    validate = every_epochs(config.val_every)
+    if config.val_every_iterations is not None:
+        validate = validate | Events.ITERATION_COMPLETED(every=config.val_every_iterations)
+    save = Events.EPOCH_COMPLETED
+    if config.checkpoint_every is not None:
+        save = save | Events.ITERATION_COMPLETED(every=config.checkpoint_every)
+    return validate, save
 
 
 #: ``run(config, attach=...)``: attach your own handlers; return more objects to checkpoint (or None).
@@ -89,42 +112,34 @@ AttachHook = Callable[[RunParts], Mapping[str, Any] | None]
 def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> RunHandlers:
     """Attach what ``parts.config`` asks for to ``parts.trainer`` and ``parts.evaluator``.
 
-    ``attach(parts)`` is called after the trackers and before checkpointing, so at
-    an epoch's end your handlers run after validation and before the checkpoint;
-    the objects it returns (by name, each with ``state_dict``/``load_state_dict``)
-    are saved in every checkpoint and restored on resume.
+    ``attach(parts)`` is called after the trackers; the objects it returns (by
+    name, each with ``state_dict``/``load_state_dict``) are saved in every
+    checkpoint and restored on resume.
     """
-    config, trainer, evaluator, rank = parts.config, parts.trainer, parts.evaluator, parts.rank
+    config, trainer, rank = parts.config, parts.trainer, parts.rank
+    validate, save = _events(config)
     averages = attach_loss_averages(trainer, device=parts.device)
     scheduler = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
                                    total_iterations=config.epochs * len(parts.train_loader))
     nan_stop = attach_nan_stop(trainer)
-    validation = attach_validation(trainer, evaluator, parts.val_loader, every=config.val_every,
-                                   every_iterations=config.val_every_iterations)
-    record = attach_run_record(trainer, validation)
+    validation = attach_validation(trainer, parts.evaluator, parts.val_loader, event=validate)
+    record = attach_run_record(trainer)
     stopper = None
     if config.patience is not None:
-        stopper = attach_early_stopping(trainer, validation, patience=config.patience, monitor=config.monitor,
-                                        min_delta=config.min_delta, every=config.val_every)
-    metrics_log = None
-    if rank == 0:  # files, progress and trackers come from rank 0 only
-        metrics_log = attach_metrics_log(trainer, parts.run_dir.metrics_file, validation, parts.optimizer)
-    trackers = build_trackers(parts)
+        stopper = attach_early_stopping(trainer, patience=config.patience, monitor=config.monitor,
+                                        min_delta=config.min_delta)
+    metrics_log = attach_metrics_log(trainer, parts.run_dir.metrics_file, parts.optimizer) if rank == 0 else None
+    trackers = build_trackers(parts)  # files, progress and trackers come from rank 0 only
+    state = resumable_state(trainer)
     for tracker in trackers:
-        tracker.attach(trainer, evaluators={"val": evaluator}, optimizer=parts.optimizer, model=parts.model,
+        tracker.attach(trainer, evaluators={"val": parts.evaluator}, optimizer=parts.optimizer, model=parts.model,
                        record=record)
-    to_save = _objects_to_save(
-        parts, record=record, loss_averages=averages, metrics_log=metrics_log, lr_scheduler=scheduler,
-        early_stopping=stopper, **{tracker.name: tracker for tracker in trackers},
-    ) | dict((attach(parts) if attach is not None else None) or {})
-    checkpoints = attach_checkpointing(
-        trainer, to_save, parts.run_dir.checkpoint_dir, evaluator=evaluator,
-        score_name=config.monitor.removeprefix(VALIDATION_PREFIX),
-        score_mode="min" if lower_is_better(config.monitor) else "max",
-        keep_best=config.keep_best, every_iterations=config.checkpoint_every,
-    )
-    progress = attach_progress(trainer, {"validation": evaluator}, mode=config.progress if rank == 0 else "none",
+        state.add(tracker.name, tracker)
+    own = _own_objects(parts) | dict((attach(parts) if attach is not None else None) or {})
+    checkpoints = attach_checkpointing(trainer, parts.run_dir.checkpoint_dir, own, event=save, monitor=config.monitor,
+                                       keep_best=config.keep_best)
+    progress = attach_progress(trainer, {"validation": parts.evaluator}, mode=config.progress if rank == 0 else "none",
                                interval=config.progress_interval, metric_names=["loss"])
-    signals = attach_signal_checkpoint(trainer, checkpoints.save_now)
+    signals = attach_signal_checkpoint(trainer, checkpoints)
     return RunHandlers(averages, nan_stop, validation, record, scheduler, stopper, metrics_log, trackers,
-                       checkpoints, progress, signals, to_save)
+                       checkpoints, progress, signals, state)

@@ -239,3 +239,74 @@ def test_help_and_usage_errors_do_not_import_torch() -> None:
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def ignite_private_names() -> set[str]:
+    """Every ``_name`` (one leading underscore) Ignite defines: its modules' functions, classes and globals, its
+    classes' methods and attributes, and what its code assigns to ``self._name``: read from Ignite's source."""
+    import ignite
+
+    names = set()
+    for path in Path(ignite.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return {name for name in names if name.startswith("_") and not name.startswith("__")}
+
+
+def ignite_derived_classes(trees: dict[str, ast.Module]) -> set[str]:
+    """Names of this package's classes that derive from an Ignite class (directly, or through one of ours)."""
+    imported = {alias.asname or alias.name for tree in trees.values() for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ignite.")
+                for alias in node.names}
+    classes = {node.name: {getattr(base, "id", getattr(base, "attr", "")) for base in node.bases}
+               for tree in trees.values() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    derived: set[str] = set()
+    while True:
+        grown = {name for name, bases in classes.items() if bases & (imported | derived)}
+        if grown == derived:
+            return derived
+        derived = grown
+
+
+def private_ignite_uses(trees: dict[str, ast.Module], private: set[str]) -> list[str]:
+    """``x._name`` with a name Ignite keeps private, and ``from ignite... import _name``, in the package.
+
+    ``self._name`` in a class of ours that does not derive from Ignite is its own attribute, not Ignite's."""
+    derived = ignite_derived_classes(trees)
+    found = []
+    for module, tree in trees.items():
+        for cls in [None, *[n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]]:
+            own_self = cls is not None and cls.name not in derived
+            body = cls.body if cls is not None else [n for n in tree.body if not isinstance(n, ast.ClassDef)]
+            for node in (child for part in body for child in ast.walk(part)):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ignite"):
+                    found += [f"{module}: imports {alias.name}" for alias in node.names if alias.name in private]
+                elif isinstance(node, ast.Attribute) and node.attr in private:
+                    on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+                    if not (on_self and own_self):
+                        found.append(f"{module}:{node.lineno}: .{node.attr}")
+    return sorted(set(found))
+
+
+def test_no_private_ignite_attribute_is_used() -> None:
+    private = ignite_private_names()
+    assert {"_saved", "_event_handlers", "_process_function", "_dataloader_iter"} <= private  # the rule sees them
+    planted = ast.parse("def best(checkpoint):\n    return checkpoint._saved[-1]\n")
+    assert private_ignite_uses({"planted": planted}, private) == ["planted:2: ._saved"]  # and would catch one
+    assert private_ignite_uses(modules(), private) == []
+
+
+def test_the_supported_ignite_range_is_the_installed_one() -> None:
+    """setup.cfg pins the Ignite minor version CI installs and tests (0.5.x from 0.5.5)."""
+    import ignite
+    from packaging.requirements import Requirement
+
+    (line,) = [line.strip() for line in (REPO / "setup.cfg").read_text().splitlines()
+               if line.strip().startswith("pytorch-ignite")]
+    requirement = Requirement(line)
+    assert requirement.specifier.contains(ignite.__version__) and "<0.6" in str(requirement.specifier)

@@ -1,5 +1,6 @@
-"""examples/custom_trainer.py (the code docs/handlers.md walks through): a user's own Engine with ignite-mnist's
-handlers, interrupted again and again, ends exactly where an uninterrupted run ends."""
+"""examples/custom_trainer.py (the code docs/handlers.md walks through) and examples/ignite_style_trainer.py (Ignite's
+own MNIST example plus a dozen lines): a user's own Engine with ignite-mnist's handlers, interrupted again and
+again, ends exactly where an uninterrupted run ends."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.conftest import REPO, assert_same_weights
 from tests.handlers.test_wandb import inspect
 
 EXAMPLE = REPO / "examples" / "custom_trainer.py"
+MINIMAL = REPO / "examples" / "ignite_style_trainer.py"
 DOC = REPO / "docs" / "handlers.md"
 # real MNIST, 55,000 training images in batches of 128: 430 iterations per epoch, 860 in all
 SETTINGS = ("--epochs", "2", "--batch-size", "128", "--val-size", "5000", "--patience", "10",
@@ -61,6 +63,58 @@ def interrupt_after(command: list[str], output: Path, target: int, signum: signa
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def interrupt_and_rerun(command: list[str], output: Path, signals: tuple[signal.Signals, ...], first: int, step: int,
+                        says: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` again and again, sending each signal after the checkpoint of iteration ``first + step * n``;
+    then let it finish. SIGINT must end it with 130 and a checkpoint (named on stderr when ``says``), SIGKILL
+    kill it."""
+    rng = random.Random(13)
+    for number, signum in enumerate(signals):
+        result = interrupt_after(command, output, first + step * number, signum, rng.uniform(0.0, 0.2))
+        if signum == signal.SIGKILL:
+            assert result.returncode == -signal.SIGKILL, f"interruption {number}: the run had already ended"
+            continue
+        assert result.returncode == 130, result.stderr
+        assert "test accuracy" not in result.stdout and "best checkpoint" not in result.stdout  # no test then
+        lines = [line for line in result.stderr.splitlines() if "interrupted by" in line]
+        assert len(lines) == says and "Traceback" not in result.stderr
+        assert not says or re.search(r"interrupted by SIGINT at iteration \d+ .*checkpoint saved to "
+                                     r".*last_checkpoint_\d+\.pt", lines[0])
+    finished = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith(f"resumed from {output}/checkpoints/last_checkpoint_")
+    return finished
+
+
+def assert_same_run(alone: Path, interrupted: Path) -> None:
+    """The same final weights and the same metrics rows (their timings aside)."""
+    expected = load_checkpoint(find_latest_checkpoint(alone / "checkpoints"))
+    final = load_checkpoint(find_latest_checkpoint(interrupted / "checkpoints"))
+    assert final["trainer"]["iteration"] == expected["trainer"]["iteration"]
+    assert_same_weights(expected["model"], final["model"])
+    assert without_timing(read_metrics_log(interrupted / "metrics.jsonl")) == without_timing(
+        read_metrics_log(alone / "metrics.jsonl"))
+
+
+def test_the_ignite_style_example_killed_and_interrupted_ends_like_a_run_left_alone(idx_root: Path, tmp_path: Path
+                                                                                   ) -> None:
+    """Generated IDX data: 1,000 training images in batches of 32, 32 iterations per epoch, 128 in all."""
+    def command(output: Path) -> list[str]:
+        return [sys.executable, str(MINIMAL), "--data-dir", str(idx_root), "--output-dir", str(output),
+                "--epochs", "4", "--batch-size", "32", "--val-size", "200", "--patience", "10",
+                "--checkpoint-every", "5", "--log-interval", "1000"]
+
+    alone = subprocess.run(command(tmp_path / "alone"), env=env(), capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr
+    output = tmp_path / "interrupted"
+    signals = (signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT)
+    interrupt_and_rerun(command(output), output, signals, first=10, step=25, says=False)
+    assert_same_run(tmp_path / "alone", output)
+    assert load_checkpoint(find_latest_checkpoint(output / "checkpoints"))["trainer"]["iteration"] == 128
+    assert "warning" not in alone.stderr  # everything stateful is saved
+    assert list((output / "tensorboard").glob("events.out.tfevents.*"))
+
+
 @pytest.mark.integration
 def test_interrupted_six_times_the_custom_trainer_ends_like_an_uninterrupted_run(
     mnist_root: Path, tmp_path: Path, isolated_wandb: Path
@@ -70,28 +124,11 @@ def test_interrupted_six_times_the_custom_trainer_ends_like_an_uninterrupted_run
     assert alone.returncode == 0, alone.stderr
     expected = load_checkpoint(find_latest_checkpoint(tmp_path / "alone" / "checkpoints"))
 
-    output, rng = tmp_path / "interrupted", random.Random(13)
-    for number, signum in enumerate(INTERRUPTIONS):
-        target = 50 + 130 * number
-        result = interrupt_after(example(mnist_root, output), output, target, signum, rng.uniform(0.0, 0.2))
-        if signum == signal.SIGKILL:
-            assert result.returncode == -signal.SIGKILL, f"interruption {number}: the run had already ended"
-            continue
-        assert result.returncode == 130, result.stderr
-        (line,) = [line for line in result.stderr.splitlines() if "interrupted by" in line]
-        assert re.search(r"interrupted by SIGINT at iteration \d+ .*checkpoint saved to .*last_checkpoint_\d+\.pt",
-                         line)
-        assert "test accuracy" not in result.stdout  # no test of the half-trained model
-    finished = subprocess.run(example(mnist_root, output), env=env(), capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.startswith(f"resumed from {output}/checkpoints/last_checkpoint_")
-
+    output = tmp_path / "interrupted"
+    interrupt_and_rerun(example(mnist_root, output), output, INTERRUPTIONS, first=50, step=130)
+    assert_same_run(tmp_path / "alone", output)
     final = load_checkpoint(find_latest_checkpoint(output / "checkpoints"))
-    assert final["trainer"]["iteration"] == expected["trainer"]["iteration"] == 860
-    assert_same_weights(expected["model"], final["model"])
-    assert final["record"]["best"] == expected["record"]["best"]
-    assert without_timing(read_metrics_log(output / "metrics.jsonl")) == without_timing(
-        read_metrics_log(tmp_path / "alone" / "metrics.jsonl"))
+    assert final["trainer"]["iteration"] == 860 and final["record"]["best"] == expected["record"]["best"]
 
     runs = sorted((isolated_wandb / "wandb_dir" / "wandb").glob("offline-run-*"))
     ids = {path.stem.removeprefix("run-") for run in runs for path in run.glob("run-*.wandb")}

@@ -53,7 +53,7 @@ def test_attach_saves_every_stateful_handler_and_the_grad_scaler(idx_root: Path,
 
 def interrupt_at(iteration: int, parts, handlers) -> None:
     """What SIGINT does, delivered after ``iteration`` (the signal check runs at the next iteration's end)."""
-    parts.trainer.add_event_handler(Events.ITERATION_COMPLETED(once=iteration),
+    parts.trainer.add_event_handler(Events.ITERATION_STARTED(once=iteration + 1),
                                     lambda _: handlers.signals._on_signal(2, None))
 
 
@@ -138,7 +138,7 @@ def test_float16_autocast_with_its_grad_scaler_resumes_bit_for_bit_on_cpu(tmp_pa
     whole.run(data, max_epochs=3)
 
     first, to_save = float16_trainer(0)
-    attach_checkpointing(first, to_save, tmp_path)  # at each epoch's end: a plain list cannot resume mid-epoch
+    attach_checkpointing(first, tmp_path, to_save)  # at each epoch's end: a plain list cannot resume mid-epoch
     first.add_event_handler(Events.ITERATION_COMPLETED(once=14), lambda engine: engine.terminate())
     first.run(data, max_epochs=3)
     checkpoint = load_checkpoint(find_latest_checkpoint(tmp_path))

@@ -15,23 +15,32 @@ What goes into the files (RNG states, the config) and how they are read back
 is :mod:`ignite_mnist.checkpoints`; file names are ``last_checkpoint_<iteration>.pt``
 and ``best_checkpoint_<iteration>_<score_name>=<score>.pt``.
 
+What a checkpoint holds is collected by itself (:func:`~ignite_mnist.handlers.resumable_state`):
+the trainer, RNG states, the data's position and every stateful handler of this
+project; the caller names only its own objects. The saves are attached when the
+trainer starts, after every other handler, so at an epoch's end a checkpoint
+holds what validation, early stopping and the logs made of that epoch, whatever
+the order of the ``attach_*`` calls. The files written are known from
+the saver (its own record), never from Ignite's private fields.
+
 Example:
     >>> import tempfile
     >>> from ignite.engine import Engine
     >>> model = torch.nn.Linear(2, 2)
     >>> trainer = Engine(lambda engine, batch: torch.tensor(0.5))
     >>> folder = Path(tempfile.mkdtemp())
-    >>> handlers = attach_checkpointing(trainer, {"model": model, "trainer": trainer}, folder)
+    >>> handlers = attach_checkpointing(trainer, folder, {"model": model})
     >>> _ = trainer.run(range(4), max_epochs=2)
     >>> sorted(p.name for p in folder.iterdir())
     ['last_checkpoint_4.pt', 'last_checkpoint_8.pt']
+    >>> sorted(torch.load(handlers.latest_path, weights_only=True))
+    ['best_checkpointer', 'checkpointer', 'model', 'rng', 'trainer']
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +48,81 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, global_step_from_engine
 
-from ignite_mnist.checkpoints import BEST_PREFIX, LAST_PREFIX, find_latest_checkpoint
+from ignite_mnist.checkpoints import BEST_PREFIX, LAST_PREFIX, find_best_checkpoint, find_latest_checkpoint
 from ignite_mnist.errors import CheckpointError
+from ignite_mnist.events import Handlers, ValidationEvents
+from ignite_mnist.handlers.state import SAVE, resumable_state
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX
+from ignite_mnist.registry import lower_is_better
 
 __all__ = ["CheckpointHandlers", "attach_checkpointing", "finite_weights"]
 
 
-@dataclass
 class CheckpointHandlers:
-    """What :func:`attach_checkpointing` attached: Ignite ``Checkpoint`` objects.
+    """What :func:`attach_checkpointing` attached: Ignite ``Checkpoint`` objects for "last" and "best" files.
 
-    Put ``last`` (as ``"checkpointer"``) into what a resume restores, so the
-    resumed run keeps rotating the same files; ``best`` is saved inside every
-    checkpoint already (as ``"best_checkpointer"``).
+    Both are in the trainer's :class:`~ignite_mnist.handlers.state.ResumableState`
+    (as ``checkpointer`` and ``best_checkpointer``), so a resume in the same folder
+    keeps rotating the same files.
     """
 
-    last: Checkpoint
-    best: Checkpoint | None
+    def __init__(self, trainer: Engine, last: Checkpoint, best: Checkpoint | None, event: Any) -> None:
+        self.trainer, self.last, self.best, self.event = trainer, last, best, event
+        self.state = resumable_state(trainer)
+        self.handlers = Handlers()
+        self._due = False  # an iteration save that fell on an epoch's end waits for EPOCH_COMPLETED
+
+    def attach(self, trainer: Engine) -> None:
+        """Attach the saves (called when the trainer starts, so they run after every other handler)."""
+        if self.handlers:
+            return
+        self.handlers.add(trainer, self.event, self.save_last)
+        self.handlers.add(trainer, Events.EPOCH_COMPLETED, self._save_due)
+        if self.best is not None:
+            self.handlers.add(trainer, ValidationEvents.VALIDATION_COMPLETED, self.save_best)
+
+    def detach(self) -> None:
+        """Stop checkpointing (the files stay)."""
+        self.handlers.remove()
+        self.state.cancel(self.attach)
+        self.state.remove(self.last)
+        if self.best is not None:
+            self.state.remove(self.best)
+
+    def _entries(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """What ``checkpoint`` writes now: the trainer's resumable state; "last" files also the best
+        files' bookkeeping (Ignite adds the "last" handler's own as ``checkpointer``)."""
+        best = {"best_checkpointer": self.best} if checkpoint is self.last and self.best is not None else {}
+        return self.state.to_save() | best
+
+    def _save(self, engine: Engine, checkpoint: Checkpoint) -> None:
+        checkpoint.to_save = self._entries(checkpoint)
+        if finite_weights(checkpoint.to_save):
+            _save_or_explain(engine, checkpoint)
+
+    def save_last(self, engine: Engine) -> None:
+        """Write a "last" checkpoint, unless the weights are not finite; at an epoch's last iteration the
+        save waits for the epoch's end (so the epoch's validation and logs are in it)."""
+        epoch_length = engine.state.epoch_length or 0
+        if engine.last_event_name == Events.ITERATION_COMPLETED and epoch_length and \
+                engine.state.iteration % epoch_length == 0:
+            self._due = True
+            return
+        self._due = False
+        self._save(engine, self.last)
+
+    def _save_due(self, engine: Engine) -> None:
+        if self._due:  # not saved at this epoch's end yet
+            self.save_last(engine)
+
+    def save_best(self, engine: Engine) -> None:
+        """Keep the checkpoint if its score is among the best (called after each validation)."""
+        assert self.best is not None
+        self._save(engine, self.best)
 
     def save_now(self, trainer: Engine) -> Path:
         """Write a "last" checkpoint of the trainer's current state (used on signals); return its path."""
+        self.last.to_save = self._entries(self.last)
         _save_or_explain(trainer, self.last)
         return self.latest_path
 
@@ -69,26 +133,34 @@ class CheckpointHandlers:
 
     @property
     def best_path(self) -> Path | None:
-        """The best-scoring checkpoint written so far (or restored from a resumed run's bookkeeping)."""
-        if self.best is None or not self.best._saved:
+        """The best-scoring checkpoint this process wrote (kept), else the best one in the folder (a resumed run's)."""
+        if self.best is None:
             return None
-        best_item = max(self.best._saved, key=lambda item: item.priority)
-        return Path(self.best.save_handler.dirname) / best_item.filename  # type: ignore[attr-defined]
-
-    def resumable(self) -> dict[str, Checkpoint]:
-        """The handlers' own state to restore on resume (``{"checkpointer": ..., "best_checkpointer": ...}``)."""
-        return {"checkpointer": self.last} | ({"best_checkpointer": self.best} if self.best is not None else {})
+        saver: _DiskSaver = self.best.save_handler  # type: ignore[assignment]
+        if saver.written:
+            return Path(saver.dirname) / max(saver.written, key=lambda name: saver.written[name])
+        return find_best_checkpoint(saver.dirname)
 
 
 class _DiskSaver(DiskSaver):
-    """Ignite's ``DiskSaver``, for which removing a file that is already gone is not an error.
+    """Ignite's ``DiskSaver`` keeping a record of the files it wrote and still keeps (name -> score).
 
-    ``Checkpoint`` deletes the oldest file *before* writing the next; a crash or a
-    full disk in between leaves the saved bookkeeping naming a deleted file, which
-    the resumed run would otherwise fail to remove.
+    Removing a file that is already gone is not an error: ``Checkpoint`` deletes
+    the oldest file *before* writing the next; a crash or a full disk in between
+    leaves the saved bookkeeping naming a deleted file, which the resumed run
+    would otherwise fail to remove.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.written: dict[str, float] = {}
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        super().__call__(checkpoint, filename, metadata)
+        self.written[filename] = float((metadata or {}).get("priority") or 0.0)
+
     def remove(self, filename: str) -> None:
+        self.written.pop(filename, None)
         with contextlib.suppress(FileNotFoundError):
             super().remove(filename)
 
@@ -146,67 +218,66 @@ def finite_weights(objects: Mapping[str, Any]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in _tensors(list(objects.values())) if t.is_floating_point())
 
 
-def _save_last_every(trainer: Engine, last: Checkpoint, to_save: dict[str, Any], iterations: int | None) -> None:
-    """Save ``last`` after every epoch and every ``iterations`` iterations, unless the weights are not finite."""
+def _saver(dirname: str | Path) -> _DiskSaver:
+    return _DiskSaver(str(dirname), require_empty=False, atomic=True, create_dir=True)
 
-    def save_last(engine: Engine) -> None:
-        if finite_weights(to_save):
-            _save_or_explain(engine, last)
 
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, save_last)
-    if iterations is not None:
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED(
-                event_filter=lambda engine, it: it % iterations == 0 and it % engine.state.epoch_length != 0
-            ),
-            save_last,
-        )
+def _best_checkpoint(trainer: Engine, saver: DiskSaver, monitor: str, mode: str | None, keep_best: int
+                     ) -> Checkpoint:
+    """Ignite's ``Checkpoint`` keeping the ``keep_best`` best by ``trainer.state.metrics[monitor]``."""
+    mode = mode or ("min" if lower_is_better(monitor) else "max")
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    sign = 1.0 if mode == "max" else -1.0
+    return Checkpoint(
+        {}, saver, filename_prefix=BEST_PREFIX, n_saved=keep_best,
+        score_function=lambda engine: sign * float(engine.state.metrics[monitor]),
+        score_name=monitor.removeprefix(VALIDATION_PREFIX),
+        global_step_transform=global_step_from_engine(trainer, Events.ITERATION_COMPLETED),
+    )
 
 
 def attach_checkpointing(
     trainer: Engine,
-    to_save: dict[str, Any],
     dirname: str | Path,
+    objects: Mapping[str, Any] | None = None,
     *,
-    evaluator: Engine | None = None,
-    score_name: str = "accuracy",
-    score_mode: str = "max",
+    event: Any = Events.EPOCH_COMPLETED,
+    monitor: str | None = "val_accuracy",
+    mode: str | None = None,
     keep_best: int = 2,
-    every_iterations: int | None = None,
 ) -> CheckpointHandlers:
-    """Save resumable checkpoints of ``to_save`` during ``trainer``'s run.
+    """Save resumable checkpoints of ``trainer``'s run in ``dirname``.
 
-    * "last": after every epoch and every ``every_iterations`` iterations; the two
-      newest files are kept. Never while a module's weights are NaN or infinite.
-    * "best": when ``evaluator`` completes, if its ``state.metrics[score_name]`` is
-      among the ``keep_best`` best so far (``score_mode`` ``max`` or ``min``).
-
-    Add ``"trainer": trainer`` (and the data loader, optimizer, RNG states) to
-    ``to_save`` to make the files resumable.
+    Args:
+        trainer: the engine being trained.
+        dirname: the folder of the checkpoint files.
+        objects: your own objects by entry name, e.g. ``{"model": model, "optimizer": optimizer}``;
+            the rest (trainer, RNG states, the data's position, this project's handlers) is added by itself.
+        event: when to write a "last" checkpoint (the two newest are kept), e.g.
+            ``Events.EPOCH_COMPLETED | Events.ITERATION_COMPLETED(every=500)``; never while a
+            module's weights are NaN or infinite.
+        monitor: after each validation (:class:`~ignite_mnist.events.ValidationEvents`), keep the
+            ``keep_best`` best checkpoints by ``trainer.state.metrics[monitor]``; None: no best files.
+        mode: ``max`` or ``min``; by default ``min`` for losses, else ``max``.
 
     Returns:
-        The attached :class:`CheckpointHandlers`.
+        The attached :class:`CheckpointHandlers` (``.detach()`` removes it).
     """
-    if score_mode not in ("max", "min"):
-        raise ValueError(f"score_mode must be 'max' or 'min', got {score_mode!r}")
     if keep_best <= 0:
         raise ValueError(f"keep_best must be > 0, got {keep_best}")
-    if every_iterations is not None and every_iterations <= 0:
-        raise ValueError(f"every_iterations must be > 0 or None, got {every_iterations}")
-    saver = _DiskSaver(str(dirname), require_empty=False, atomic=True, create_dir=True)
-    iteration_step = global_step_from_engine(trainer, Events.ITERATION_COMPLETED)
-    to_save = dict(to_save)
+    state = resumable_state(trainer)
+    for name, obj in (objects or {}).items():
+        state.add(name, obj)
     best = None
-    if evaluator is not None:
-        sign = 1.0 if score_mode == "max" else -1.0
-        best = Checkpoint(
-            to_save, saver, filename_prefix=BEST_PREFIX, n_saved=keep_best,
-            score_function=lambda engine: sign * float(engine.state.metrics[score_name]),
-            score_name=score_name, global_step_transform=iteration_step,
-        )
-        to_save["best_checkpointer"] = best
-        evaluator.add_event_handler(Events.COMPLETED, _save_or_explain, best)
-    last = Checkpoint(to_save, saver, filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
-                      global_step_transform=iteration_step)
-    _save_last_every(trainer, last, to_save, every_iterations)
-    return CheckpointHandlers(last=last, best=best)
+    if monitor is not None:
+        best = _best_checkpoint(trainer, _saver(dirname), monitor, mode, keep_best)
+        state.add("best_checkpointer", best, bookkeeping=True)
+        if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
+            trainer.register_events(*ValidationEvents)
+    last = Checkpoint({}, _saver(dirname), filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
+                      global_step_transform=global_step_from_engine(trainer, Events.ITERATION_COMPLETED))
+    state.add("checkpointer", last, bookkeeping=True)
+    handlers = CheckpointHandlers(trainer, last, best, event)
+    state.defer(SAVE, handlers.attach)
+    return handlers

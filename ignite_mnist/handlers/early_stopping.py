@@ -1,84 +1,124 @@
-"""Early stopping whose patience counts trainer epochs, on Ignite's ``EarlyStopping``.
+"""Early stopping that follows validation, its patience in trainer epochs, on Ignite's ``EarlyStopping``.
 
-Ignite's handler counts the calls it receives. Attached to an evaluator that
-runs every epoch that equals epochs; with validation every N epochs (or also
-mid-epoch) it does not. Here the handler is called once per *validated epoch*
-on the trainer, and ``patience`` (in epochs) is turned into validations:
-``ceil(patience / every)``. It is added with ``add_event_handler`` rather than
-Ignite's ``attach``, which would reset its state when a resumed run starts.
+Ignite's handler counts the calls it receives: attached to an evaluator that
+validates every epoch that is epochs, with validation every N epochs (or also
+mid-epoch) it is not. Here it listens to the trainer's
+``ValidationEvents.VALIDATION_COMPLETED``, whatever event validation runs at, and
+``patience`` counts the trainer epochs since the best score (the iteration of
+the best is kept in its ``state_dict``), so the validation interval is given once,
+to :func:`~ignite_mnist.handlers.attach_validation`. It registers itself with the
+trainer's resumable state (entry ``early_stopping``) and is added with
+``add_event_handler`` rather than Ignite's ``attach``, which would reset it when a
+resumed run starts.
 
 Example:
-    >>> from ignite.engine import Engine
+    >>> from ignite.engine import Engine, Events
     >>> from ignite_mnist.handlers.validation import attach_validation
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
-    >>> validation = attach_validation(trainer, evaluator, [0])
-    >>> stopper = attach_early_stopping(trainer, validation, patience=2)
+    >>> stopper = attach_early_stopping(trainer, patience=2)  # before or after validation
+    >>> validation = attach_validation(trainer, evaluator, [0], event=Events.EPOCH_COMPLETED(every=2))
     >>> trainer.run(range(3), max_epochs=10).epoch, stopped_early(stopper)
-    (3, True)
+    (4, True)
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Mapping
+from typing import Any
 
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from ignite.handlers import EarlyStopping
 
-from ignite_mnist.handlers.validation import Validation
+from ignite_mnist.events import ValidationEvents
+from ignite_mnist.handlers.state import resumable_state
 from ignite_mnist.registry import lower_is_better
 
-__all__ = ["attach_early_stopping", "stopped_early"]
+__all__ = ["EpochEarlyStopping", "attach_early_stopping", "stopped_early"]
+
+
+class EpochEarlyStopping(EarlyStopping):
+    """Ignite's ``EarlyStopping`` whose ``counter`` is the number of trainer epochs since the best score."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.best_iteration: int | None = None
+
+    def _improved(self, score: float) -> bool:
+        if self.best_score is None:
+            return True
+        if self.mode == "min":
+            return score < self.best_score - self.threshold
+        return score > self.best_score + self.threshold
+
+    def __call__(self, engine: Engine) -> None:
+        score = self.score_function(engine)
+        iteration, epoch_length = engine.state.iteration, engine.state.epoch_length or 1
+        if self._improved(score):
+            self.best_score, self.best_iteration, self.counter = score, iteration, 0
+            return
+        if self.best_iteration is None:  # restored from a checkpoint that counted epochs only
+            self.best_iteration = iteration - self.counter * epoch_length
+        self.counter = (iteration - self.best_iteration) // epoch_length
+        if self.counter >= self.patience:
+            self.logger.info("EarlyStopping: stop training")
+            self.trainer.terminate()
+
+    def detach(self) -> None:
+        """Stop checking (and saving) it."""
+        if self.trainer.has_event_handler(self, ValidationEvents.VALIDATION_COMPLETED):
+            self.trainer.remove_event_handler(self, ValidationEvents.VALIDATION_COMPLETED)
+        resumable_state(self.trainer).remove(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(super().state_dict()) | {"best_iteration": self.best_iteration}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "best_iteration"})
+        self.best_iteration = state_dict.get("best_iteration")
 
 
 def attach_early_stopping(
     trainer: Engine,
-    validation: Validation,
     *,
     patience: int,
     monitor: str = "val_accuracy",
     mode: str | None = None,
     min_delta: float = 0.0,
-    every: int = 1,
-) -> EarlyStopping:
-    """Stop ``trainer`` when ``trainer.state.metrics[monitor]`` stops improving.
+) -> EpochEarlyStopping:
+    """Stop ``trainer`` when ``trainer.state.metrics[monitor]`` has not improved for ``patience`` epochs.
 
     Args:
-        trainer: the engine to stop.
-        validation: what :func:`~ignite_mnist.handlers.attach_validation` returned;
-            it writes ``monitor`` into the trainer's ``state.metrics``.
-        patience: epochs without an improvement larger than ``min_delta``.
-        monitor: the metric, e.g. ``val_accuracy`` or ``val_loss``.
-        mode: ``max`` or ``min``; by default ``min`` for names containing "loss", else ``max``.
+        trainer: the engine to stop; checked after each validation.
+        patience: trainer epochs without an improvement larger than ``min_delta``.
+        monitor: the metric, e.g. ``val_accuracy`` or ``val_loss`` (the name checkpointing takes too).
+        mode: ``max`` or ``min``; by default ``min`` for losses, else ``max``.
         min_delta: the smallest change that counts as an improvement.
-        every: validation runs every this many epochs.
 
     Returns:
-        Ignite's ``EarlyStopping``; keep it in the checkpoint (it has ``state_dict``).
+        The :class:`EpochEarlyStopping`, saved in checkpoints by itself; ``stopper.detach()`` removes it.
     """
     if patience <= 0:
         raise ValueError(f"patience must be > 0, got {patience}")
-    if every <= 0:
-        raise ValueError(f"every must be > 0, got {every}")
     mode = mode or ("min" if lower_is_better(monitor) else "max")
-    stopper = EarlyStopping(
-        patience=math.ceil(patience / every),
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    stopper = EpochEarlyStopping(
+        patience=patience,
         score_function=lambda engine: float(engine.state.metrics[monitor]),
         trainer=trainer,
         threshold=min_delta,
-        mode=mode,
+        mode=mode,  # type: ignore[arg-type]
     )
     # Ignite's own logger prints a timestamped INFO line even with --progress none; this one, like any
     # library's, prints only where logging is configured. The run's last line says it stopped early.
     stopper.logger = logging.getLogger(__name__)
-
-    def validated_this_epoch(engine: Engine, epoch: int) -> bool:
-        first_iteration = (epoch - 1) * (engine.state.epoch_length or 0)
-        return validation.ran_since(first_iteration) and monitor in engine.state.metrics
-
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(event_filter=validated_this_epoch), stopper)
+    if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
+        trainer.register_events(*ValidationEvents)
+    trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, stopper)
+    resumable_state(trainer).add("early_stopping", stopper)
     return stopper
 
 

@@ -30,6 +30,9 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
+from ignite_mnist.events import Handlers
+from ignite_mnist.handlers.state import resumable_state
+
 __all__ = ["CUDA_LOSS_REFRESH", "LossAverages", "attach_loss_averages"]
 
 
@@ -52,6 +55,8 @@ class LossAverages:
         self._running: float | torch.Tensor | None = None
         self._sum: float | torch.Tensor | None = None
         self._count = 0
+        self.handlers = Handlers()
+        self.engine: Engine | None = None
 
     def started(self, engine: Engine) -> None:
         if engine.state.iteration == 0:  # like RunningAverage: the first loss of a run starts the average
@@ -71,6 +76,8 @@ class LossAverages:
         self._count += 1
         if engine.state.iteration % self.refresh_every == 0:
             engine.state.metrics["loss"] = float(self._running)  # type: ignore[arg-type]
+        if engine.state.epoch_length and engine.state.iteration % engine.state.epoch_length == 0:
+            self.epoch_completed(engine)  # before any EPOCH_COMPLETED handler, whatever the attach order
 
     def _add_number(self, value: float) -> None:
         running = self._running
@@ -102,11 +109,19 @@ class LossAverages:
         self._running, self._sum, self._count = state["running"], state["sum"], int(state["count"])
 
     def attach(self, engine: Engine) -> None:
-        """Register on ``engine``; attach before handlers that read these metrics at epoch end."""
-        engine.add_event_handler(Events.STARTED, self.started)
-        engine.add_event_handler(Events.EPOCH_STARTED, self.epoch_started)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+        """Register on ``engine``; ``train_loss`` is set at an epoch's last iteration (before ``EPOCH_COMPLETED``)."""
+        self.handlers.add(engine, Events.STARTED, self.started)
+        self.handlers.add(engine, Events.EPOCH_STARTED, self.epoch_started)
+        self.handlers.add(engine, Events.ITERATION_COMPLETED, self.iteration_completed)
+        self.handlers.add(engine, Events.EPOCH_COMPLETED, self.epoch_completed)  # data without a length
+        resumable_state(engine).add("loss_averages", self)
+        self.engine = engine
+
+    def detach(self) -> None:
+        """Stop averaging (and saving the averages)."""
+        self.handlers.remove()
+        if self.engine is not None:
+            resumable_state(self.engine).remove(self)
 
 
 #: On a GPU the running loss is read back (a device sync) only every this many iterations.
@@ -121,7 +136,7 @@ def attach_loss_averages(
     ``trainer.state.output`` must be the batch loss as a tensor (see
     :func:`~ignite_mnist.engines.make_train_step`). ``refresh_every`` defaults to
     1 on CPU and ``CUDA_LOSS_REFRESH`` when training on ``device`` CUDA.
-    Put the returned object into the checkpoint to carry the averages across a resume.
+    Saved in checkpoints (entry ``loss_averages``) by itself.
     """
     if refresh_every is None:
         refresh_every = CUDA_LOSS_REFRESH if torch.device(device).type == "cuda" else 1

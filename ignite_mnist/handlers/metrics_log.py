@@ -16,7 +16,8 @@ Example:
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
     >>> path = Path(tempfile.mkdtemp()) / "metrics.jsonl"
-    >>> log = attach_metrics_log(trainer, path, attach_validation(trainer, evaluator, [0]))
+    >>> log = attach_metrics_log(trainer, path)
+    >>> validation = attach_validation(trainer, evaluator, [0])
     >>> _ = trainer.run(range(3), max_epochs=2)
     >>> [(row["epoch"], row["val_accuracy"]) for row in read_metrics_log(path)]
     [(1, 0.5), (2, 0.5)]
@@ -33,9 +34,10 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist.console import note
-from ignite_mnist.events import ValidationEvents
+from ignite_mnist.events import Handlers, ValidationEvents
 from ignite_mnist.files import append_line
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
+from ignite_mnist.handlers.state import REPORT, resumable_state
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX
 from ignite_mnist.run_dir import truncate_metrics_log
 
 __all__ = ["MetricsLog", "attach_metrics_log"]
@@ -53,11 +55,13 @@ def _plain(value: Any) -> Any:
 class MetricsLog:
     """Appends rows to a JSON-lines file; every row is flushed at once."""
 
-    def __init__(self, path: str | Path, validation: Validation,
-                 optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(self, path: str | Path, optimizer: torch.optim.Optimizer | None = None) -> None:
         self.path = Path(path)
-        self.validation = validation
         self.optimizer = optimizer
+        self.validated_at: int | None = None  # the trainer iteration of the latest validation
+        self.row_event: Any = Events.EPOCH_COMPLETED
+        self.trainer: Any = None
+        self.handlers = Handlers()
         self._epoch_started = time.perf_counter()
         self._carried_seconds = 0.0  # of the epoch in progress, from before a resume
 
@@ -85,12 +89,13 @@ class MetricsLog:
         row: dict[str, Any] = {"kind": "epoch", "epoch": engine.state.epoch, "iteration": engine.state.iteration,
                                "train_loss": engine.state.metrics.get("train_loss")}
         row |= dict.fromkeys(EPOCH_VALIDATION_COLUMNS)
-        if self.validation.ran_since(first_iteration):
+        if self.validated_at is not None and self.validated_at > first_iteration:
             row |= self._validation_metrics(engine)
         row |= {"lr": self._lr(), "seconds": round(self._epoch_seconds(), 4)}
         self.write(row)
 
     def validation_completed(self, engine: Engine) -> None:
+        self.validated_at = engine.state.iteration
         if engine.state.epoch_length and engine.state.iteration % engine.state.epoch_length == 0:
             return  # the epoch row reports it
         self.write({"kind": "validation", "epoch": engine.state.epoch, "iteration": engine.state.iteration}
@@ -98,6 +103,18 @@ class MetricsLog:
 
     def state_dict(self) -> dict[str, float]:
         return {"epoch_seconds": self._epoch_seconds()}
+
+    def attach_rows(self, trainer: Engine) -> None:
+        """Write the rows at ``row_event`` (attached when the trainer starts, after validation and before the
+        checkpoint saves)."""
+        self.handlers.add(trainer, self.row_event, self.epoch_completed)
+
+    def detach(self) -> None:
+        """Stop writing (and saving) the log."""
+        self.handlers.remove()
+        state = resumable_state(self.trainer)
+        state.cancel(self.attach_rows)
+        state.remove(self)
 
     def rewind(self, iteration: int) -> None:
         """Drop the rows written after ``iteration`` (a resume from there writes them again), and torn lines."""
@@ -110,16 +127,24 @@ class MetricsLog:
 
 
 def attach_metrics_log(
-    trainer: Engine, path: str | Path, validation: Validation, optimizer: torch.optim.Optimizer | None = None
+    trainer: Engine, path: str | Path, optimizer: torch.optim.Optimizer | None = None, *,
+    event: Any = Events.EPOCH_COMPLETED,
 ) -> MetricsLog:
-    """Append a row to ``path`` after each epoch and after each mid-epoch validation.
+    """Append a row to ``path`` at ``event`` (each epoch's end) and after each mid-epoch validation.
 
-    Attach it after :func:`~ignite_mnist.handlers.attach_validation` (whose result it
-    takes) so each epoch row sees that epoch's results. With ``optimizer``, rows
-    carry its learning rate.
+    Rows carry the validation metrics of a validation since the previous row (it
+    listens to ``ValidationEvents.VALIDATION_COMPLETED``, so attach it before or after
+    validation); with ``optimizer``, its learning rate. Saved in checkpoints (entry
+    ``metrics_log``) by itself; a resume drops the rows written after its checkpoint.
     """
-    log = MetricsLog(path, validation, optimizer)
-    trainer.add_event_handler(Events.EPOCH_STARTED, log.epoch_started)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
-    trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, log.validation_completed)
+    log = MetricsLog(path, optimizer)
+    log.trainer = trainer
+    if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
+        trainer.register_events(*ValidationEvents)
+    log.handlers.add(trainer, Events.EPOCH_STARTED, log.epoch_started)
+    log.handlers.add(trainer, ValidationEvents.VALIDATION_COMPLETED, log.validation_completed)
+    state = resumable_state(trainer)
+    state.add("metrics_log", log)
+    log.row_event = event
+    state.defer(REPORT, log.attach_rows)
     return log

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
@@ -57,8 +58,9 @@ class NonFiniteLossStop:
             self.handle.remove()
 
 
-def attach_nan_stop(trainer: Engine) -> NonFiniteLossStop:
-    """Stop ``trainer`` at its first non-finite loss (``state.output``, a scalar tensor or number)."""
+def attach_nan_stop(trainer: Engine, *, event: Any = Events.ITERATION_COMPLETED) -> NonFiniteLossStop:
+    """Stop ``trainer`` at its first non-finite loss (``state.output``, a scalar tensor or number), checked at
+    ``event``; ``.detach()`` removes it."""
     stop = NonFiniteLossStop()
-    stop.handle = trainer.add_event_handler(Events.ITERATION_COMPLETED, stop)
+    stop.handle = trainer.add_event_handler(event, stop)
     return stop

@@ -30,7 +30,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
 from ignite_mnist.console import say
-from ignite_mnist.events import on_exception
+from ignite_mnist.events import Handlers, on_exception
 from ignite_mnist.registry import PROGRESS_MODES
 
 __all__ = [
@@ -156,6 +156,11 @@ class Progress:
     mode: str
     bars: list[ProgressBar] = field(default_factory=list)
     log: LogProgress | None = None
+    handlers: Handlers = field(default_factory=Handlers)
+
+    def detach(self) -> None:
+        """Stop the log lines and the epoch lines (Ignite's bars keep their own handlers until the run ends)."""
+        self.handlers.remove()
 
 
 def _clear(bars: list[ProgressBar]) -> None:
@@ -185,7 +190,7 @@ def attach_progress(
         metric_names: trainer metrics the bar shows, e.g. ``["loss"]`` (default: the batch loss).
 
     Returns:
-        The :class:`Progress` attached.
+        The :class:`Progress` attached (``.detach()`` removes it).
     """
     evaluators = evaluators or {}
     mode = resolve_progress_mode(mode)
@@ -195,18 +200,20 @@ def attach_progress(
         bars = [ProgressBar(persist=False)]
         bars[0].attach(trainer, metric_names=metric_names, output_transform=None if metric_names else batch_loss)
         # the epoch's bar is cleared (persist=False); its line stays, written above the next one (tqdm.write)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: bars[0].log_message(epoch_line(engine)))
+        progress = Progress(mode, bars=bars)
+        progress.handlers.add(trainer, Events.EPOCH_COMPLETED, lambda engine: bars[0].log_message(epoch_line(engine)))
         for name, evaluator in evaluators.items():
             bar = ProgressBar(persist=False, desc=name)
             bar.attach(evaluator)
             bars.append(bar)
         on_exception(trainer, lambda engine, error: _clear(bars))  # what is said next starts on a clean line
-        return Progress(mode, bars=bars)
-    log = LogProgress(interval)
-    trainer.add_event_handler(Events.STARTED, log.started)
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, log.iteration_completed)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, log.epoch_completed)
+        return progress
+    progress = Progress(mode, log=LogProgress(interval))
+    log, handlers = progress.log, progress.handlers
+    handlers.add(trainer, Events.STARTED, log.started)
+    handlers.add(trainer, Events.ITERATION_COMPLETED, log.iteration_completed)
+    handlers.add(trainer, Events.EPOCH_COMPLETED, log.epoch_completed)
     for name, evaluator in evaluators.items():
-        evaluator.add_event_handler(Events.COMPLETED, log.evaluation_completed(name, trainer))
-    return Progress(mode, log=log)
+        handlers.add(evaluator, Events.COMPLETED, log.evaluation_completed(name, trainer))
+    return progress
 

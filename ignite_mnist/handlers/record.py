@@ -12,7 +12,8 @@ Example:
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> scores = iter([0.5, 0.9, 0.7])
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=next(scores)))
-    >>> record = attach_run_record(trainer, attach_validation(trainer, evaluator, [0]))
+    >>> record = attach_run_record(trainer)
+    >>> validation = attach_validation(trainer, evaluator, [0])
     >>> _ = trainer.run(range(2), max_epochs=3)
     >>> record.best
     {'val_accuracy': 0.9}
@@ -25,7 +26,9 @@ from typing import Any
 
 from ignite.engine import Engine, Events
 
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX, Validation
+from ignite_mnist.events import Handlers, ValidationEvents
+from ignite_mnist.handlers.state import resumable_state
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX
 from ignite_mnist.registry import lower_is_better
 
 __all__ = ["RunRecord", "attach_run_record"]
@@ -48,6 +51,14 @@ class RunRecord:
         self.resumed_at: list[int] = []
         self._seconds = 0.0  # of finished trainer runs, this process's and earlier ones'
         self._started: float | None = None
+        self.handlers = Handlers()
+        self.trainer: Engine | None = None
+
+    def detach(self) -> None:
+        """Stop keeping (and saving) the record."""
+        self.handlers.remove()
+        if self.trainer is not None:
+            resumable_state(self.trainer).remove(self)
 
     @property
     def train_seconds(self) -> float:
@@ -55,11 +66,10 @@ class RunRecord:
         running = time.perf_counter() - self._started if self._started is not None else 0.0
         return self._seconds + running
 
-    def evaluated(self, evaluator: Engine) -> None:
-        """Take the best of this validation's metrics (called as the evaluator completes)."""
-        for name, value in evaluator.state.metrics.items():
-            name = VALIDATION_PREFIX + name
-            if isinstance(value, (int, float)) and (name not in self.best or _better(name, value, self.best[name])):
+    def validated(self, trainer: Engine) -> None:
+        """Take the best of this validation's metrics (called after each validation)."""
+        for name, value in trainer.state.metrics.items():
+            if name.startswith(VALIDATION_PREFIX) and isinstance(value, (int, float)) and (name not in self.best or _better(name, value, self.best[name])):
                 self.best[name] = float(value)
 
     def started(self, trainer: Engine) -> None:
@@ -80,14 +90,18 @@ class RunRecord:
         self.resumed_at = [int(i) for i in state["resumed_at"]]
 
 
-def attach_run_record(trainer: Engine, validation: Validation) -> RunRecord:
-    """Keep a :class:`RunRecord` of ``trainer``'s run; put it into the checkpoint to carry it across resumes.
+def attach_run_record(trainer: Engine) -> RunRecord:
+    """Keep a :class:`RunRecord` of ``trainer``'s run, saved in its checkpoints (entry ``record``) by itself.
 
-    Attach it before :func:`~ignite_mnist.handlers.attach_checkpointing`, so a
-    best checkpoint written after a validation holds that validation in its record.
+    It takes the best values after each validation (``ValidationEvents.VALIDATION_COMPLETED``),
+    before a best checkpoint is written then, whatever the order of the attach calls.
     """
     record = RunRecord()
-    validation.evaluator.add_event_handler(Events.COMPLETED, record.evaluated)
-    trainer.add_event_handler(Events.STARTED, record.started)
-    trainer.add_event_handler(Events.COMPLETED, record.completed)
+    if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
+        trainer.register_events(*ValidationEvents)
+    record.handlers.add(trainer, ValidationEvents.VALIDATION_COMPLETED, record.validated)
+    record.handlers.add(trainer, Events.STARTED, record.started)
+    record.handlers.add(trainer, Events.COMPLETED, record.completed)
+    resumable_state(trainer).add("record", record)
+    record.trainer = trainer
     return record

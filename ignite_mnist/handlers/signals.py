@@ -32,13 +32,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
 from ignite_mnist.errors import Interrupted
-from ignite_mnist.events import on_exception
+from ignite_mnist.events import Handlers, on_exception
+from ignite_mnist.handlers.state import SIGNAL, resumable_state
+
+if TYPE_CHECKING:
+    from ignite_mnist.handlers.checkpoint import CheckpointHandlers
 
 __all__ = ["HANDLED_SIGNALS", "SignalCheckpoint", "attach_signal_checkpoint"]
 
@@ -60,6 +64,21 @@ class SignalCheckpoint:
         self.message: str | None = None
         self._previous: dict[signal.Signals, Any] = {}
         self._distributed = False  # set when the run starts; asking idist every iteration costs ~5 % of a step
+        self.handlers = Handlers()
+        self.trainer: Engine | None = None
+        self.check_event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED
+
+    def attach_check(self, trainer: Engine) -> None:
+        """Check for a signal at ``check_event`` (attached when the trainer starts, after every other handler)."""
+        self.handlers.add(trainer, self.check_event, self.check)
+
+    def detach(self) -> None:
+        """Stop handling signals (restores the previous handlers)."""
+        self.handlers.remove()
+        if self.trainer is not None:
+            resumable_state(self.trainer).cancel(self.attach_check)
+            self.trainer.logger.removeFilter(self)
+            self.restore(self.trainer)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         received = signal.Signals(signum)
@@ -100,18 +119,25 @@ class SignalCheckpoint:
         return self.message is None or self.message not in record.getMessage()
 
 
-def attach_signal_checkpoint(trainer: Engine, save: Callable[[Engine], Path]) -> SignalCheckpoint:
-    """On SIGINT or SIGTERM, save with ``save(trainer)`` (which returns the file) and raise ``Interrupted``.
+def attach_signal_checkpoint(
+    trainer: Engine, save: Callable[[Engine], Path] | CheckpointHandlers, *,
+    event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED,
+) -> SignalCheckpoint:
+    """On SIGINT or SIGTERM, save at the next ``event`` and raise ``Interrupted``.
 
-    Attach it last, so that at an epoch's end validation and the other handlers
-    have run before the state is saved. ``trainer.run`` then raises
-    :class:`~ignite_mnist.errors.Interrupted`; catch it to report, or let it end the script.
+    ``save`` is what :func:`~ignite_mnist.handlers.attach_checkpointing` returned (its
+    ``save_now``), or any ``save(trainer) -> Path``. The check is attached when the
+    trainer starts, after every other handler (so at an epoch's end validation and the
+    logs have run before the state is saved), whatever the order of the attach calls.
+    ``trainer.run`` then raises :class:`~ignite_mnist.errors.Interrupted`; catch it to
+    report, or let it end the script. ``.detach()`` removes it.
     """
-    stop = SignalCheckpoint(save)
-    trainer.add_event_handler(Events.STARTED, stop.install)
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, stop.check)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, stop.check)
-    trainer.add_event_handler(Events.COMPLETED, stop.restore)
+    stop = SignalCheckpoint(save if callable(save) else save.save_now)
+    stop.trainer = trainer
+    stop.handlers.add(trainer, Events.STARTED, stop.install)
+    stop.handlers.add(trainer, Events.COMPLETED, stop.restore)
+    stop.check_event = event
+    resumable_state(trainer).defer(SIGNAL, stop.attach_check)
     on_exception(trainer, stop.restore)
     trainer.logger.addFilter(stop)
     return stop

@@ -1,4 +1,4 @@
-"""Run an evaluator on validation data every N epochs (and optionally every M iterations).
+"""Run an evaluator on validation data at an event of the trainer (every epoch by default).
 
 The results land in the trainer's ``state.metrics`` as ``val_<name>``
 (``VALIDATION_PREFIX``), so early stopping, checkpoint scores, the metrics
@@ -12,7 +12,7 @@ Example:
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
-    >>> validation = attach_validation(trainer, evaluator, [0], every=2)
+    >>> validation = attach_validation(trainer, evaluator, [0], event=every_epochs(2))
     >>> trainer.run(range(3), max_epochs=3).metrics
     {'val_accuracy': 0.5}
     >>> validation.runs, validation.last_iteration
@@ -29,7 +29,7 @@ from ignite.engine.events import RemovableEventHandle
 
 from ignite_mnist.events import ValidationEvents
 
-__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation"]
+__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation", "every_epochs"]
 
 #: Prefix of the validation metrics in ``trainer.state.metrics`` (``val_accuracy``, ``val_loss``).
 VALIDATION_PREFIX = "val_"
@@ -42,11 +42,14 @@ class Validation:
         last_iteration: the trainer iteration of the latest validation (None before the first).
         runs: how many validations ran in this process.
         handles: the attached event handles; :meth:`detach` removes them.
+        event: the trainer event it runs at (what follows validation listens to
+            ``VALIDATION_COMPLETED`` instead of repeating it).
     """
 
-    def __init__(self, evaluator: Engine, data: Iterable[Any]) -> None:
+    def __init__(self, evaluator: Engine, data: Iterable[Any], event: Any = Events.EPOCH_COMPLETED) -> None:
         self.evaluator = evaluator
         self.data = data
+        self.event = event
         self.last_iteration: int | None = None
         self.runs = 0
         self.handles: list[RemovableEventHandle] = []
@@ -76,40 +79,51 @@ class Validation:
         self.handles.clear()
 
 
+def every_epochs(every: int) -> Any:
+    """``EPOCH_COMPLETED`` every ``every`` epochs and after the last one (the managed run's ``--val-every``).
+
+    Example:
+        >>> from ignite.engine import Engine
+        >>> trainer = Engine(lambda engine, batch: None)
+        >>> seen = []
+        >>> _ = trainer.add_event_handler(every_epochs(3), lambda engine: seen.append(engine.state.epoch))
+        >>> _ = trainer.run([0], max_epochs=7)
+        >>> seen
+        [3, 6, 7]
+    """
+    if every <= 0:
+        raise ValueError(f"every must be > 0, got {every}")
+
+    def due(engine: Engine, epoch: int) -> bool:
+        return epoch % every == 0 or epoch == engine.state.max_epochs
+
+    return Events.EPOCH_COMPLETED(event_filter=due)
+
+
 def attach_validation(
     trainer: Engine,
     evaluator: Engine,
     data: Iterable[Any],
     *,
-    every: int = 1,
-    every_iterations: int | None = None,
+    event: Any = Events.EPOCH_COMPLETED,
 ) -> Validation:
-    """Validate with ``evaluator`` on ``data`` during ``trainer``'s run.
+    """Validate with ``evaluator`` on ``data`` at ``event`` of ``trainer``.
 
     Args:
         trainer: the engine being trained (any Ignite ``Engine``).
         evaluator: an engine whose ``state.metrics`` hold the validation metrics.
         data: the validation batches.
-        every: validate after every ``every``-th epoch and after the last one.
-        every_iterations: also validate after every this-many trainer iterations.
+        event: when, as Ignite's handlers take it: ``Events.EPOCH_COMPLETED(every=2)``,
+            ``Events.EPOCH_COMPLETED | Events.ITERATION_COMPLETED(every=500)``,
+            :func:`every_epochs` ``(n)``. An epoch end that is also an iteration
+            milestone validates once.
 
     Returns:
-        The :class:`Validation`; attach the handlers that read its results after it.
+        The :class:`Validation` (``.detach()`` removes it). Handlers that read its results listen to
+        ``ValidationEvents.VALIDATION_COMPLETED``, so they may be attached before or after it.
     """
-    if every <= 0:
-        raise ValueError(f"every must be > 0, got {every}")
-    if every_iterations is not None and every_iterations <= 0:
-        raise ValueError(f"every_iterations must be > 0 or None, got {every_iterations}")
-    validation = Validation(evaluator, data)
+    validation = Validation(evaluator, data, event)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
-
-    def epoch_due(engine: Engine, epoch: int) -> bool:
-        return epoch % every == 0 or epoch == engine.state.max_epochs
-
-    validation.handles.append(trainer.add_event_handler(Events.EPOCH_COMPLETED(event_filter=epoch_due), validation))
-    if every_iterations is not None:
-        validation.handles.append(
-            trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every_iterations), validation)
-        )
+    validation.handles.append(trainer.add_event_handler(event, validation))
     return validation

@@ -130,13 +130,20 @@ class MlflowTracker(LoggerTracker):
     def for_run(cls, config: TrainConfig, run_dir: RunDir) -> MlflowTracker:
         """The run ``--mlflow-uri`` (else ``$MLFLOW_TRACKING_URI``, else the run directory's own store) holds."""
         settings: MlflowSettings = config.settings_of(cls.name)
-        uri = settings.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        local = uri is None
+        return cls.in_folder(run_dir.path, uri=settings.mlflow_uri, experiment=settings.mlflow_experiment,
+                             params=config.to_dict(), log_every=config.log_every)
+
+    @classmethod
+    def in_folder(cls, folder: Path, *, uri: str | None = None, experiment: str | None = None,
+                  **options: Any) -> MlflowTracker:
+        """A run named as ``folder`` is, at ``uri`` (else ``$MLFLOW_TRACKING_URI``, else ``folder``'s own store),
+        in ``experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``, else ``ignite-mnist``); ``options`` go to the tracker."""
+        uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
         return cls(
-            uri or f"sqlite:///{MlflowSettings.store(run_dir.path).resolve()}",
-            artifacts_dir=MlflowSettings.artifacts_dir(run_dir.path) if local else None,
-            experiment=settings.mlflow_experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
-            run_name=run_dir.path.name, params=config.to_dict(), log_every=config.log_every,
+            uri or f"sqlite:///{MlflowSettings.store(folder).resolve()}",
+            artifacts_dir=MlflowSettings.artifacts_dir(folder) if uri is None else None,
+            experiment=experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+            run_name=folder.name, **options,
         )
 
     def _make_logger(self) -> _MLflowLogger:

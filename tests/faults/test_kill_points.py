@@ -34,9 +34,9 @@ CI_POINTS = (
     "trainer:ITERATION_COMPLETED#5",  # between two checkpoints
     "write:torch.save:half#3",  # halfway through writing a checkpoint
     "write:replace:before#4",  # a checkpoint written, not yet renamed into place
-    "evaluator:COMPLETED#2",  # between the best checkpoint and the last one of the same iteration
+    "evaluator:COMPLETED#2",  # a validation done, its metrics row, best and last checkpoints not yet written
     "write:append:half#1",  # half a metrics.jsonl row
-    "trainer:EPOCH_COMPLETED#1",  # after everything an epoch's end does
+    "trainer:EPOCH_COMPLETED#1",  # an epoch's end: validated, its metrics row and checkpoint not yet written
     "phase:test#1",  # training done, the final test about to start
     "write:figure:before#2",  # one plot drawn, the report not yet complete
 )

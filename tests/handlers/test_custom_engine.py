@@ -4,8 +4,8 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.checkpoints import RNGStates, find_latest_checkpoint, restore_objects
-from ignite_mnist.handlers import attach_checkpointing, attach_early_stopping, attach_validation
+from ignite_mnist.checkpoints import find_latest_checkpoint, restore_objects
+from ignite_mnist.handlers import attach_checkpointing, attach_early_stopping, attach_validation, every_epochs
 
 
 class ScriptedEvaluator(Engine):
@@ -37,7 +37,7 @@ def make_trainer(model):
 def test_validation_every_n_epochs_and_at_the_end():
     trainer = Engine(lambda e, b: None)
     evaluator = ScriptedEvaluator([0.1, 0.2, 0.3])
-    attach_validation(trainer, evaluator, [0], every=3)
+    attach_validation(trainer, evaluator, [0], event=every_epochs(3))
     seen = []
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seen.append(e.state.metrics.get("val_accuracy")))
     trainer.run([0, 1], max_epochs=7)
@@ -47,18 +47,16 @@ def test_validation_every_n_epochs_and_at_the_end():
 
 def test_validation_rejects_bad_arguments():
     with pytest.raises(ValueError, match="every must be > 0"):
-        attach_validation(Engine(lambda e, b: None), Engine(lambda e, b: None), [0], every=0)
+        every_epochs(0)
 
 
 def test_early_stopping_best_k_and_best_weights_on_a_custom_engine(tmp_path):
     model = torch.nn.Linear(1, 1, bias=False)
     trainer = make_trainer(model)
     evaluator = ScriptedEvaluator([0.50, 0.90, 0.70, 0.80, 0.60, 0.95])
-    validation = attach_validation(trainer, evaluator, [0])
-    stopper = attach_early_stopping(trainer, validation, patience=3, monitor="val_accuracy")
-    to_save = {"model": model, "trainer": trainer, "rng": RNGStates(), "early_stopping": stopper}
-    handlers = attach_checkpointing(trainer, to_save, tmp_path, evaluator=evaluator, score_name="accuracy",
-                                    keep_best=2)
+    handlers = attach_checkpointing(trainer, tmp_path, {"model": model}, monitor="val_accuracy", keep_best=2)
+    attach_early_stopping(trainer, patience=3, monitor="val_accuracy")  # the order of the calls does not matter
+    attach_validation(trainer, evaluator, [0])
     trainer.run([0, 1], max_epochs=6)
 
     assert trainer.state.epoch == 5  # no improvement on epochs 3, 4, 5 -> stopped; 0.95 never seen
@@ -73,8 +71,7 @@ def test_early_stopping_best_k_and_best_weights_on_a_custom_engine(tmp_path):
 def test_resume_restores_a_custom_engine_mid_epoch(tmp_path):
     model = torch.nn.Linear(1, 1, bias=False)
     trainer = make_trainer(model)
-    to_save = {"model": model, "trainer": trainer}
-    attach_checkpointing(trainer, to_save, tmp_path, every_iterations=3)
+    attach_checkpointing(trainer, tmp_path, {"model": model}, event=Events.ITERATION_COMPLETED(every=3))
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=7), lambda e: e.terminate())
     trainer.run(list(range(4)), max_epochs=3)
     latest = find_latest_checkpoint(tmp_path)

@@ -236,3 +236,39 @@ def test_tensorboard_without_its_package_says_in_one_line_how_to_install_it(tmp_
         'ignite-mnist: warning: TensorBoard could not start (the tensorboard package is not installed: '
         'pip install "ignite-mnist[tensorboard]"); training goes on without TensorBoard\n')
     assert not (tmp_path / "r").exists()
+
+
+def test_attach_tracker_continues_the_same_mlflow_run_and_tensorboard_log_dir_after_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-written trainer with attach_tracker, stopped after iteration 5 (last checkpoint: 4) and resumed."""
+    import torch
+
+    from ignite_mnist.handlers import attach_checkpointing, attach_tracker, detach_tracker, resume_training
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def trained(stop_at: int) -> list[Any]:
+        trainer = Engine(lambda engine, batch: torch.tensor(float(engine.state.iteration)))
+        trackers = [attach_tracker(trainer, kind, tmp_path, log_every=1) for kind in ("mlflow", "tensorboard")]
+        attach_checkpointing(trainer, tmp_path / "checkpoints", {"model": torch.nn.Linear(2, 2)},
+                             event=Events.ITERATION_COMPLETED(every=2), monitor=None)
+        resume_training(tmp_path, trainer)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(once=stop_at), lambda engine: engine.terminate())
+        trainer.run(range(4), max_epochs=2)
+        for tracker in trackers:
+            tracker.finish()
+        return trackers
+
+    first, second = trained(5), trained(100)
+    assert second[0].run_id == first[0].run_id
+    history = MlflowClient(second[0].tracking_uri).get_metric_history(second[0].run_id, "train loss")
+    assert sorted({m.step for m in history}) == list(range(1, 9))
+    scalars = EventAccumulator(str(TensorboardSettings.log_dir(tmp_path))).Reload().Scalars("train/loss")
+    assert [(e.step, e.value) for e in scalars] == [(step, float(step)) for step in range(1, 9)]  # no step twice
+
+    trainer = Engine(lambda engine, batch: torch.tensor(1.0))
+    detached = attach_tracker(trainer, "tensorboard", tmp_path / "detached", log_every=1)
+    detach_tracker(trainer, detached)
+    trainer.run(range(3))
+    assert not list((tmp_path / "detached").glob("events.out.tfevents.*"))

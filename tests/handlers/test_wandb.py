@@ -218,13 +218,13 @@ def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolat
     assert inspect(second, "--summary")["summary"]["test_accuracy"] > 0
 
 
-def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, capsys):
+def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, capsys, tmp_path):
     # A plain hand-written Engine; the W&B error is real: the run is finished under the logger's feet.
     import wandb
 
     trainer = Engine(lambda engine, batch: torch.tensor(float(batch)))
-    tracker = attach_wandb(trainer, mode="offline", log_every=1, epoch_metrics=())
-    assert len(tracker.handles) == 2 and tracker.mode == "offline"
+    tracker = attach_wandb(trainer, tmp_path, mode="offline", log_every=1)
+    assert len(tracker.handles) == 3 and tracker.mode == "offline"  # loss, epoch, best values after validation
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda _: wandb.finish())
     state = trainer.run(range(10), max_epochs=2)
     assert state.iteration == 20 and tracker.failed
@@ -276,11 +276,11 @@ def test_netrc_login_counts_as_credentials(tmp_path, monkeypatch):
 def test_bad_arguments():
     trainer = Engine(lambda engine, batch: 0.0)
     with pytest.raises(ValueError, match="log_every must be > 0"):
-        attach_wandb(trainer, mode="disabled", log_every=0)
+        attach_wandb(trainer, ".", mode="disabled", log_every=0)
     with pytest.raises(ValueError, match="watch must be one of"):
-        attach_wandb(trainer, mode="disabled", watch="weights")
+        attach_wandb(trainer, ".", mode="disabled", watch="weights")
     with pytest.raises(ValueError, match="W&B mode must be one of"):
-        attach_wandb(trainer, mode="cloud")
+        attach_wandb(trainer, ".", mode="cloud")
 
 
 def test_a_run_started_in_the_background_keeps_the_rows_logged_before_it_existed(idx_root, tmp_path, isolated_wandb,
