@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 import pickle
 import pickletools
@@ -326,7 +327,8 @@ def _step_keys(optimizer: torch.optim.Optimizer) -> set[str]:
     first = optimizer.param_groups[0]["params"][0]
     probe = torch.zeros_like(first, requires_grad=True)
     probe.grad = torch.zeros_like(first)
-    copy = type(optimizer)([probe], **optimizer.defaults)
+    accepted = inspect.signature(type(optimizer)).parameters  # AdamW's defaults hold a setting its __init__ lacks
+    copy = type(optimizer)([probe], **{k: v for k, v in optimizer.defaults.items() if k in accepted})
     copy.step()
     return set(copy.state[probe])
 

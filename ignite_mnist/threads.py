@@ -10,10 +10,11 @@ not.
 
 So ``auto`` measures rather than guesses: it times a few training steps of the
 run's model, optimizer and batch shape (built a second time for the probe) at 1
-thread and at one per core, interleaved, each after a few untimed warm-up steps, and takes more threads only when they are clearly faster (by
-:data:`MIN_SPEEDUP`). A busy machine and a small model both give 1. The probe's
-model is built under a forked random state, so the run's weights and random
-numbers are those of a run without it.
+thread and at one per core, interleaved, each after a few untimed warm-up steps,
+and takes more threads only when they are clearly faster (by :data:`MIN_SPEEDUP`).
+A busy machine and a small model both give 1. The probe's model is built under a
+forked random state, so the run's weights and random numbers are those of a run
+without it.
 
 The thread count changes the order of floating-point sums, so a run is
 reproducible bit for bit only at the same count: the run stores the count ``auto``

@@ -39,7 +39,7 @@ from ignite_mnist.checkpoints import load_checkpoint, saved_iteration
 from ignite_mnist.config import TrainConfig
 from ignite_mnist.console import say
 from ignite_mnist.distributed import launch, needs_launch
-from ignite_mnist.errors import Interrupted, TrainingError, WriteError
+from ignite_mnist.errors import CheckpointError, Interrupted, TrainingError, WriteError
 from ignite_mnist.handlers import stopped_early
 from ignite_mnist.handlers.checkpoint import finite_weights
 from ignite_mnist.handlers.signals import HANDLED_SIGNALS
@@ -165,6 +165,7 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
     if plan is None:
         return
     restore_run(handlers.to_save, plan, parts.config, handlers.resumable)
+    _check_epoch_length(parts, plan)
     if plan.in_place and parts.rank == 0:
         for stray in parts.run_dir.remove_stray_temporaries():
             say(f"removed {stray}, a checkpoint save that was cut short")
@@ -172,6 +173,15 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
         set_aside_later_work(parts.run_dir, plan, trains_on=True)
         write_config(parts.run_dir, parts.config)
     rewind_logs(handlers.to_save, plan.iteration)
+
+
+def _check_epoch_length(parts: RunParts, plan: ResumePlan) -> None:
+    """The restored trainer must count epochs of this run's data: Ignite takes the checkpoint's epoch length
+    as it is, so a crafted one would make an epoch endless (refused before any file is touched)."""
+    saved, here = parts.trainer.state.epoch_length, len(parts.train_loader)
+    if saved is not None and saved != here and not parts.config.allow_config_change:
+        raise CheckpointError(f"{plan.path}: its trainer state counts {saved} iterations an epoch, this run's data "
+                              f"{here}; the file is damaged or was not written by this run")
 
 
 def _finished(parts: RunParts, handlers: RunHandlers) -> bool:

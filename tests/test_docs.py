@@ -35,7 +35,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cli_reference_is_every_commands_help(site: Path) -> None:
     cli = (site / "cli" / "index.html").read_text()
-    for command in ("predict", "evaluate", "export", "demo", "sweep", "compare"):  # the generated --help of every command
+    # the generated --help of every command
+    for command in ("predict", "evaluate", "export", "demo", "sweep", "compare"):
         assert f"usage: ignite-mnist {command} [-h]" in cli
     assert "--epochs EPOCHS" in cli
     flat = " ".join(html.unescape(re.sub(r"<[^>]+>", "", cli)).split())  # the text, without the highlighting

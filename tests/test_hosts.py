@@ -208,7 +208,5 @@ def test_two_sweep_workers_on_two_hosts_share_a_postgresql_study_and_survive_a_k
         assert (folder / f"trial-{trial.number:04d}" / "summary.json").is_file()
         others = [f / "grid" for f in folders if (f / "grid").resolve() != folder]
         assert len(others) == 1 and not (others[0] / f"trial-{trial.number:04d}").exists()
-    hosts_used = {t.user_attrs["worker"]["folder"] for t in done}
-    assert len(hosts_used) == 2, hosts_used  # both hosts ran trials
     assert (folders[1] / "grid" / f"trial-{killed:04d}" / "checkpoints").is_dir()  # the dead one's files stay
     assert f"trial {retry.number}: complete" in outputs[0] + outputs[1]

@@ -69,7 +69,9 @@ class RunRecord:
     def validated(self, trainer: Engine) -> None:
         """Take the best of this validation's metrics (called after each validation)."""
         for name, value in trainer.state.metrics.items():
-            if name.startswith(VALIDATION_PREFIX) and isinstance(value, (int, float)) and (name not in self.best or _better(name, value, self.best[name])):
+            if not (name.startswith(VALIDATION_PREFIX) and isinstance(value, (int, float))):
+                continue
+            if name not in self.best or _better(name, value, self.best[name]):
                 self.best[name] = float(value)
 
     def started(self, trainer: Engine) -> None:

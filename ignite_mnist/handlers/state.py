@@ -12,9 +12,9 @@ has ``state_dict``) are in from the start. The caller names only what is theirs
 It also orders what shares an event: the handlers that must see a whole epoch
 (the metrics log's row, the checkpoint saves, the signal check) are attached when
 the trainer starts (:meth:`ResumableState.defer`), after everything else, so the
-order of the ``attach_*`` calls does not matter. When the trainer starts, the objects that are stateful and tied to this run but
-missing from the state are named in one warning line (see :func:`unsaved_objects`
-for what the project can see).
+order of the ``attach_*`` calls does not matter. When the trainer starts, the
+objects that are stateful and tied to this run but missing from the state are
+named in one warning line (see :func:`unsaved_objects` for what the project can see).
 
 Example:
     >>> from ignite.engine import Engine
@@ -209,7 +209,8 @@ def unsaved_objects(state: ResumableState) -> list[str]:
     live = _live_stateful()
     optimizers = [obj for obj in live if isinstance(obj, torch.optim.Optimizer)
                   and any(id(p) in params for group in obj.param_groups for p in group["params"])]
-    tied = {id(obj) for obj in optimizers} | {id(obj) for obj in saved.values() if isinstance(obj, torch.optim.Optimizer)}
+    tied = {id(obj) for obj in optimizers}
+    tied |= {id(obj) for obj in saved.values() if isinstance(obj, torch.optim.Optimizer)}
     covered = _covered(saved)
     found = [f"{type(obj).__name__} (over the model's parameters)" for obj in optimizers if id(obj) not in covered]
     for obj in live:

@@ -96,8 +96,10 @@ def test_crafted_checkpoints_through_resume_are_one_line(cli: Any, run_copy: Pat
     torch.save(checkpoint, path)
     before = snapshot(run_copy)
     result = cli("--resume", path, "--epochs", "2", *QUIET)
-    entry = {"cnn weights": "model", "model is a tensor": "model", "bogus rng": "rng", "bogus trainer": "trainer"}
-    expected = f"its {entry[crafted]} does not fit this run" if crafted in entry else "holds no ignite-mnist settings"
+    entry = {"cnn weights": "its model does not fit this run", "model is a tensor": "its model does not fit this run",
+             "bogus rng": "its rng does not fit this run",
+             "bogus trainer": "its trainer.iteration is not of the kind this run saves"}
+    expected = entry.get(crafted, "holds no ignite-mnist settings")
     assert_one_line_error(result, 1, str(path), expected)
     assert snapshot(run_copy) == before
 

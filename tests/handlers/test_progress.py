@@ -98,7 +98,8 @@ def test_ctrl_c_on_a_terminal_is_said_on_a_line_of_its_own_and_not_as_an_error(i
                           "--epochs", "1000", "--output-dir", str(tmp_path), "--run-name", "r", "--tracker", "none",
                           "--no-plots", "--threads", "1"])
     exports = f"PYTHONPATH={shlex.quote(os.pathsep.join(sys.path))} OMP_NUM_THREADS=1"
-    subprocess.run([*tmux, "new-session", "-d", "-x", "400", "-y", "30", f"{exports} {command}; echo EXIT=$?; sleep 600"],
+    shell_line = f"{exports} {command}; echo EXIT=$?; sleep 600"
+    subprocess.run([*tmux, "new-session", "-d", "-x", "400", "-y", "30", shell_line],
                    check=True, cwd=REPO)
 
     def screen() -> str:

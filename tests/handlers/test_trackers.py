@@ -190,7 +190,8 @@ def test_a_resumed_run_continues_the_same_tensorboard_dir_and_mlflow_run(idx_roo
 
     # `tensorboard --logdir <output dir>` shows it under the run's own name, as one run
     assert list(EventMultiplexer().AddRunsFromDirectory(str(run_dir.path.parent)).Runs()) == [run_dir.path.name]
-    assert len(list(TensorboardSettings.log_dir(run_dir.path).glob("events.out.tfevents.*"))) >= 2  # one per part, one dir
+    log_dir = TensorboardSettings.log_dir(run_dir.path)
+    assert len(list(log_dir.glob("events.out.tfevents.*"))) >= 2  # one per part, one dir
     events, wanted = scalars(TensorboardSettings.log_dir(run_dir.path)), expected(run_dir.path)
     # steps 41-45 of the crashed part are purged, not shown twice
     assert list(tb_series(events, "train/loss")) == list(range(LOG_EVERY, LAST_ITERATION + 1, LOG_EVERY))

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 DIGITS = 8  # the first test digits drawn
 SCALE = 10  # canvas pixels per MNIST pixel (the canvas is 280x280)
@@ -136,7 +137,8 @@ def test_blank_broken_and_oversized_drawings_are_answered_with_a_reason(pad: Pad
     status, answer = pad.post(b"GIF89a not really")
     assert status == 200 and answer["error"] == "the drawing: not an image Pillow can read (use PNG or JPEG)"
     status, answer = pad.announce(MAX_UPLOAD_BYTES + 1)
-    assert status == 413 and answer["error"] == f"a drawing is 1 to {MAX_UPLOAD_BYTES} bytes, got {MAX_UPLOAD_BYTES + 1}"
+    assert status == 413
+    assert answer["error"] == f"a drawing is 1 to {MAX_UPLOAD_BYTES} bytes, got {MAX_UPLOAD_BYTES + 1}"
     assert pad.post(b"x", path="elsewhere")[0] == 404
 
 
@@ -256,7 +258,8 @@ def draw(page: Page, digit: torch.Tensor, stroke: Stroke) -> str:
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is None:
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    playwright = pytest.importorskip("playwright.sync_api",
+                                     reason="playwright is not installed (pip install -e .[dev])")
     with playwright.sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield launched

@@ -174,27 +174,6 @@ def test_an_unwritable_mlflow_store_costs_no_retries(cli, idx_root: Path, tmp_pa
     assert time.monotonic() - started < 60  # MLflow's own retries took ~76 s before the training
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path):
-    """Mount a size-limited tmpfs (skips where mounting is not allowed: no CAP_SYS_ADMIN)."""
-    mounted: list[Path] = []
-
-    def mount(name: str, options: str) -> Path:
-        target = tmp_path / name
-        target.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True,
-                                check=False)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount tmpfs here: {result.stderr.decode().strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in mounted:
-        subprocess.run(["umount", "-l", str(target)], check=False)
-
-
-
 def test_summary_json_names_no_checkpoint_outside_its_run(cli, idx_root: Path, trained_run: Path, sentinel: Path,
                                                            tmp_path: Path, record_property) -> None:
     """``evaluate RUN`` takes the checkpoint ``summary.json`` names only inside the run's ``checkpoints/``."""
