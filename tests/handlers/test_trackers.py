@@ -261,7 +261,12 @@ def test_attach_tracker_continues_the_same_mlflow_run_and_tensorboard_log_dir_af
             tracker.finish()
         return trackers
 
-    first, second = trained(5), trained(100)
+    first = trained(5)
+    # TensorBoard reads a log dir's event files in name order: <seconds>.<host>.<pid>.<a per-process counter>. Both
+    # parts run in this one process, and a counter going from 9 to 10 within one second sorts the second file
+    # first; a new second keeps them in the order they were written, as separate processes would.
+    time.sleep(1.1)
+    second = trained(100)
     assert second[0].run_id == first[0].run_id
     history = MlflowClient(second[0].tracking_uri).get_metric_history(second[0].run_id, "train loss")
     assert sorted({m.step for m in history}) == list(range(1, 9))
