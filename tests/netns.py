@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TypeVar
 
 SUBNET = "10.77.0"
 DEVICE = "eth0"
@@ -62,7 +63,31 @@ def _user_exists(name: str) -> bool:
     return True
 
 
-class Hosts:
+_S = TypeVar("_S", bound="_Started")
+
+
+class _Started:
+    """A context manager around ``start()`` and ``close()``: a start that fails half-way is closed too."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Hosts(_Started):
     """``count`` network namespaces on one bridge: host ``i`` is ``10.77.0.<i+1>`` on ``eth0``."""
 
     def __init__(self, count: int) -> None:
@@ -77,23 +102,12 @@ class Hosts:
         """``argv`` run on host ``host``."""
         return ["ip", "netns", "exec", self.names[host], *argv]
 
-    def __enter__(self) -> Hosts:
-        try:
-            self._make()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
     def _run(self, *args: str) -> None:
         done = _ip(*args)
         if done.returncode != 0:
             raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
-    def _make(self) -> None:
+    def start(self) -> None:
         self._run("netns", "add", self.switch)
         self._run("-n", self.switch, "link", "add", "br0", "type", "bridge")
         self._run("-n", self.switch, "link", "set", "br0", "up")
@@ -121,7 +135,7 @@ class Hosts:
             _ip("netns", "del", name)
 
 
-class Postgres:
+class Postgres(_Started):
     """A private PostgreSQL cluster on host ``host`` of ``hosts``, trusting that network (a test database)."""
 
     def __init__(self, hosts: Hosts, host: int) -> None:
@@ -150,27 +164,19 @@ class Postgres:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:2])}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
-    def __enter__(self) -> Postgres:
+    def start(self) -> None:
         bin_dir = self.bin_dir()
         assert bin_dir is not None
         shutil.chown(self.folder, PG_USER)
         data = self.folder / "data"
-        try:
-            self._as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
-                               "--no-sync"])
-            with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
-                hba.write(f"host all all {SUBNET}.0/24 trust\n")
-            options = (f"-c listen_addresses={self.hosts.address(self.host)} -p {PG_PORT} "
-                       f"-c unix_socket_directories={self.folder} -c fsync=off")
-            self._as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"),
-                               "-o", options, "-w", "-t", "60", "start"], on_host=True)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        self._as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
+                           "--no-sync"])
+        with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
+            hba.write(f"host all all {SUBNET}.0/24 trust\n")
+        options = (f"-c listen_addresses={self.hosts.address(self.host)} -p {PG_PORT} "
+                   f"-c unix_socket_directories={self.folder} -c fsync=off")
+        self._as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"),
+                           "-o", options, "-w", "-t", "60", "start"], on_host=True)
 
     def close(self) -> None:
         """Stop the server at once (the namespace's teardown kills anything left), then remove its files."""
