@@ -1,6 +1,6 @@
 """Every export format against the eager model: file size, test accuracy, agreement, latency, throughput.
 
-For each run given, the model is exported with ``ignite_mnist.export.export_model``
+For each run given, the model is exported with ``ignite_mnist.inference.export.export_model``
 (so the files are exactly what ``ignite-mnist export`` writes, each checked on the
 whole test set) as TorchScript, ONNX, ONNX int8, ExecuTorch and ExecuTorch int8;
 "eager" is the PyTorch model itself (its size: its ``state_dict`` saved with
@@ -42,8 +42,8 @@ from typing import Any
 import torch
 
 from ignite_mnist.data import load_split_tensors, normalise
-from ignite_mnist.export import export_model
-from ignite_mnist.inference import LoadedModel, load_model
+from ignite_mnist.inference.export import export_model
+from ignite_mnist.inference.trained import LoadedModel, load_model
 from ignite_mnist.registry import EXPORT_FORMATS
 
 BATCH = 256

@@ -4,7 +4,7 @@
     per sample, a shuffling ``DataLoader``, ``Adam``, ``loss.item()`` every step.
 (b) ``bare``: a hand-written loop over one preloaded, normalised tensor (a seeded
     permutation per epoch, batches by indexing) with the same optimizer as (c).
-(c) ``ignite_mnist``: ``ignite_mnist.training.run`` with its defaults (tensor
+(c) ``ignite_mnist``: ``ignite_mnist.training.managed.run`` with its defaults (tensor
     loader, validation every epoch, checkpointing, log-progress, metrics log;
     W&B and plots off), ``samples_per_second`` from its summary (the timed span
     includes the validation and checkpoint of each epoch).
@@ -46,7 +46,7 @@ from ignite_mnist import TrainConfig
 from ignite_mnist.data import MNIST, load_splits, normalise
 from ignite_mnist.models import TutorialMLP
 from ignite_mnist.optim import build_optimizer
-from ignite_mnist.training import run
+from ignite_mnist.training.managed import run
 
 BATCH_SIZE = 32
 LR = 1e-3

@@ -117,8 +117,8 @@ def ignite_example(args: argparse.Namespace, clock: Clock) -> None:
 
 
 def _recipe_config(args: argparse.Namespace) -> Any:
-    from ignite_mnist.config import TrainConfig
-    from ignite_mnist.recipes import RECIPES
+    from ignite_mnist.settings.config import TrainConfig
+    from ignite_mnist.settings.recipes import RECIPES
 
     return TrainConfig.from_dict(RECIPES[args.recipe] | {"seed": args.seed, "data_dir": args.data_dir,
                                                          "val_size": args.val_size})
@@ -129,10 +129,10 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
     from ignite.engine import Events
     from ignite.utils import manual_seed
 
-    from ignite_mnist.augment import random_shift_rotate
+    from ignite_mnist.data.augment import random_shift_rotate
     from ignite_mnist.data import LoaderOptions, build_loaders, load_splits
     from ignite_mnist.engines import create_trainer, training_loss
-    from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
+    from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
     from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
     from ignite_mnist.models import build_model
     from ignite_mnist.optim import build_optimizer
@@ -172,7 +172,7 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
     from torch.nn import functional as F
 
     from ignite_mnist.data import load_splits, normalise
-    from ignite_mnist.devices import amp_dtype
+    from ignite_mnist.runtime.devices import amp_dtype
     from ignite_mnist.models import build_model
 
     config = _recipe_config(args)

@@ -16,7 +16,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ignite_mnist.config import TrainConfig
+from ignite_mnist import _moved
+from ignite_mnist.settings.config import TrainConfig
+
+_moved.install()
 
 _LAZY = {
     "ConvNet": "ignite_mnist.models",
@@ -26,8 +29,8 @@ _LAZY = {
     "load_splits": "ignite_mnist.data",
     "create_evaluator": "ignite_mnist.engines",
     "create_trainer": "ignite_mnist.engines",
-    "Summary": "ignite_mnist.report",
-    "run": "ignite_mnist.training",
+    "Summary": "ignite_mnist.training.report",
+    "run": "ignite_mnist.training.managed",
 }
 
 __all__ = ["TrainConfig", *sorted(_LAZY)]

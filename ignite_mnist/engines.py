@@ -34,7 +34,7 @@ from ignite.engine import Engine, create_supervised_evaluator
 from ignite.metrics import Accuracy, ConfusionMatrix, Loss
 from torch import nn
 
-from ignite_mnist.devices import amp_dtype
+from ignite_mnist.runtime.devices import amp_dtype
 
 __all__ = ["create_evaluator", "create_trainer", "make_grad_scaler", "make_train_step", "training_loss"]
 
@@ -86,7 +86,7 @@ def make_train_step(
 
     Args:
         amp: run forward pass and loss under ``torch.autocast``: ``True`` with
-            :func:`~ignite_mnist.devices.amp_dtype` of the device (nothing changes where
+            :func:`~ignite_mnist.runtime.devices.amp_dtype` of the device (nothing changes where
             that is ``None``), or a given dtype.
         channels_last: hand the model channels-last batches (for a CNN whose
             weights were converted with ``model.to(memory_format=torch.channels_last)``).

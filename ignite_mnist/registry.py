@@ -172,9 +172,9 @@ LOADERS = Registry("loader", {
     "torch": "ignite_mnist.data.builders:torch_loaders",
 })
 EXPORT_FORMATS = Registry("export format", {
-    "torchscript": "ignite_mnist.export:TORCHSCRIPT",
-    "onnx": "ignite_mnist.export:ONNX",
-    "executorch": "ignite_mnist.export_executorch:EXECUTORCH",
+    "torchscript": "ignite_mnist.inference.export:TORCHSCRIPT",
+    "onnx": "ignite_mnist.inference.export:ONNX",
+    "executorch": "ignite_mnist.inference.executorch:EXECUTORCH",
 })
 #: What ``export --quantize`` takes (post-training static quantization); the formats that can take it say so.
 QUANTIZATIONS = ("int8",)
@@ -194,32 +194,32 @@ NO_TRACKER = "none"
 TRACKER_CHOICES = (*TRACKERS.names, NO_TRACKER)
 #: A sweep file's ``method`` (W&B's names) -> the builder of the Optuna sampler that runs it locally.
 SWEEP_METHODS = Registry("sweep method", {
-    "grid": "ignite_mnist.sweep:grid_sampler",
-    "random": "ignite_mnist.sweep:random_sampler",
-    "bayes": "ignite_mnist.sweep:tpe_sampler",
+    "grid": "ignite_mnist.experiments.sweep:grid_sampler",
+    "random": "ignite_mnist.experiments.sweep:random_sampler",
+    "bayes": "ignite_mnist.experiments.sweep:tpe_sampler",
 })
 #: A sweep parameter's ``distribution`` (W&B's names) -> the builder of its Optuna distribution.
 SWEEP_DISTRIBUTIONS = Registry("sweep distribution", {
-    "constant": "ignite_mnist.sweep:categorical",
-    "categorical": "ignite_mnist.sweep:categorical",
-    "int_uniform": "ignite_mnist.sweep:int_uniform",
-    "uniform": "ignite_mnist.sweep:uniform",
-    "log_uniform_values": "ignite_mnist.sweep:log_uniform_values",
-    "q_uniform": "ignite_mnist.sweep:q_uniform",
-    "q_log_uniform_values": "ignite_mnist.sweep:q_log_uniform_values",
+    "constant": "ignite_mnist.experiments.sweep:categorical",
+    "categorical": "ignite_mnist.experiments.sweep:categorical",
+    "int_uniform": "ignite_mnist.experiments.sweep:int_uniform",
+    "uniform": "ignite_mnist.experiments.sweep:uniform",
+    "log_uniform_values": "ignite_mnist.experiments.sweep:log_uniform_values",
+    "q_uniform": "ignite_mnist.experiments.sweep:q_uniform",
+    "q_log_uniform_values": "ignite_mnist.experiments.sweep:q_log_uniform_values",
 })
 #: ``ignite-mnist sweep --pruner`` -> the builder of the Optuna pruner.
 PRUNERS = Registry("pruner", {
-    "halving": "ignite_mnist.sweep:halving_pruner",
-    "median": "ignite_mnist.sweep:median_pruner",
-    "none": "ignite_mnist.sweep:no_pruner",
+    "halving": "ignite_mnist.experiments.sweep:halving_pruner",
+    "median": "ignite_mnist.experiments.sweep:median_pruner",
+    "none": "ignite_mnist.experiments.sweep:no_pruner",
 })
 #: ``--pruner auto``: ``halving`` when the sweep file has ``early_terminate``, else ``none``.
 AUTO_PRUNER = "auto"
 PRUNER_CHOICES = (AUTO_PRUNER, *PRUNERS.names)
 
 PROGRESS_MODES = ("auto", "bar", "log", "none")
-#: ``--threads auto``: time a few steps, then choose (see :mod:`ignite_mnist.threads`); else a count.
+#: ``--threads auto``: time a few steps, then choose (see :mod:`ignite_mnist.runtime.threads`); else a count.
 THREADS_AUTO = "auto"
 THREAD_MODES = (THREADS_AUTO,)
 #: ``compare --format``: aligned text, a Markdown table, or CSV (one row per run, no grouping).

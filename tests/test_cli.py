@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ignite_mnist.config import flag_name, setting_fields
+from ignite_mnist.settings.config import flag_name, setting_fields
 from tests.conftest import REPO, run_cli
 
 QUIET = ("--progress", "none", "--wandb-mode", "disabled")

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from ignite_mnist.config import TrainConfig, flag_name
+from ignite_mnist.settings.config import TrainConfig, flag_name
 from ignite_mnist.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ignite_mnist import run
-from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import main, parse_train_args
 from tests.conftest import assert_same_weights, run_cli
 
@@ -56,7 +56,7 @@ def test_toml_and_the_order_defaults_recipe_file_flags(tmp_path):
 
 
 def test_an_older_config_json_with_a_renamed_setting_still_reads(tmp_path):
-    from ignite_mnist.config import TrainConfig
+    from ignite_mnist.settings.config import TrainConfig
 
     old = TrainConfig().to_dict() | {"epochs": 2}
     old["wandb_log_every"] = old.pop("log_every") // 5  # before --log-every served every tracker

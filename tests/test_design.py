@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ignite_mnist import registry
-from ignite_mnist.config import TrainConfig, flag_name, setting_fields
-from ignite_mnist.config_args import build_train_parser
+from ignite_mnist.settings.config import TrainConfig, flag_name, setting_fields
+from ignite_mnist.settings.config_args import build_train_parser
 from tests.conftest import REPO
 
 PACKAGE = REPO / "ignite_mnist"
@@ -176,8 +176,9 @@ def test_the_checks_see_lazy_imports_cycles_and_library_to_cli_imports(tmp_path:
 
 def test_the_core_does_not_import_the_handlers() -> None:
     trees = modules()
-    for core in ("ignite_mnist.checkpoints", "ignite_mnist.run_dir", "ignite_mnist.inference", "ignite_mnist.plots",
-                 "ignite_mnist.distributed", "ignite_mnist.export", "ignite_mnist.config", "ignite_mnist.registry"):
+    for core in ("ignite_mnist.storage.checkpoints", "ignite_mnist.storage.run_dir", "ignite_mnist.inference.trained",
+                 "ignite_mnist.training.plots", "ignite_mnist.runtime.distributed", "ignite_mnist.inference.export",
+                 "ignite_mnist.settings.config", "ignite_mnist.registry"):
         assert not {m for m in module_level_imports(core, trees[core]) if m.startswith("ignite_mnist.handlers")}, core
 
 
@@ -220,7 +221,7 @@ def test_every_choice_of_the_config_comes_from_the_registry_module() -> None:
 
 def test_the_core_names_no_tracker_each_tracker_declares_its_settings_and_files() -> None:
     """A new tracker is a module and registry lines: TrainConfig and RunDir know none by name."""
-    from ignite_mnist.run_dir import RunDir
+    from ignite_mnist.storage.run_dir import RunDir
 
     assert registry.TRACKER_SETTINGS.names == registry.TRACKERS.names
     core = [f.name for f in dataclasses.fields(TrainConfig)] + [name.lower() for name in vars(RunDir)]
@@ -229,7 +230,7 @@ def test_the_core_names_no_tracker_each_tracker_declares_its_settings_and_files(
         assert settings.FILES, tracker
         assert [name for name in core if tracker in name] == [], tracker
         assert all(f.name.startswith(tracker + "_") for f in dataclasses.fields(settings)), tracker
-    source = (PACKAGE / "config.py").read_text() + (PACKAGE / "run_dir.py").read_text()
+    source = (PACKAGE / "settings" / "config.py").read_text() + (PACKAGE / "storage" / "run_dir.py").read_text()
     assert "WANDB_MODE" not in source and "MLFLOW_" not in source
 
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.checkpoints import load_checkpoint
+from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.data import LoaderOptions, TensorLoader, build_loaders, load_splits, normalise
 from ignite_mnist.engines import create_evaluator

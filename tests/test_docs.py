@@ -45,11 +45,13 @@ def test_cli_reference_is_every_commands_help(site: Path) -> None:
 
 def test_one_reference_page_per_public_module(site: Path) -> None:
     pages = {path.parent.name for path in (site / "reference").glob("*/index.html")}
-    assert {"ignite_mnist", "ignite_mnist.handlers", "ignite_mnist.inference", "ignite_mnist.tracking.mlflow"} <= pages
+    assert {"ignite_mnist", "ignite_mnist.handlers", "ignite_mnist.inference.trained",
+            "ignite_mnist.tracking.mlflow"} <= pages
     assert not {page for page in pages if page.startswith(("ignite_mnist.cli", "ignite_mnist.handlers."))}
-    assert not pages & {"ignite_mnist.wiring", "ignite_mnist.parts", "ignite_mnist.console", "ignite_mnist.files"}
-    inference = (site / "reference" / "ignite_mnist.inference" / "index.html").read_text()
-    assert 'id="ignite_mnist.inference.load_model"' in inference  # a docstring rendered by mkdocstrings
+    assert not pages & {"ignite_mnist.training.wiring", "ignite_mnist.training.parts", "ignite_mnist.console",
+                        "ignite_mnist.storage.files"}
+    inference = (site / "reference" / "ignite_mnist.inference.trained" / "index.html").read_text()
+    assert 'id="ignite_mnist.inference.trained.load_model"' in inference  # a docstring rendered by mkdocstrings
     index = (site / "reference" / "index.html").read_text()
     assert all(f"ignite_mnist.{name}/" in index for name in ("handlers", "export", "training"))  # the table links them
 
@@ -58,8 +60,8 @@ def test_sphinx_roles_render_as_links_or_code(site: Path) -> None:
     html = "\n".join(path.read_text() for path in (site / "reference").glob("*/index.html"))
     assert not re.search(r":(func|class|meth|attr|mod|data|exc):`", html)  # none printed literally
     handlers = (site / "reference" / "ignite_mnist.handlers" / "index.html").read_text()
-    # ":mod:`ignite_mnist.training`" in the handlers' docstring is a link to the training page
-    assert re.search(r'<a [^>]*href="../ignite_mnist.training/#ignite_mnist.training"[^>]*>', handlers)
+    # ":mod:`ignite_mnist.training.managed`" in the handlers' docstring is a link to the training page
+    assert re.search(r'<a [^>]*href="../ignite_mnist.training/#ignite_mnist.training.managed"[^>]*>', handlers)
 
 
 def test_code_is_highlighted_and_the_nav_is_four_tabs(site: Path) -> None:

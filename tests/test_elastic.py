@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
-from ignite_mnist.run_dir import read_metrics_log
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.run_dir import read_metrics_log
 from tests.conftest import REPO, assert_same_weights
 from tests.faults.kill_driver import KILL_RANK
 

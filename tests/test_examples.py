@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
-from ignite_mnist.run_dir import read_metrics_log
+from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.run_dir import read_metrics_log
 from tests.conftest import REPO, assert_same_weights
 from tests.handlers.test_wandb import inspect
 

@@ -14,15 +14,15 @@ from ignite.engine import Engine, Events
 from ignite.metrics import Average, RunningAverage
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.augment import random_shift_rotate
-from ignite_mnist.checkpoints import load_checkpoint
+from ignite_mnist.data.augment import random_shift_rotate
+from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.data import LoaderOptions, ResumableDataLoader, TensorLoader, build_loaders, load_splits
-from ignite_mnist.devices import amp_dtype, cpu_has_bfloat16
+from ignite_mnist.runtime.devices import amp_dtype, cpu_has_bfloat16
 from ignite_mnist.engines import make_train_step
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
-from ignite_mnist.recipes import FAST_RECIPE, fast_recipe
+from ignite_mnist.settings.recipes import FAST_RECIPE, fast_recipe
 from tests.conftest import assert_same_weights
 
 

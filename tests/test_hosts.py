@@ -162,7 +162,7 @@ def test_two_sweep_workers_on_two_hosts_share_a_postgresql_study_and_survive_a_k
 ) -> None:
     import optuna
 
-    from ignite_mnist.sweep_storage import open_storage
+    from ignite_mnist.experiments.sweep_storage import open_storage
 
     spec = tmp_path / "grid.yaml"
     spec.write_text(SWEEP)

@@ -11,16 +11,16 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, report
-from ignite_mnist.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
+from ignite_mnist.storage.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
 from ignite_mnist.engines import create_trainer, make_grad_scaler
 from ignite_mnist.errors import Interrupted, TrainingError
 from ignite_mnist.handlers import attach_checkpointing
 from ignite_mnist.models import build_model
-from ignite_mnist.parts import build_parts
-from ignite_mnist.resume import plan_resume
-from ignite_mnist.run_dir import read_metrics_log
-from ignite_mnist.training import restore, train
-from ignite_mnist.wiring import attach_run_handlers
+from ignite_mnist.training.parts import build_parts
+from ignite_mnist.training.resume import plan_resume
+from ignite_mnist.storage.run_dir import read_metrics_log
+from ignite_mnist.training.managed import restore, train
+from ignite_mnist.training.wiring import attach_run_handlers
 from tests.conftest import assert_same_weights
 
 

@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig
-from ignite_mnist.checkpoints import load_checkpoint
-from ignite_mnist.parts import build_parts
-from ignite_mnist.recipes import RECIPES
-from ignite_mnist.threads import ThreadChoice, choose_threads
+from ignite_mnist.storage.checkpoints import load_checkpoint
+from ignite_mnist.training.parts import build_parts
+from ignite_mnist.settings.recipes import RECIPES
+from ignite_mnist.runtime.threads import ThreadChoice, choose_threads
 from tests.conftest import REPO, assert_same_weights
 
 QUIET = ["--progress", "none", "--tracker", "none", "--no-plots"]
@@ -82,7 +82,7 @@ def test_recipes_name_only_real_settings() -> None:
 
 
 def test_label_smoothing_is_checked_and_resumed_as_an_optimisation_setting() -> None:
-    from ignite_mnist.config import EXACT_RESUME_SETTINGS
+    from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS
     from ignite_mnist.errors import ConfigError
 
     assert "label_smoothing" in EXACT_RESUME_SETTINGS

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.checkpoints import find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from tests.conftest import assert_same_weights
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from ignite_mnist.cli import main
-from ignite_mnist.plots import FIGURE_PIXELS
-from ignite_mnist.run_dir import RunDir
+from ignite_mnist.training.plots import FIGURE_PIXELS
+from ignite_mnist.storage.run_dir import RunDir
 from tests.conftest import assert_same_weights, run_cli
 from tests.inference.test_plots import png_size
 

@@ -12,7 +12,7 @@ import pytest
 from ignite_mnist import registry
 from ignite_mnist.cli import main, parse_train_args
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.sweep_spec import SweepSpec, agent_args
+from ignite_mnist.experiments.sweep_spec import SweepSpec, agent_args
 from tests.conftest import REPO
 
 VALID = """\
@@ -64,7 +64,7 @@ def test_sweep_usage_errors_answer_without_torch_or_optuna(tmp_path):
 
 def test_the_sweep_and_compare_modules_load_without_torch():
     pytest.importorskip("optuna")
-    code = ("import sys, ignite_mnist.sweep, ignite_mnist.compare\n"
+    code = ("import sys, ignite_mnist.experiments.sweep, ignite_mnist.experiments.compare\n"
             "print('torch' in sys.modules, 'ignite' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr
@@ -84,7 +84,7 @@ def test_a_bad_storage_is_one_line(tmp_path, capsys, storage, code, expected):
 
 def test_another_sweep_file_for_the_same_sweep_is_refused(tmp_path):
     optuna = pytest.importorskip("optuna")
-    from ignite_mnist.sweep import open_sweep
+    from ignite_mnist.experiments.sweep import open_sweep
 
     folder, study = open_sweep(SweepSpec.load(write(tmp_path, VALID)), tmp_path / "runs")
     assert study.user_attrs["sweep_file"]["run_cap"] == 3 and isinstance(study, optuna.Study)
@@ -100,7 +100,7 @@ def test_another_sweep_file_for_the_same_sweep_is_refused(tmp_path):
 def test_distributions_are_those_of_wandbs_own_optuna_scheduler():
     pytest.importorskip("optuna")
     wandb_optuna = pytest.importorskip("wandb.sdk.sweeps.scheduler.optuna")
-    from ignite_mnist.sweep import distributions
+    from ignite_mnist.experiments.sweep import distributions
 
     parameters = {
         "model": {"values": ["mlp", "cnn"]}, "epochs": {"value": 1}, "seed": {"min": 0, "max": 9},
@@ -164,7 +164,7 @@ def test_heartbeat_settings_out_of_range_are_usage_errors(tmp_path, capsys, flag
 
 def test_a_retried_trial_counts_once_through_its_retry(tmp_path):
     optuna = pytest.importorskip("optuna")
-    from ignite_mnist.sweep_storage import counted_trials
+    from ignite_mnist.experiments.sweep_storage import counted_trials
 
     study = optuna.create_study()
     study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL))

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.checkpoints import load_checkpoint
-from ignite_mnist.run_dir import read_metrics_log
+from ignite_mnist.storage.checkpoints import load_checkpoint
+from ignite_mnist.storage.run_dir import read_metrics_log
 from tests.conftest import assert_same_weights
 
 

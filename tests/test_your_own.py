@@ -14,7 +14,7 @@ from ignite.engine import Events
 from PIL import Image
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.data import load_split_tensors
 from tests.conftest import REPO, run_cli
 

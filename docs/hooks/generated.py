@@ -48,7 +48,7 @@ def _cli_reference() -> str:
     from ignite_mnist.cli.experiments import EXPERIMENT_PARSERS
     from ignite_mnist.cli.inference import SUBCOMMAND_PARSERS
     from ignite_mnist.cli.train import train_parser
-    from ignite_mnist.config import DATA_DIR_ENV
+    from ignite_mnist.settings.config import DATA_DIR_ENV
 
     os.environ["COLUMNS"] = HELP_WIDTH  # argparse wraps help text at the terminal width
     os.environ.pop(DATA_DIR_ENV, None)  # show the documented default, not the builder's data folder

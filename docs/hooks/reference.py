@@ -4,7 +4,7 @@ A module is public unless it is listed in ``INTERNAL`` (or its name has a part
 starting with ``_``), so a new module gets its page without editing the docs.
 The internals are what the managed run and the command line are made of; their
 public objects are re-exported by a public module (``ignite_mnist.handlers``
-re-exports every handler, ``ignite_mnist.export`` reaches ExecuTorch).
+re-exports every handler, ``ignite_mnist.inference.export`` reaches ExecuTorch).
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ PACKAGE = "ignite_mnist"
 #: Modules kept out of the reference: the command line, the run's phases, and helpers behind public modules.
 INTERNAL = (
     "ignite_mnist.__main__",
-    "ignite_mnist.arguments",
+    "ignite_mnist.settings.arguments",
     "ignite_mnist.cli",
-    "ignite_mnist.checkpoint_files",
-    "ignite_mnist.config_file",
+    "ignite_mnist.storage.checkpoint_files",
+    "ignite_mnist.settings.config_file",
     "ignite_mnist.console",
-    "ignite_mnist.devices",
-    "ignite_mnist.export_executorch",
-    "ignite_mnist.fast",
-    "ignite_mnist.files",
+    "ignite_mnist.runtime.devices",
+    "ignite_mnist.inference.executorch",
+    "ignite_mnist.runtime.fast",
+    "ignite_mnist.storage.files",
     "ignite_mnist.handlers.",
     "ignite_mnist.optim",
-    "ignite_mnist.parts",
-    "ignite_mnist.report",
-    "ignite_mnist.sweep_spec",
-    "ignite_mnist.wiring",
+    "ignite_mnist.training.parts",
+    "ignite_mnist.training.report",
+    "ignite_mnist.experiments.sweep_spec",
+    "ignite_mnist.training.wiring",
 )
 
 

@@ -1,8 +1,8 @@
 """Griffe extension: the Sphinx roles in the docstrings become links in the site.
 
-The docstrings name other objects the Sphinx way (``:func:`~ignite_mnist.inference.load_model```),
+The docstrings name other objects the Sphinx way (``:func:`~ignite_mnist.inference.trained.load_model```),
 which reads well in ``help()`` and in an editor. mkdocstrings knows autorefs' Markdown
-(``[`load_model`][ignite_mnist.inference.load_model]``) instead, so each role is rewritten when the
+(``[`load_model`][ignite_mnist.inference.trained.load_model]``) instead, so each role is rewritten when the
 package is loaded:
 
 * a name in a module the reference shows becomes a link (the build fails if it leads nowhere);

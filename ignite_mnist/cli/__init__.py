@@ -2,7 +2,7 @@
 
 ``train`` (the default command) is :mod:`ignite_mnist.cli.train`; ``evaluate``,
 ``predict`` and ``export`` are :mod:`ignite_mnist.cli.inference`; :mod:`ignite_mnist.cli.commands`
-dispatches. The training flags are parsed by :mod:`ignite_mnist.config_args`, in the library
+dispatches. The training flags are parsed by :mod:`ignite_mnist.settings.config_args`, in the library
 (which never imports this package). Errors the user can fix end in one line and an exit code (see
 :mod:`ignite_mnist.errors`): 0 done, 1 runtime failure, 2 usage error, 130/143
 interrupted. Nothing here imports torch before a command needs it, so ``--help``
@@ -17,8 +17,8 @@ from typing import Any
 _LAZY = {
     "COMMANDS": "ignite_mnist.cli.commands",
     "main": "ignite_mnist.cli.commands",
-    "build_train_parser": "ignite_mnist.config_args",
-    "parse_train_args": "ignite_mnist.config_args",
+    "build_train_parser": "ignite_mnist.settings.config_args",
+    "parse_train_args": "ignite_mnist.settings.config_args",
     "train_parser": "ignite_mnist.cli.train",
 }
 

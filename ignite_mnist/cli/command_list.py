@@ -6,7 +6,7 @@ The dispatcher (:mod:`ignite_mnist.cli.commands`) and the training command's
 
 from __future__ import annotations
 
-from ignite_mnist.arguments import PROG
+from ignite_mnist.settings.arguments import PROG
 
 __all__ = ["DEFAULT_COMMAND", "SUMMARIES", "commands_help"]
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from ignite_mnist.arguments import PROG
+from ignite_mnist.settings.arguments import PROG
 from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES
 from ignite_mnist.console import silence
 from ignite_mnist.errors import EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted

@@ -1,6 +1,6 @@
 """The ``sweep`` and ``compare`` subcommands of ``ignite-mnist``: many runs at once.
 
-The work is done by :mod:`ignite_mnist.sweep` (on Optuna) and :mod:`ignite_mnist.compare`;
+The work is done by :mod:`ignite_mnist.experiments.sweep` (on Optuna) and :mod:`ignite_mnist.experiments.compare`;
 this module parses arguments and prints. Nothing here imports Optuna or torch
 before a command runs, so ``--help`` and usage errors answer at once.
 
@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser
-from ignite_mnist.config import TrainConfig, require_named_model
+from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
+from ignite_mnist.settings.config import TrainConfig, require_named_model
 from ignite_mnist.errors import EXIT_OK, ConfigError, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
 
@@ -102,14 +102,14 @@ def build_compare_parser() -> argparse.ArgumentParser:
 
 def _sweep_module() -> Any:
     try:
-        from ignite_mnist import sweep
+        from ignite_mnist.experiments import sweep
     except ModuleNotFoundError as error:
         raise SweepError(f"sweeps need Optuna ({error}): pip install \"ignite-mnist[sweep]\"") from None
     return sweep
 
 
 def sweep_command(argv: Sequence[str]) -> int:
-    from ignite_mnist.sweep_spec import SweepSpec
+    from ignite_mnist.experiments.sweep_spec import SweepSpec
 
     args = build_sweep_parser().parse_args(argv)
     spec = SweepSpec.load(args.spec)
@@ -139,15 +139,15 @@ def sweep_command(argv: Sequence[str]) -> int:
 def _trial_states(path: Path) -> Mapping[str, str] | None:
     """A sweep folder's trial states, when Optuna is there to read its study."""
     try:
-        from ignite_mnist.sweep import trial_states
+        from ignite_mnist.experiments.sweep import trial_states
     except ModuleNotFoundError:
         return None
     return trial_states(path)
 
 
 def compare_command(argv: Sequence[str]) -> int:
-    from ignite_mnist.compare import Comparison, find_runs
-    from ignite_mnist.files import write_text
+    from ignite_mnist.experiments.compare import Comparison, find_runs
+    from ignite_mnist.storage.files import write_text
 
     args = build_compare_parser().parse_args(argv)
     comparison = Comparison.of(find_runs(args.runs, _trial_states))
@@ -158,7 +158,7 @@ def compare_command(argv: Sequence[str]) -> int:
     else:
         print(text)
     if args.plot is not None:
-        from ignite_mnist.plots import PLOTS_INSTALL, matplotlib_available, plot_validation_curves, save_figure
+        from ignite_mnist.training.plots import PLOTS_INSTALL, matplotlib_available, plot_validation_curves, save_figure
 
         if not matplotlib_available():
             raise IgniteMnistError(f"--plot needs matplotlib ({PLOTS_INSTALL})")

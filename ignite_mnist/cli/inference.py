@@ -2,8 +2,8 @@
 
 Each takes a checkpoint file (``.pt``) or a run directory (its best checkpoint,
 else its newest one); ``predict`` also takes a file ``export`` wrote. The work is
-done by :mod:`ignite_mnist.inference`, :mod:`ignite_mnist.export` and
-:mod:`ignite_mnist.plots`; this module only parses arguments and prints.
+done by :mod:`ignite_mnist.inference.trained`, :mod:`ignite_mnist.inference.export` and
+:mod:`ignite_mnist.training.plots`; this module only parses arguments and prints.
 
 Example:
     $ ignite-mnist evaluate runs/mnist-cnn-20261125-101500
@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser
+from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK, ConfigError, WriteError
 from ignite_mnist.registry import DEVICES
 
 if TYPE_CHECKING:
-    from ignite_mnist.inference import Classifier
+    from ignite_mnist.inference.trained import Classifier
 
 __all__ = [
     "SUBCOMMAND_PARSERS",
@@ -92,7 +92,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 def build_demo_parser() -> argparse.ArgumentParser:
     """``ignite-mnist demo CKPT [--port N]``: the digit pad, a page on 127.0.0.1 to draw digits on."""
-    from ignite_mnist.demo import DEFAULT_PORT, HOST
+    from ignite_mnist.inference.demo import DEFAULT_PORT, HOST
 
     parser = _parser("demo", f"Serve the digit pad on {HOST} (this machine only): a page where you draw a digit with "
                              f"the mouse or a finger and see every class's probability as you draw. The drawing goes "
@@ -104,7 +104,7 @@ def build_demo_parser() -> argparse.ArgumentParser:
 
 def build_export_parser() -> argparse.ArgumentParser:
     """``ignite-mnist export CKPT --format FORMAT [--quantize int8]``: a deployable file, checked."""
-    from ignite_mnist.export import CALIBRATION_SAMPLES, INT8_MAX_ACCURACY_DROP, TOLERANCE
+    from ignite_mnist.inference.export import CALIBRATION_SAMPLES, INT8_MAX_ACCURACY_DROP, TOLERANCE
     from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
 
     parser = _parser("export", f"Export the model for deployment, run the file with its own runtime on the whole test "
@@ -126,9 +126,9 @@ def build_export_parser() -> argparse.ArgumentParser:
 
 def evaluate_command(argv: Sequence[str]) -> int:
     args = build_evaluate_parser().parse_args(argv)  # before importing torch: --help answers at once
-    from ignite_mnist.devices import resolve_device
-    from ignite_mnist.inference import default_output_path, evaluate, load_model
-    from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix, save_figure
+    from ignite_mnist.runtime.devices import resolve_device
+    from ignite_mnist.inference.trained import default_output_path, evaluate, load_model
+    from ignite_mnist.training.plots import matplotlib_available, plot_confusion_matrix, save_figure
 
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device, model=args.model, dataset=args.dataset)
@@ -151,8 +151,8 @@ def evaluate_command(argv: Sequence[str]) -> int:
 
 def _classifier(args: argparse.Namespace) -> Classifier:
     """A checkpoint's model, or an exported file (then ``--model``/``--dataset`` have nothing to say)."""
-    from ignite_mnist.export import is_exported, load_exported
-    from ignite_mnist.inference import load_model
+    from ignite_mnist.inference.export import is_exported, load_exported
+    from ignite_mnist.inference.trained import load_model
 
     if not is_exported(args.checkpoint):
         return load_model(args.checkpoint, model=args.model, dataset=args.dataset)
@@ -164,7 +164,7 @@ def _classifier(args: argparse.Namespace) -> Classifier:
 
 def predict_command(argv: Sequence[str]) -> int:
     args = build_predict_parser().parse_args(argv)  # before importing torch: --help answers at once
-    from ignite_mnist.inference import predict
+    from ignite_mnist.inference.trained import predict
 
     predictions = predict(_classifier(args), args.images)
     for failed in (p for p in predictions if p.error is not None):
@@ -178,8 +178,8 @@ def predict_command(argv: Sequence[str]) -> int:
 
 
 def export_command(argv: Sequence[str]) -> int:
-    from ignite_mnist.export import export_model, exporter_for
-    from ignite_mnist.inference import load_model
+    from ignite_mnist.inference.export import export_model, exporter_for
+    from ignite_mnist.inference.trained import load_model
 
     args = build_export_parser().parse_args(argv)
     exporter_for(args.format, args.quantize)  # a usage error or a missing package, before anything is loaded
@@ -193,7 +193,7 @@ def demo_command(argv: Sequence[str]) -> int:
     args = build_demo_parser().parse_args(argv)  # before importing torch: --help answers at once
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port", f"a port is 0 to 65535, got {args.port}")
-    from ignite_mnist.demo import serve_pad
+    from ignite_mnist.inference.demo import serve_pad
 
     serve_pad(_classifier(args), args.port, source=args.checkpoint)
     return EXIT_OK

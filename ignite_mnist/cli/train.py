@@ -1,7 +1,7 @@
 """``ignite-mnist [train]``: the training command.
 
-The flags are :mod:`ignite_mnist.config_args`' (one per
-:class:`~ignite_mnist.config.TrainConfig` field); this module adds the list of
+The flags are :mod:`ignite_mnist.settings.config_args`' (one per
+:class:`~ignite_mnist.settings.config.TrainConfig` field); this module adds the list of
 commands to ``--help``, runs the training and prints its last line::
 
     $ ignite-mnist --epochs 3 --model cnn --data-dir ../shared/data
@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ignite_mnist.cli.command_list import commands_help
-from ignite_mnist.config import TrainConfig
-from ignite_mnist.config_args import build_train_parser, parse_train_command
-from ignite_mnist.config_file import dump_config
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.settings.config_args import build_train_parser, parse_train_command
+from ignite_mnist.settings.config_file import dump_config
 from ignite_mnist.console import say
 from ignite_mnist.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from ignite_mnist.report import Summary
+    from ignite_mnist.training.report import Summary
 
 __all__ = ["final_line", "train_command", "train_parser"]
 
@@ -38,7 +38,7 @@ def final_line(summary: Summary, config: TrainConfig) -> str:
     """The line a training ends with: test results, whether (when, why) it stopped early, the run directory.
 
     Example:
-        >>> from ignite_mnist.report import Summary
+        >>> from ignite_mnist.training.report import Summary
         >>> summary = Summary("runs/r", 0.9812, 0.0611, 0.98, 7, 60.0, 1000.0, stopped_early=True, stopped_epoch=7)
         >>> for part in final_line(summary, TrainConfig(patience=3)).split("; "):
         ...     print(part)
@@ -65,7 +65,7 @@ def train_command(argv: Sequence[str] | None) -> int:
     if print_config:
         print(dump_config(config), end="")
         return EXIT_OK
-    from ignite_mnist.training import run
+    from ignite_mnist.training.managed import run
 
     summary = run(config, resume=plan)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports

@@ -38,7 +38,7 @@ class LoaderOptions:
         eval_batch_size: samples per validation and test batch.
         rank: this process's rank, the shard it takes.
         world_size: how many ranks share each epoch.
-        transform: a batch-wise function applied to training images (see :mod:`ignite_mnist.augment`).
+        transform: a batch-wise function applied to training images (see :mod:`ignite_mnist.data.augment`).
     """
 
     batch_size: int

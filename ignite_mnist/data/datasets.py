@@ -1,7 +1,7 @@
 """The datasets: MNIST and Fashion-MNIST (IDX files), or a folder of images; what a model keeps of its dataset.
 
 A :class:`DatasetSpec` names an IDX dataset; ``--dataset`` picks one by name from
-:data:`~ignite_mnist.registry.DATASETS`, or a folder (:mod:`ignite_mnist.folders`).
+:data:`~ignite_mnist.registry.DATASETS`, or a folder (:mod:`ignite_mnist.data.folders`).
 Files are read through ``torchvision.datasets`` (its ``<root>/<Name>/raw/`` layout
 and its download). What torchvision lacks is added here and in
 :mod:`ignite_mnist.data.idx`: gzipped or Debian-installed files are unpacked into
@@ -26,10 +26,10 @@ from typing import Any, Protocol
 import torch
 import torchvision
 
-from ignite_mnist.config import DATA_DIR_ENV, FOLDER_PREFIX
+from ignite_mnist.settings.config import DATA_DIR_ENV, FOLDER_PREFIX
 from ignite_mnist.data.idx import ALL_FILES, check_idx_pair, file_names, unpack_gz
 from ignite_mnist.errors import DataError
-from ignite_mnist.folders import folder_dataset
+from ignite_mnist.data.folders import folder_dataset
 from ignite_mnist.limits import MAX_CLASSES
 from ignite_mnist.registry import DATASETS
 
@@ -143,7 +143,7 @@ class DatasetInfo:
 
 class Dataset(Protocol):
     """What training and inference need of a dataset: an IDX :class:`DatasetSpec` or a
-    :class:`~ignite_mnist.folders.FolderDataset`."""
+    :class:`~ignite_mnist.data.folders.FolderDataset`."""
 
     name: str
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ignite_mnist.errors import DataError, WriteError
-from ignite_mnist.files import WRITE_ERRNOS, replacing
+from ignite_mnist.storage.files import WRITE_ERRNOS, replacing
 
 __all__ = ["ALL_FILES", "IMAGES_MAGIC", "LABELS_MAGIC", "check_idx_pair", "file_names", "unpack_gz"]
 

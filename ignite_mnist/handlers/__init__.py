@@ -6,7 +6,7 @@ managed run does), and returns the object it attached, which has ``detach``.
 Every stateful handler saves itself: checkpoints hold the trainer's
 :func:`resumable_state` (the trainer, RNG states, the data's position, every
 handler) plus the objects you name, and :func:`resume_training` restores it all.
-The managed run (:mod:`ignite_mnist.training`) is built from exactly these.
+The managed run (:mod:`ignite_mnist.training.managed`) is built from exactly these.
 
 Example:
     >>> from ignite_mnist.handlers import attach_validation, attach_checkpointing, resume_training

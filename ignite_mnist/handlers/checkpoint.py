@@ -12,7 +12,7 @@ then ``os.replace``). Added here:
 * a failed write (disk full, read-only folder) as one line naming the newest intact file.
 
 What goes into the files (RNG states, the config) and how they are read back
-is :mod:`ignite_mnist.checkpoints`; file names are ``last_checkpoint_<iteration>.pt``
+is :mod:`ignite_mnist.storage.checkpoints`; file names are ``last_checkpoint_<iteration>.pt``
 and ``best_checkpoint_<iteration>_<score_name>=<score>.pt``.
 
 What a checkpoint holds is collected by itself (:func:`~ignite_mnist.handlers.resumable_state`):
@@ -48,7 +48,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, global_step_from_engine
 
-from ignite_mnist.checkpoints import BEST_PREFIX, LAST_PREFIX, find_best_checkpoint, find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import BEST_PREFIX, LAST_PREFIX, find_best_checkpoint, find_latest_checkpoint
 from ignite_mnist.errors import CheckpointError
 from ignite_mnist.events import Handlers, ValidationEvents
 from ignite_mnist.handlers.state import SAVE, resumable_state

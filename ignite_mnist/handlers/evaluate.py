@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ignite_mnist.checkpoints import load_checkpoint
+from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.handlers.checkpoint import CheckpointHandlers
 

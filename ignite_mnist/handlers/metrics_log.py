@@ -5,13 +5,13 @@ Epoch rows hold ``epoch``, ``iteration``, ``train_loss``, ``val_loss``,
 ``seconds`` (training time of the epoch, carried across a resume). Ignite has no
 file logger of this kind. The log is checkpointable (the time the epoch in
 progress has taken so far), so a resumed run writes the rows an uninterrupted
-one would. Reading the file back is :func:`ignite_mnist.run_dir.read_metrics_log`.
+one would. Reading the file back is :func:`ignite_mnist.storage.run_dir.read_metrics_log`.
 
 Example:
     >>> import tempfile
     >>> from ignite.engine import Engine
     >>> from ignite_mnist.handlers.validation import attach_validation
-    >>> from ignite_mnist.run_dir import read_metrics_log
+    >>> from ignite_mnist.storage.run_dir import read_metrics_log
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
@@ -35,10 +35,10 @@ from ignite.engine import Engine, Events
 
 from ignite_mnist.console import note
 from ignite_mnist.events import Handlers, ValidationEvents
-from ignite_mnist.files import append_line
+from ignite_mnist.storage.files import append_line
 from ignite_mnist.handlers.state import REPORT, resumable_state
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX
-from ignite_mnist.run_dir import truncate_metrics_log
+from ignite_mnist.storage.run_dir import truncate_metrics_log
 
 __all__ = ["MetricsLog", "attach_metrics_log"]
 

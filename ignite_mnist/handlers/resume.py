@@ -3,7 +3,7 @@
 What is restored is the trainer's :func:`~ignite_mnist.handlers.resumable_state`:
 the trainer, RNG states, the data's position, every handler of this project and
 the objects named in :func:`~ignite_mnist.handlers.attach_checkpointing`. Which
-checkpoint a managed run resumes (``--resume``) is :mod:`ignite_mnist.resume`.
+checkpoint a managed run resumes (``--resume``) is :mod:`ignite_mnist.training.resume`.
 
 Example:
     >>> import tempfile
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from ignite.engine import Engine
 
-from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.handlers.state import resumable_state
-from ignite_mnist.resume import ResumePlan, rewind_logs
-from ignite_mnist.run_dir import RunDir
+from ignite_mnist.training.resume import ResumePlan, rewind_logs
+from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = ["Resumed", "resume_training"]
 

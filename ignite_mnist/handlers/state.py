@@ -3,7 +3,7 @@
 Ignite's ``Checkpoint`` saves the ``to_save`` dict it is given; keeping that dict
 complete was the caller's job. Here every stateful handler of this project
 registers its object with the trainer it is attached to, and the trainer itself,
-every random generator (:class:`~ignite_mnist.checkpoints.RNGStates`) and the
+every random generator (:class:`~ignite_mnist.storage.checkpoints.RNGStates`) and the
 position of the data the trainer runs on (``trainer.state.dataloader``, when it
 has ``state_dict``) are in from the start. The caller names only what is theirs
 (model, optimizer, a scheduler) in
@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.checkpoints import RNGStates, restore_objects
+from ignite_mnist.storage.checkpoints import RNGStates, restore_objects
 from ignite_mnist.console import note
 
 __all__ = ["ResumableState", "resumable_state", "unsaved_objects"]

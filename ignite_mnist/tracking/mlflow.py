@@ -42,9 +42,9 @@ from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 from ignite_mnist.tracking.mlflow_settings import MlflowSettings
 
 if TYPE_CHECKING:
-    from ignite_mnist.config import TrainConfig
+    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.run_dir import RunDir
+    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import RunStatus
 
 __all__ = ["DEFAULT_EXPERIMENT", "HTTP_LIMITS", "MlflowTracker", "check_sqlite_store"]
@@ -184,7 +184,7 @@ class MlflowTracker(LoggerTracker):
         """``test accuracy`` and ``test loss``; the confusion matrix as JSON, and as a PNG with matplotlib."""
         import mlflow
 
-        from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix
+        from ignite_mnist.training.plots import matplotlib_available, plot_confusion_matrix
 
         mlflow.log_metrics({"test accuracy": evaluation.accuracy, "test loss": evaluation.loss}, step=self.step())
         matrix = {"classes": list(evaluation.classes), "matrix": evaluation.confusion_matrix}

@@ -38,9 +38,9 @@ from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings
 
 if TYPE_CHECKING:
-    from ignite_mnist.config import TrainConfig
+    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.run_dir import RunDir
+    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import RunStatus
 
 __all__ = ["TensorboardTracker", "hparams"]
@@ -112,7 +112,7 @@ class TensorboardTracker(LoggerTracker):
     def _log_test_report(self, evaluation: Evaluation) -> None:
         """``test/accuracy`` and ``test/loss`` with the settings as hyperparameters; the confusion matrix
         as a figure."""
-        from ignite_mnist.plots import matplotlib_available, plot_confusion_matrix
+        from ignite_mnist.training.plots import matplotlib_available, plot_confusion_matrix
 
         writer, step = self.logger.writer, self.step()
         writer.add_hparams(hparams(self.config), {"test/accuracy": evaluation.accuracy, "test/loss": evaluation.loss},

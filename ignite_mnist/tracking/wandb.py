@@ -51,9 +51,9 @@ from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
 from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
-    from ignite_mnist.config import TrainConfig
+    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.run_dir import RunDir
+    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import BestValues, RunStatus
     from ignite_mnist.tracking.wandb_settings import WandbSettings
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ignite_mnist.cli import main
-from ignite_mnist.config import setting_fields
-from ignite_mnist.run_dir import RunDir
+from ignite_mnist.settings.config import setting_fields
+from ignite_mnist.storage.run_dir import RunDir
 
 _SETTINGS = set(setting_fields())
 #: Quiet, fast runs: no progress output, and no W&B or plots where those settings exist.

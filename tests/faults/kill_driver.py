@@ -42,11 +42,11 @@ import torch
 from ignite.engine import Events
 
 import ignite_mnist.handlers.metrics_log as metrics_log
-import ignite_mnist.plots as plots
-import ignite_mnist.training as training
+import ignite_mnist.training.plots as plots
+import ignite_mnist.training.managed as training
 from ignite_mnist.cli import main as cli_main
 from ignite_mnist.events import ValidationEvents
-from ignite_mnist.run_dir import RunDir
+from ignite_mnist.storage.run_dir import RunDir
 
 #: Under torchrun: the rank that dies at the point (unset: every process that reaches it).
 KILL_RANK = "KILL_DRIVER_RANK"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.checkpoints import find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from tests.faults.conftest import QUIET, TINY, assert_loadable, assert_one_line_error, snapshot
 
 

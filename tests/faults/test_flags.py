@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ignite_mnist.config import flag_name, setting_fields, setting_type
+from ignite_mnist.settings.config import flag_name, setting_fields, setting_type
 from tests.faults.conftest import assert_one_line_error
 
 FIELDS = tuple(setting_fields().values())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint
 from tests.conftest import assert_same_weights
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, assert_loadable
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ignite_mnist.checkpoints import find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, assert_one_line_error, snapshot
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from ignite_mnist.checkpoints import find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from ignite_mnist.models import build_model
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_one_line_error, snapshot
 
@@ -165,7 +165,7 @@ def test_sigterm_during_the_final_test_says_how_to_finish_the_report(idx_root: P
 
 
 def test_sigterm_while_starting_says_nothing_was_trained(idx_root: Path, tmp_path: Path) -> None:
-    code = ("import os, signal, sys\nimport ignite_mnist.parts as parts\nfrom ignite_mnist.cli import main\n"
+    code = ("import os, signal, sys\nimport ignite_mnist.training.parts as parts\nfrom ignite_mnist.cli import main\n"
             "load = parts.load_splits\n"
             "def loading(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
             "    return load(*args, **kwargs)\n"

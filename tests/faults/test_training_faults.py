@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ignite_mnist.checkpoints import find_latest_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from tests.conftest import assert_same_weights
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_loadable, assert_one_line_error
 
@@ -20,7 +20,7 @@ HOLD_VALIDATION = """
 import sys, time
 from pathlib import Path
 from ignite.engine import Events
-import ignite_mnist.parts as parts
+import ignite_mnist.training.parts as parts
 from ignite_mnist.cli import main
 
 inside, sent = Path(sys.argv[1]), Path(sys.argv[2])

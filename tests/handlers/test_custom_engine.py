@@ -4,7 +4,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.checkpoints import find_latest_checkpoint, restore_objects
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, restore_objects
 from ignite_mnist.handlers import attach_checkpointing, attach_early_stopping, attach_validation, every_epochs
 
 

@@ -10,7 +10,7 @@ import pytest
 from ignite.engine import Engine, Events
 
 from ignite_mnist.handlers.progress import LogProgress, attach_progress, resolve_progress_mode
-from ignite_mnist.run_dir import read_metrics_log
+from ignite_mnist.storage.run_dir import read_metrics_log
 from tests.conftest import REPO
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.handlers import (
     attach_checkpointing,
     attach_early_stopping,
@@ -20,7 +20,7 @@ from ignite_mnist.handlers import (
     resumable_state,
     resume_training,
 )
-from ignite_mnist.run_dir import read_metrics_log
+from ignite_mnist.storage.run_dir import read_metrics_log
 
 DATA = [(torch.randn(8, 4, generator=torch.Generator().manual_seed(i)), torch.tensor([i % 2] * 8)) for i in range(6)]
 

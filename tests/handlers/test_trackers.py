@@ -18,9 +18,9 @@ import pytest
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.checkpoints import find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import parse_train_args
-from ignite_mnist.run_dir import RunDir, read_metrics_log
+from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
 from ignite_mnist.tracking.mlflow import MlflowTracker
 from ignite_mnist.tracking.mlflow_settings import MlflowSettings
 from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings

@@ -20,11 +20,11 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
+from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT
 from ignite_mnist.handlers import attach_wandb
-from ignite_mnist.run_dir import read_metrics_log
+from ignite_mnist.storage.run_dir import read_metrics_log
 from ignite_mnist.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
 from tests.conftest import REPO, run_cli
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ignite.utils import manual_seed
 
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.data import MNIST, TensorLoader, load_splits
 from ignite_mnist.engines import create_trainer
 from ignite_mnist.models import build_model
@@ -47,7 +47,7 @@ def mnist_mlp_checkpoint(mnist_root: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def idx_run(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished ``training.run`` (MLP, 2 epochs) on the generated dataset: checkpoints, summary, plots."""
-    from ignite_mnist.training import run
+    from ignite_mnist.training.managed import run
 
     output = tmp_path_factory.mktemp("runs")
     summary = run(TrainConfig(

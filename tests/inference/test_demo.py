@@ -29,9 +29,9 @@ import torch
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors
-from ignite_mnist.demo import HOST, MAX_UPLOAD_BYTES
-from ignite_mnist.export import export_model
-from ignite_mnist.inference import load_model, predict
+from ignite_mnist.inference.demo import HOST, MAX_UPLOAD_BYTES
+from ignite_mnist.inference.export import export_model
+from ignite_mnist.inference.trained import load_model, predict
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -13,8 +13,8 @@ import torch
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors, normalise
-from ignite_mnist.inference import evaluate, load_model, predict_tensors
-from ignite_mnist.run_dir import model_checkpoint
+from ignite_mnist.inference.trained import evaluate, load_model, predict_tensors
+from ignite_mnist.storage.run_dir import model_checkpoint
 from tests.conftest import REPO, run_cli
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors, normalise
-from ignite_mnist.export import (
+from ignite_mnist.inference.export import (
     INT8_MAX_ACCURACY_DROP,
     METADATA_NAME,
     TOLERANCE,
@@ -27,7 +27,7 @@ from ignite_mnist.export import (
     run_exported,
     sidecar_path,
 )
-from ignite_mnist.inference import load_model, predict
+from ignite_mnist.inference.trained import load_model, predict
 
 ONNX_INSTALLED = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
 NEEDS_ONNX = pytest.mark.skipif(not ONNX_INSTALLED, reason="the onnx extra is not installed (pip install -e '.[onnx]')")
@@ -144,7 +144,7 @@ def test_a_file_that_fails_its_check_is_removed_with_its_sidecar(
 ) -> None:
     path = tmp_path / "m.torchscript.pt"
     sidecar_path(path).write_text("{}")  # left by an earlier export to the same name
-    monkeypatch.setattr("ignite_mnist.export.TOLERANCE", -1.0)
+    monkeypatch.setattr("ignite_mnist.inference.export.TOLERANCE", -1.0)
     with pytest.raises(ExportError,
                        match=r"differs from the eager model by .* on 200 test images; nothing was written"):
         export_model(load_model(mnist_checkpoint), path, "torchscript", samples=200)

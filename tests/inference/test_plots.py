@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.data import FASHION_MNIST
-from ignite_mnist.plots import FIGURE_PIXELS, PLOT_FILES, plot_confusion_matrix, plot_misclassified, save_figure
-from ignite_mnist.training import run
+from ignite_mnist.training.plots import (
+    FIGURE_PIXELS,
+    PLOT_FILES,
+    plot_confusion_matrix,
+    plot_misclassified,
+    save_figure,
+)
+from ignite_mnist.training.managed import run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -62,7 +68,7 @@ def test_training_without_matplotlib_skips_plots_with_one_line(
 
 @pytest.mark.parametrize("runs", [2, 30])
 def test_the_comparison_legend_covers_no_curve(runs: int) -> None:
-    from ignite_mnist.plots import plot_validation_curves
+    from ignite_mnist.training.plots import plot_validation_curves
 
     curves = {f"trial-{n:04d}": [(1000 * step, 0.5 + n / 100 + step / 10) for step in range(1, 5)] for n in range(runs)}
     figure = plot_validation_curves(curves, "val_accuracy")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors, normalise
-from ignite_mnist.inference import load_model, predict, predict_tensors
+from ignite_mnist.inference.trained import load_model, predict, predict_tensors
 from tests.conftest import run_cli
 
 DIGITS = 40  # the first test digits; those the model is sure of (p > 0.95) on the dataset tensor are used

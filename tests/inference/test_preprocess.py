@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ignite_mnist.data import load_split_tensors
-from ignite_mnist.preprocess import BOX_SIZE, ImageError, centre_digit, load_grayscale, preprocess_image
+from ignite_mnist.data.preprocess import BOX_SIZE, ImageError, centre_digit, load_grayscale, preprocess_image
 
 
 def _field(path: Path) -> torch.Tensor:

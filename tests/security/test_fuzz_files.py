@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ignite_mnist.export import TORCHSCRIPT, export_metadata
-from ignite_mnist.inference import load_model
+from ignite_mnist.inference.export import TORCHSCRIPT, export_metadata
+from ignite_mnist.inference.trained import load_model
 from tests.conftest import synthetic_digits
 from tests.security.conftest import QUIET, TINY, copy_run, count_cases, run_subprocess, snapshot
 

@@ -17,9 +17,9 @@ from typing import Any
 from ignite.engine import Events
 from ignite.handlers import EarlyStopping, ParamScheduler
 
-from ignite_mnist.checkpoints import ConfigState
+from ignite_mnist.storage.checkpoints import ConfigState
 from ignite_mnist.data import DatasetInfo
-from ignite_mnist.distributed import RankRNGStates
+from ignite_mnist.runtime.distributed import RankRNGStates
 from ignite_mnist.handlers import (
     CheckpointHandlers,
     LossAverages,
@@ -43,7 +43,7 @@ from ignite_mnist.handlers import (
     every_epochs,
     resumable_state,
 )
-from ignite_mnist.parts import RunParts
+from ignite_mnist.training.parts import RunParts
 from ignite_mnist.registry import NO_TRACKER, TRACKERS
 from ignite_mnist.tracking import Tracker
 

@@ -1,10 +1,10 @@
-"""Command-line arguments -> a validated :class:`~ignite_mnist.config.TrainConfig`: the training flags' parser.
+"""Command-line arguments -> a validated :class:`~ignite_mnist.settings.config.TrainConfig`: the training flags' parser.
 
 Every training flag is generated from a ``TrainConfig`` field (its default, help,
 choices), so ``--help`` always matches the config. The training command
 (``ignite-mnist [train]``, :mod:`ignite_mnist.cli`) and the library alike read
 arguments here: a sweep builds each trial's command line and parses it with
-:func:`parse_train_args` (:mod:`ignite_mnist.sweep`), so nothing in the library
+:func:`parse_train_args` (:mod:`ignite_mnist.experiments.sweep`), so nothing in the library
 imports the command line.
 
 Example:
@@ -21,8 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ignite_mnist.arguments import PROG, HelpFormatter, OneLineParser, Repeated
-from ignite_mnist.config import (
+from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser, Repeated
+from ignite_mnist.settings.config import (
     TrainConfig,
     flag_name,
     require_named_model,
@@ -31,12 +31,12 @@ from ignite_mnist.config import (
     setting_name,
     setting_type,
 )
-from ignite_mnist.config_file import ConfigFile, read_config_file
+from ignite_mnist.settings.config_file import ConfigFile, read_config_file
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.recipes import RECIPES
+from ignite_mnist.settings.recipes import RECIPES
 
 if TYPE_CHECKING:
-    from ignite_mnist.resume import ResumePlan
+    from ignite_mnist.training.resume import ResumePlan
 
 __all__ = ["ParsedTrainArgs", "agent_style", "build_train_parser", "parse_train_args", "parse_train_command"]
 
@@ -63,7 +63,7 @@ def _flag_options(f: dataclasses.Field, suppress_defaults: bool) -> dict[str, An
 
 def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False,
                        epilog: str | None = None) -> argparse.ArgumentParser:
-    """The training parser: one flag per setting (:func:`~ignite_mnist.config.setting_fields`), defaults shown.
+    """The training parser: one flag per setting (:func:`~ignite_mnist.settings.config.setting_fields`), defaults shown.
 
     With ``suppress_defaults`` the parsed namespace holds only the flags given;
     ``epilog`` ends ``--help`` (the command line puts its list of commands there).
@@ -164,7 +164,7 @@ def parse_train_command(argv: Sequence[str] | None, *, epilog: str | None = None
         parser.error(str(error))
     plan = None
     if config.resume is not None:
-        from ignite_mnist.resume import config_for_resume
+        from ignite_mnist.training.resume import config_for_resume
 
         config, plan = config_for_resume(config, set(given) | set(from_file_values) | set(recipe))
     require_named_model(config.model, given.get("model"), path if "model" in from_file_values else plan and plan.path)
@@ -175,10 +175,10 @@ def parse_train_args(argv: Sequence[str] | None = None, *, with_plan: bool = Fal
     """Command-line arguments -> a validated ``TrainConfig`` (exit 2 on a bad flag or settings file).
 
     The settings come from the defaults, then ``--recipe NAME``
-    (:data:`~ignite_mnist.recipes.RECIPES`), then ``--config FILE``, then the flags
+    (:data:`~ignite_mnist.settings.recipes.RECIPES`), then ``--config FILE``, then the flags
     given, each over the one before. With ``--resume``, settings given neither way
     come from the checkpoint, which is read once: with ``with_plan`` the result
-    is ``(config, plan)``, the plan being the :class:`~ignite_mnist.resume.ResumePlan`
+    is ``(config, plan)``, the plan being the :class:`~ignite_mnist.training.resume.ResumePlan`
     (None without ``--resume``) to hand to ``run``.
 
     Example:

@@ -18,7 +18,7 @@ Ignite nor torch has it:
 Each file is a plain dict of tensors and Python values, one entry per saved object.
 
 The file names, and finding the newest or best file of a folder, are
-:mod:`ignite_mnist.checkpoint_files` (re-exported here).
+:mod:`ignite_mnist.storage.checkpoint_files` (re-exported here).
 
 Example:
     >>> sorted(RNGStates().state_dict())
@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from ignite.handlers import Checkpoint
 
-from ignite_mnist.checkpoint_files import (
+from ignite_mnist.storage.checkpoint_files import (
     BEST_PREFIX,
     LAST_PREFIX,
     best_score,
@@ -53,7 +53,7 @@ from ignite_mnist.checkpoint_files import (
     is_checkpoint_name,
     saved_iteration,
 )
-from ignite_mnist.config import coerce_setting, current_names, setting_fields
+from ignite_mnist.settings.config import coerce_setting, current_names, setting_fields
 from ignite_mnist.errors import CheckpointError, ConfigError, first_line
 from ignite_mnist.registry import TRACKERS
 
@@ -245,7 +245,8 @@ def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], sourc
     """Refuse names a crafted checkpoint could use to reach outside its run, before anything is restored.
 
     * an Ignite ``Checkpoint``'s rotation state names the files it will remove and read: each must be a
-      plain file name of that checkpointer's own kind (:func:`~ignite_mnist.checkpoint_files.is_checkpoint_name`);
+      plain file name of that checkpointer's own kind
+      (:func:`~ignite_mnist.storage.checkpoint_files.is_checkpoint_name`);
     * a tracker's run id (W&B, MLflow) becomes part of paths and URLs: letters, digits, ``_`` and ``-`` only.
 
     Raises:
@@ -353,7 +354,7 @@ def saved_settings(saved: Any, source: str | Path) -> dict[str, Any]:
 
     Names this version does not know are left out; a value of the wrong type (a string
     for ``epochs``, a null ``data_dir``, a tensor) is one line. Ranges and choices are
-    :meth:`~ignite_mnist.config.TrainConfig.validate`'s.
+    :meth:`~ignite_mnist.settings.config.TrainConfig.validate`'s.
 
     Raises:
         CheckpointError: no settings mapping, or a value of the wrong type.

@@ -1,12 +1,12 @@
 """``run(config)``: one training run, as five phases a reader can follow one at a time.
 
-1. build the parts (:func:`ignite_mnist.parts.build_parts`): run directory, data,
+1. build the parts (:func:`ignite_mnist.training.parts.build_parts`): run directory, data,
    model, optimizer, engines;
-2. attach the handlers (:func:`ignite_mnist.wiring.attach_run_handlers`): the same
+2. attach the handlers (:func:`ignite_mnist.training.wiring.attach_run_handlers`): the same
    ``attach_*`` functions a custom trainer uses;
 3. restore (:func:`restore`): everything a checkpoint saved, when resuming;
 4. train (:func:`train`);
-5. test and report (:func:`ignite_mnist.report.test_and_report`).
+5. test and report (:func:`ignite_mnist.training.report.test_and_report`).
 
 However the run ends early, the error says what is intact and how to go on
 (:class:`RunStage`): a signal outside the training loop, a file that cannot be
@@ -35,18 +35,18 @@ from types import FrameType
 
 import torch
 
-from ignite_mnist.checkpoints import load_checkpoint, saved_iteration
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.storage.checkpoints import load_checkpoint, saved_iteration
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.console import say
-from ignite_mnist.distributed import launch, needs_launch
+from ignite_mnist.runtime.distributed import launch, needs_launch
 from ignite_mnist.errors import CheckpointError, Interrupted, TrainingError, WriteError
 from ignite_mnist.handlers import stopped_early
 from ignite_mnist.handlers.checkpoint import finite_weights
 from ignite_mnist.handlers.signals import HANDLED_SIGNALS
-from ignite_mnist.parts import RunParts, build_parts, write_config
-from ignite_mnist.report import Summary, test_and_report
-from ignite_mnist.resume import ResumePlan, plan_resume, restore_run, rewind_logs, set_aside_later_work
-from ignite_mnist.wiring import AttachHook, RunHandlers, attach_run_handlers
+from ignite_mnist.training.parts import RunParts, build_parts, write_config
+from ignite_mnist.training.report import Summary, test_and_report
+from ignite_mnist.training.resume import ResumePlan, plan_resume, restore_run, rewind_logs, set_aside_later_work
+from ignite_mnist.training.wiring import AttachHook, RunHandlers, attach_run_handlers
 
 __all__ = ["RunStage", "Summary", "restore", "run", "train"]
 
@@ -105,10 +105,10 @@ def run(config: TrainConfig, *, resume: ResumePlan | None = None, attach: Attach
 
     Args:
         config: the settings.
-        resume: a checkpoint already read (:func:`ignite_mnist.resume.config_for_resume`);
+        resume: a checkpoint already read (:func:`ignite_mnist.training.resume.config_for_resume`);
             by default ``config.resume`` is located and read here.
         attach: your own handlers: called with the run's
-            :class:`~ignite_mnist.parts.RunParts` (trainer, evaluator, model, optimizer,
+            :class:`~ignite_mnist.training.parts.RunParts` (trainer, evaluator, model, optimizer,
             loaders, run directory) after the built-in handlers and before
             checkpointing; it may return ``{name: object}`` to checkpoint too. With
             several processes it must be a module-level function (it is pickled).
@@ -159,7 +159,7 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
     Only once everything is restored (a refused checkpoint changes nothing on disk),
     and only when the run trains on (a finished run is not rewritten): a run resumed
     in place from an older checkpoint moves what it had written after it aside
-    (:func:`~ignite_mnist.resume.set_aside_later_work`), ``config.json`` holds the
+    (:func:`~ignite_mnist.training.resume.set_aside_later_work`), ``config.json`` holds the
     settings it goes on with, and the metrics log forgets the rows after the checkpoint.
     """
     if plan is None:

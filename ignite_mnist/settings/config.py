@@ -1,6 +1,6 @@
 """``TrainConfig``: every setting of a training run, its default and its valid range.
 
-The training flags (:mod:`ignite_mnist.config_args`), ``config.json`` in the run
+The training flags (:mod:`ignite_mnist.settings.config_args`), ``config.json`` in the run
 directory and the trackers' config are all derived from this one dataclass, so a
 setting is declared once: its default, its help text, its choices and its range
 check live in the ``field`` metadata below. Each tracker declares its own settings
@@ -45,7 +45,7 @@ from ignite_mnist.registry import (
     is_import_path,
 )
 
-#: ``--dataset folder:PATH`` (see :mod:`ignite_mnist.folders`).
+#: ``--dataset folder:PATH`` (see :mod:`ignite_mnist.data.folders`).
 FOLDER_PREFIX = "folder:"
 
 __all__ = [
@@ -203,7 +203,7 @@ class TrackerSettings:
 
     Attributes:
         FILES: the files and folders the tracker keeps in the run directory (``wandb``, ``tensorboard``);
-            the tracker makes its paths from them, :class:`~ignite_mnist.run_dir.RunDir` names none.
+            the tracker makes its paths from them, :class:`~ignite_mnist.storage.run_dir.RunDir` names none.
     """
 
     FILES: ClassVar[tuple[str, ...]] = ()

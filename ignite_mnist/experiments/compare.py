@@ -1,7 +1,7 @@
 """``ignite-mnist compare``: runs side by side, from their run directories.
 
 One row per run, one column per setting that differs between the runs (not those of
-:func:`~ignite_mnist.config.bookkeeping_settings`: where a run is kept and how it is
+:func:`~ignite_mnist.settings.config.bookkeeping_settings`: where a run is kept and how it is
 shown), then the state, each validation metric's latest and best value (from
 ``metrics.jsonl``, so an unfinished or pruned run counts too) and the test results
 (from ``summary.json``). Runs that differ only by ``seed`` (and have the same state)
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.config import bookkeeping_settings
+from ignite_mnist.settings.config import bookkeeping_settings
 from ignite_mnist.errors import RunDirError
 from ignite_mnist.registry import MONITORS, lower_is_better
-from ignite_mnist.run_dir import RunDir, read_metrics_log
+from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
 
 __all__ = ["METRIC_COLUMNS", "Comparison", "RunResult", "find_runs"]
 

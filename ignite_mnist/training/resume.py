@@ -32,18 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.checkpoints import (
+from ignite_mnist.storage.checkpoints import (
     checkpoint_iteration,
     find_latest_checkpoint,
     load_checkpoint,
     restore_objects,
     saved_settings,
 )
-from ignite_mnist.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
+from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
 from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
 from ignite_mnist.registry import TRACKERS
-from ignite_mnist.run_dir import RunDir
+from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = [
     "NOT_FROM_CHECKPOINT",
@@ -69,7 +69,7 @@ class ResumePlan:
 
     Attributes:
         path: the checkpoint file.
-        checkpoint: its contents (:func:`~ignite_mnist.checkpoints.load_checkpoint`).
+        checkpoint: its contents (:func:`~ignite_mnist.storage.checkpoints.load_checkpoint`).
         in_place: whether the run goes on in the checkpoint's own run directory.
     """
 

@@ -6,7 +6,7 @@ CPUs. Everything here is ExecuTorch's own: ``torch.export`` captures the model,
 ``executorch.runtime`` runs the file for the check. int8 is PT2E post-training
 static quantization with ExecuTorch's ``XNNPACKQuantizer`` (symmetric, per channel)
 and torchao's ``prepare_pt2e``/``convert_pt2e``. The metadata JSON is a constant
-method of the program (:data:`~ignite_mnist.export.METADATA_NAME`), readable with
+method of the program (:data:`~ignite_mnist.inference.export.METADATA_NAME`), readable with
 ``program.load_method("ignite_mnist").execute([])``.
 
 What ignite-mnist adds is the handling of four traps (found with executorch 1.5.1,
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ignite_mnist.errors import first_line
-from ignite_mnist.export import METADATA_NAME, ExportError, ExportFormat, in_chunks
+from ignite_mnist.inference.export import METADATA_NAME, ExportError, ExportFormat, in_chunks
 
 __all__ = ["EDGE_INSTALL", "EXECUTORCH", "MAX_BATCH"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.settings.config import TrainConfig
 
 __all__ = ["BEST_RECIPE", "FAST_RECIPE", "MLP_BEST_RECIPE", "ONE_EPOCH_RECIPE", "RECIPES", "fast_recipe"]
 

@@ -1,7 +1,7 @@
 """Phase 1 of a run: build its parts from the config: run directory, data, model, optimizer, engines.
 
-Nothing is attached to the engines here (that is :mod:`ignite_mnist.wiring`) and
-nothing is restored (that is :mod:`ignite_mnist.resume`). In a distributed run
+Nothing is attached to the engines here (that is :mod:`ignite_mnist.training.wiring`) and
+nothing is restored (that is :mod:`ignite_mnist.training.resume`). In a distributed run
 every rank builds its own parts: its shard of the data, the model wrapped in
 ``DistributedDataParallel`` for training; rank 0 creates the run directory.
 
@@ -28,21 +28,21 @@ from ignite.engine import Engine
 from ignite.utils import manual_seed
 from torch import nn
 
-from ignite_mnist.augment import random_shift_rotate
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.data.augment import random_shift_rotate
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.console import note, say
 from ignite_mnist.data import Dataset, LoaderOptions, Splits, build_loaders, load_splits
-from ignite_mnist.devices import amp_dtype, resolve_device
-from ignite_mnist.distributed import check_world, rank_device
+from ignite_mnist.runtime.devices import amp_dtype, resolve_device
+from ignite_mnist.runtime.distributed import check_world, rank_device
 from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler, training_loss
 from ignite_mnist.errors import RunDirError, WriteError
-from ignite_mnist.fast import flush_denormals, prepare_model, uses_channels_last
+from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.models import build_model, model_factory
 from ignite_mnist.optim import build_optimizer
 from ignite_mnist.registry import THREADS_AUTO
-from ignite_mnist.resume import ResumePlan
-from ignite_mnist.run_dir import RunDir, unwritable
-from ignite_mnist.threads import ThreadChoice, choose_threads, step_probe, using_threads
+from ignite_mnist.training.resume import ResumePlan
+from ignite_mnist.storage.run_dir import RunDir, unwritable
+from ignite_mnist.runtime.threads import ThreadChoice, choose_threads, step_probe, using_threads
 
 __all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir", "write_config"]
 
@@ -86,7 +86,7 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
     A folder that already holds a run is refused unless this is a resume of it,
     or ``--overwrite`` moves the old run's files aside; one another process runs in
     is refused. A resumed run rewrites its ``config.json`` once its checkpoint is
-    restored (:func:`ignite_mnist.training.restore`), so a refused resume changes nothing.
+    restored (:func:`ignite_mnist.training.managed.restore`), so a refused resume changes nothing.
     """
     run_dir = RunDir(Path(config.output_dir) / (config.run_name or default_run_name(config)))
     try:

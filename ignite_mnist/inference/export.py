@@ -3,7 +3,7 @@
 The conversions are the libraries': ``torch.jit.script`` for TorchScript,
 ``torch.onnx.export`` (the ``torch.export``-based exporter, which needs
 ``onnxscript``) for ONNX, and ExecuTorch's XNNPACK lowering for ``.pte`` files
-(:mod:`ignite_mnist.export_executorch`). ``quantize="int8"`` is post-training static
+(:mod:`ignite_mnist.inference.executorch`). ``quantize="int8"`` is post-training static
 quantization calibrated on :data:`CALIBRATION_SAMPLES` training images: ONNX Runtime's
 ``quantize_static`` for ONNX, PT2E with the XNNPACK quantizer for ExecuTorch.
 
@@ -19,7 +19,7 @@ normalisation, input, model, test accuracy, project version) is stored inside it
 (ONNX ``metadata_props``, a TorchScript extra file, an ExecuTorch constant method,
 each named :data:`METADATA_NAME`) and, with the check's results, in a sidecar
 ``<file>.json`` beside it. :func:`load_exported` reads it back, so
-:func:`ignite_mnist.inference.predict` can use the file alone.
+:func:`ignite_mnist.inference.trained.predict` can use the file alone.
 
 Each format is an :class:`ExportFormat`, registered by name in
 :data:`ignite_mnist.registry.EXPORT_FORMATS`.
@@ -57,8 +57,8 @@ from torch import nn
 
 from ignite_mnist.data import DatasetInfo, load_split_tensors, normalise
 from ignite_mnist.errors import ConfigError, IgniteMnistError, WriteError, first_line
-from ignite_mnist.files import write_json
-from ignite_mnist.inference import EVAL_BATCH_SIZE, LoadedModel, default_output_path
+from ignite_mnist.storage.files import write_json
+from ignite_mnist.inference.trained import EVAL_BATCH_SIZE, LoadedModel, default_output_path
 from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES, check_regular_file, read_bounded
 from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
 
@@ -424,7 +424,7 @@ def export_model(
     """Write ``loaded``'s model as ``format``, check it on real test images, write its sidecar.
 
     Args:
-        loaded: from :func:`ignite_mnist.inference.load_model`.
+        loaded: from :func:`ignite_mnist.inference.trained.load_model`.
         path: output file; default in the run directory, named after the checkpoint
             (``.torchscript.pt``, ``.onnx``, ``.pte``; ``.int8.onnx``, ``.int8.pte`` when quantized).
         format: a name of :data:`ignite_mnist.registry.EXPORT_FORMATS`.
@@ -478,7 +478,7 @@ def _write_sidecar(result: ExportResult, metadata: dict[str, Any]) -> None:
 
 @dataclass
 class ExportedModel:
-    """An exported file with what its metadata says, ready for :func:`ignite_mnist.inference.predict`."""
+    """An exported file with what its metadata says, ready for :func:`ignite_mnist.inference.trained.predict`."""
 
     path: Path
     format: str

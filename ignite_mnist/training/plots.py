@@ -27,8 +27,8 @@ import torch
 from ignite_mnist.console import say
 from ignite_mnist.errors import WriteError
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified
-from ignite_mnist.files import replacing
-from ignite_mnist.run_dir import RunDir, read_metrics_log
+from ignite_mnist.storage.files import replacing
+from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -22,7 +22,7 @@ How a sweep goes:
    trials than the sweep runs. Finished trials are never run again, and a trial
    keeps its number when it is resumed, so none is counted twice.
 3. A trial is the training command line ``wandb agent`` would build
-   (:meth:`~ignite_mnist.sweep_spec.SweepSpec.trial_args`), run in the worker's
+   (:meth:`~ignite_mnist.experiments.sweep_spec.SweepSpec.trial_args`), run in the worker's
    process with :class:`~ignite_mnist.handlers.TrialPruning` attached
    (:func:`run_trial`); its value is the sweep metric of its validations.
 4. ``--jobs N`` starts N workers (:func:`run_workers`); they share the study
@@ -55,8 +55,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ignite_mnist.compare import Comparison, RunResult, find_runs
-from ignite_mnist.config_args import parse_train_args
+from ignite_mnist.experiments.compare import Comparison, RunResult, find_runs
+from ignite_mnist.settings.config_args import parse_train_args
 from ignite_mnist.errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
@@ -66,11 +66,11 @@ from ignite_mnist.errors import (
     TrainingError,
     first_line,
 )
-from ignite_mnist.files import write_json, write_text
+from ignite_mnist.storage.files import write_json, write_text
 from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
-from ignite_mnist.run_dir import RunDir
-from ignite_mnist.sweep_spec import EarlyTerminate, Parameter, SweepSpec
-from ignite_mnist.sweep_storage import (
+from ignite_mnist.storage.run_dir import RunDir
+from ignite_mnist.experiments.sweep_spec import EarlyTerminate, Parameter, SweepSpec
+from ignite_mnist.experiments.sweep_storage import (
     Heartbeat,
     counted_trials,
     keep_alive,
@@ -171,7 +171,8 @@ def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
 
 class _GridSampler(optuna.samplers.GridSampler):
     """Optuna's grid sampler without its ``study.stop()`` at the grid's end, which works only inside
-    ``Study.optimize``: the sweep counts its trials itself (:meth:`~ignite_mnist.sweep_spec.SweepSpec.budget`)."""
+    ``Study.optimize``: the sweep counts its trials itself
+    (:meth:`~ignite_mnist.experiments.sweep_spec.SweepSpec.budget`)."""
 
     def after_trial(self, study: optuna.Study, trial: Any, state: TrialState, values: Any) -> None:
         pass
@@ -435,7 +436,7 @@ def run_trial(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Clai
 def _train(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, say: Say) -> bool:
     """Train the trial; False when it ended here already (failed)."""
     from ignite_mnist.handlers.pruning import PRUNED_AT, attach_trial_pruning
-    from ignite_mnist.training import run
+    from ignite_mnist.training.managed import run
 
     trial = claim.trial
     if claim.resumed and PRUNED_AT in trial.user_attrs:  # it was pruned before its worker was gone

@@ -1,6 +1,6 @@
 """Settings files for ``--config``: YAML, TOML or JSON, read by PyYAML, ``tomllib`` and ``json``.
 
-A file holds :class:`~ignite_mnist.config.TrainConfig` settings by their field
+A file holds :class:`~ignite_mnist.settings.config.TrainConfig` settings by their field
 names (``batch_size: 64``), the same names ``config.json`` uses, so a run's own
 ``config.json`` is a valid ``--config`` file and ``--print-config`` writes one.
 The parsers are the libraries'; added here are the checks that name the place
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
+from ignite_mnist.settings.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes, read_bounded
 

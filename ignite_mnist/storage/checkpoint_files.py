@@ -3,7 +3,7 @@
 The one owner of the names: ``last_checkpoint_<iteration>.pt`` (the rotating
 resumable states) and ``best_checkpoint_<iteration>_<score name>=<score>.pt``
 (kept by score; for a loss the score in the name is negated, so higher is always
-better). Reading the files is :mod:`ignite_mnist.checkpoints` (which re-exports
+better). Reading the files is :mod:`ignite_mnist.storage.checkpoints` (which re-exports
 these names); this module imports nothing heavy, so commands that only look at
 run folders (``compare``, ``sweep``) start fast.
 

@@ -17,7 +17,7 @@ Parameter names are training settings, spelled as in ``config.json``
 (``batch_size``) or as flags (``batch-size``). A trial's command line is built
 the way ``wandb agent`` builds it, ``--batch_size=128``
 (:meth:`SweepSpec.trial_args`), and the training command reads exactly that
-(:func:`~ignite_mnist.config_args.agent_style`). Every value a parameter can take
+(:func:`~ignite_mnist.settings.config_args.agent_style`). Every value a parameter can take
 (each of ``values``, ``min`` and ``max``) is checked by the training command's
 own parser before the first trial starts.
 
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.arguments import PROG
-from ignite_mnist.config_args import parse_train_args
+from ignite_mnist.settings.arguments import PROG
+from ignite_mnist.settings.config_args import parse_train_args
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.limits import (
     MAX_GRID_POINTS,

@@ -8,7 +8,7 @@ you draw, at most one request at a time; the answer is every class's probability
 drawn as bars.
 
 The PNG goes through exactly what ``ignite-mnist predict`` does with an image file:
-:func:`ignite_mnist.preprocess.preprocess_image` (crop to the strokes, 20 pixels
+:func:`ignite_mnist.data.preprocess.preprocess_image` (crop to the strokes, 20 pixels
 tall, centred by mass in 28x28, the dataset's normalisation), then the
 classifier's ``probabilities`` (a checkpoint's model, or an exported ONNX,
 TorchScript or ExecuTorch file). The server is Python's own
@@ -18,9 +18,9 @@ and a request body larger than :data:`MAX_UPLOAD_BYTES` is refused unread.
 Example:
     >>> import json, urllib.request
     >>> from ignite_mnist.data import MNIST, DatasetInfo
-    >>> from ignite_mnist.inference import LoadedModel
+    >>> from ignite_mnist.inference.trained import LoadedModel
     >>> from ignite_mnist.models import build_model
-    >>> from ignite_mnist.config import TrainConfig
+    >>> from ignite_mnist.settings.config import TrainConfig
     >>> model = LoadedModel(build_model("mlp").eval(), TrainConfig(), DatasetInfo.of(MNIST), Path("untrained.pt"))
     >>> pad = PadServer(model, port=0).start()
     >>> with open(digit_png, "rb") as png:
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from ignite_mnist.errors import IgniteMnistError, first_line
 
 if TYPE_CHECKING:
-    from ignite_mnist.inference import Classifier
+    from ignite_mnist.inference.trained import Classifier
 
 __all__ = ["DEFAULT_PORT", "HOST", "MAX_UPLOAD_BYTES", "PadServer", "classify_drawing", "serve_pad"]
 
@@ -68,14 +68,14 @@ def classify_drawing(classifier: Classifier, png: bytes) -> dict[str, Any]:
 
     Example:
         >>> from ignite_mnist.data import MNIST, DatasetInfo
-        >>> from ignite_mnist.inference import LoadedModel
+        >>> from ignite_mnist.inference.trained import LoadedModel
         >>> from ignite_mnist.models import build_model
-        >>> from ignite_mnist.config import TrainConfig
+        >>> from ignite_mnist.settings.config import TrainConfig
         >>> model = LoadedModel(build_model("mlp").eval(), TrainConfig(), DatasetInfo.of(MNIST), Path("x.pt"))
         >>> classify_drawing(model, b"not a png")["error"]
         'the drawing: not an image Pillow can read (use PNG or JPEG)'
     """
-    from ignite_mnist.preprocess import ImageError, preprocess_image  # here: `demo --help` does not load torch
+    from ignite_mnist.data.preprocess import ImageError, preprocess_image  # here: `demo --help` does not load torch
 
     answer: dict[str, Any] = {"classes": list(classifier.classes)}
     try:
@@ -87,7 +87,7 @@ def classify_drawing(classifier: Classifier, png: bytes) -> dict[str, Any]:
 
 
 def _page() -> bytes:
-    return resources.files("ignite_mnist").joinpath("demo.html").read_bytes()
+    return resources.files("ignite_mnist.inference").joinpath("demo.html").read_bytes()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -56,8 +56,8 @@ import torch.distributed as dist
 from ignite.utils import manual_seed
 from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
-from ignite_mnist.checkpoints import RNGStates
-from ignite_mnist.config import TrainConfig
+from ignite_mnist.storage.checkpoints import RNGStates
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_SIGINT, ConfigError, IgniteMnistError, first_line
 
 __all__ = [
@@ -161,7 +161,7 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 
 
 class RankRNGStates(RNGStates):
-    """:class:`~ignite_mnist.checkpoints.RNGStates` of every rank, for distributed checkpoints.
+    """:class:`~ignite_mnist.storage.checkpoints.RNGStates` of every rank, for distributed checkpoints.
 
     ``state_dict`` (called on every rank by Ignite's ``Checkpoint``) gathers all
     ranks' generator states: rank 0's sit at the top level, so a single process

@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.checkpoint_files import (
+from ignite_mnist.storage.checkpoint_files import (
     find_best_checkpoint,
     find_latest_checkpoint,
     is_checkpoint_name,
@@ -54,7 +54,7 @@ from ignite_mnist.checkpoint_files import (
     saved_iteration,
 )
 from ignite_mnist.errors import CheckpointError, RunDirError
-from ignite_mnist.files import write_json, write_text
+from ignite_mnist.storage.files import write_json, write_text
 from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, read_bounded
 
 __all__ = ["RunDir", "model_checkpoint", "read_metrics_log", "truncate_metrics_log", "unwritable"]

@@ -7,7 +7,7 @@ The layout is torchvision's ``ImageFolder``, once for training and once for test
 
 Class names are the folder names, sorted (``0`` ... ``9`` for digits); train and
 test must have the same ones. Every image goes through the preprocessing
-``ignite-mnist predict`` applies (:func:`ignite_mnist.preprocess.digit_field`:
+``ignite-mnist predict`` applies (:func:`ignite_mnist.data.preprocess.digit_field`:
 grayscale, light strokes on dark, cropped, scaled into a 20-pixel box, centred
 by mass in 28x28), so a model trained on a folder sees what it will be shown
 later. The normalisation (mean and standard deviation) is measured on the
@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
-from ignite_mnist.config import FOLDER_PREFIX
+from ignite_mnist.settings.config import FOLDER_PREFIX
 from ignite_mnist.errors import DataError
-from ignite_mnist.preprocess import ImageError, digit_field
+from ignite_mnist.data.preprocess import ImageError, digit_field
 
 __all__ = ["FolderDataset", "check_links", "folder_dataset"]
 

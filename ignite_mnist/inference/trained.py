@@ -1,11 +1,11 @@
 """Use a trained model: load a checkpoint, evaluate it on the test set, classify image files.
 
-A checkpoint is read with :func:`ignite_mnist.checkpoints.load_checkpoint`
+A checkpoint is read with :func:`ignite_mnist.storage.checkpoints.load_checkpoint`
 (``weights_only=True``: a file carrying pickled code is refused); a run
-directory stands for its best checkpoint (:func:`ignite_mnist.run_dir.model_checkpoint`).
+directory stands for its best checkpoint (:func:`ignite_mnist.storage.run_dir.model_checkpoint`).
 Evaluation is :func:`ignite_mnist.evaluation.evaluate_model` (Ignite's evaluator
 with ``Accuracy``, ``Loss`` and ``ConfusionMatrix``). Image preprocessing lives
-in :mod:`ignite_mnist.preprocess`, export in :mod:`ignite_mnist.export`.
+in :mod:`ignite_mnist.data.preprocess`, export in :mod:`ignite_mnist.inference.export`.
 
 Example:
     >>> from ignite_mnist import TrainConfig, run
@@ -32,15 +32,15 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ignite_mnist.checkpoints import load_checkpoint, saved_settings
-from ignite_mnist.config import TrainConfig, require_named_model
+from ignite_mnist.storage.checkpoints import load_checkpoint, saved_settings
+from ignite_mnist.settings.config import TrainConfig, require_named_model
 from ignite_mnist.data import DatasetInfo, TensorLoader, dataset_spec, load_split_tensors
 from ignite_mnist.errors import CheckpointError, ConfigError, IgniteMnistError, first_line
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.models import build_model
-from ignite_mnist.preprocess import preprocess_image
+from ignite_mnist.data.preprocess import preprocess_image
 from ignite_mnist.registry import is_import_path
-from ignite_mnist.run_dir import RunDir, model_checkpoint
+from ignite_mnist.storage.run_dir import RunDir, model_checkpoint
 
 __all__ = [
     "Classifier",
@@ -88,7 +88,7 @@ class LoadedModel:
 
 class Classifier(Protocol):
     """What :func:`predict` needs: a :class:`LoadedModel`, or an exported file
-    (:class:`ignite_mnist.export.ExportedModel`)."""
+    (:class:`ignite_mnist.inference.export.ExportedModel`)."""
 
     @property
     def spec(self) -> DatasetInfo: ...
@@ -211,7 +211,7 @@ class Prediction:
 def predict(loaded: Classifier, paths: Iterable[str | Path]) -> list[Prediction]:
     """Classify image files; a file that cannot be read gets a :class:`Prediction` with ``error`` set.
 
-    Every image is preprocessed as described in :mod:`ignite_mnist.preprocess`, with the
+    Every image is preprocessed as described in :mod:`ignite_mnist.data.preprocess`, with the
     normalisation of ``loaded`` (a checkpoint's model, or an exported file's metadata).
     """
     results: list[Prediction] = []
