@@ -15,13 +15,16 @@ recipe to an image of any size:
 6. it is pasted into a 28x28 field with its centre of mass at the centre;
 7. it is normalised with the dataset's mean and std, like the training data.
 
-Pillow (a torchvision dependency) reads the files; the rest is torch. Neither
-torchvision nor Ignite has the MNIST centring step, so it is written here.
+Pillow (a torchvision dependency) reads the files and resizes (its antialiased
+bilinear filter, which torch's ``interpolate(..., antialias=True)`` reproduces); the
+rest is numpy. No torch: ``predict`` and the digit pad answer with an exported model
+without loading it (a model in torch takes the arrays with ``torch.from_numpy``).
+Neither torchvision nor Ignite has the MNIST centring step, so it is written here.
 
 Example:
     >>> image = preprocess_image(digit_png, mean=0.1307, std=0.3081)  # dark ink on white, 120x160
-    >>> image.shape
-    torch.Size([1, 28, 28])
+    >>> image.shape, image.dtype
+    ((1, 28, 28), dtype('float32'))
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import torch
-from torch.nn import functional
+import numpy as np
 
 from ignite_mnist.errors import IgniteMnistError
 
@@ -52,7 +54,7 @@ class ImageError(IgniteMnistError):
     """One image cannot be used (unreadable, not an image, or blank)."""
 
 
-def load_grayscale(path: str | Path | BinaryIO) -> torch.Tensor:
+def load_grayscale(path: str | Path | BinaryIO) -> np.ndarray:
     """Read an image file (PNG, JPEG, anything Pillow reads; a path or an open binary file) as ``float32 (H, W)``
     in 0-1.
 
@@ -61,7 +63,7 @@ def load_grayscale(path: str | Path | BinaryIO) -> torch.Tensor:
 
     Example:
         >>> load_grayscale(digit_png).shape
-        torch.Size([160, 120])
+        (160, 120)
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -82,8 +84,7 @@ def load_grayscale(path: str | Path | BinaryIO) -> torch.Tensor:
         raise ImageError(f"{path}: not an image Pillow can read (use PNG or JPEG)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageError(f"{path}: cannot read image ({error})") from None
-    data = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-    return data.reshape(gray.height, gray.width).float().div(255)
+    return np.asarray(gray, dtype=np.float32) / 255
 
 
 @contextlib.contextmanager
@@ -104,25 +105,38 @@ def _grayscale(image: Any) -> Any:
     if "A" in image.getbands():  # transparent background: lay it on white paper
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     if image.mode in ("F", "I", "I;16", "I;16B", "I;16L"):
-        values = torch.frombuffer(bytearray(image.convert("F").tobytes()), dtype=torch.float32)
+        values = np.asarray(image.convert("F"), dtype=np.float32)
         low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) * 255 if high > low else torch.zeros_like(values)
-        return Image.frombytes("L", image.size, bytes(scaled.round().to(torch.uint8).tolist()))
+        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
+        return Image.fromarray(np.rint(scaled).astype(np.uint8))
     return image.convert("L")
 
 
-def _to_light_on_dark(image: torch.Tensor) -> torch.Tensor:
+def _median(values: np.ndarray) -> float:
+    """The lower middle value (of an even count, the smaller of the two middle ones, as ``torch.median``)."""
+    return float(np.partition(values, (values.size - 1) // 2)[(values.size - 1) // 2])
+
+
+def _to_light_on_dark(image: np.ndarray) -> np.ndarray:
     """Invert a light background, subtract the background level and stretch to 0-1."""
-    border = torch.cat([image[0], image[-1], image[:, 0], image[:, -1]])
-    if border.median() > 0.5:
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    if _median(border) > 0.5:
         image, border = 1 - image, 1 - border
-    background = float(border.median())
-    ink = image.sub(background).clamp(min=0)
+    ink = np.clip(image - _median(border), 0, None)
     peak = float(ink.max())
     return ink / peak if peak > 0 else ink
 
 
-def centre_digit(image: torch.Tensor) -> torch.Tensor:
+def _resized(crop: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``crop`` resized to ``(height, width)`` by Pillow's antialiased bilinear filter, in 0-1."""
+    from PIL import Image
+
+    box = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32), mode="F").resize(
+        (size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(box, dtype=np.float32), 0, 1)
+
+
+def centre_digit(image: np.ndarray) -> np.ndarray:
     """Light-on-dark ``(H, W)`` strokes in 0-1 -> a ``(28, 28)`` MNIST-style field.
 
     Crops to the strokes, resizes the longer side to 20 pixels keeping the aspect
@@ -132,37 +146,35 @@ def centre_digit(image: torch.Tensor) -> torch.Tensor:
         ValueError: the image holds no strokes.
 
     Example:
-        >>> strokes = torch.zeros(100, 60)
+        >>> strokes = np.zeros((100, 60), dtype=np.float32)
         >>> strokes[10:90, 25:35] = 1.0  # a tall bar, off-centre
         >>> field = centre_digit(strokes)
         >>> field.shape, int((field.sum(1) > 0).sum())  # 20 rows tall
-        (torch.Size([28, 28]), 20)
+        ((28, 28), 20)
     """
-    rows = (image > INK_THRESHOLD).any(dim=1).nonzero()
-    cols = (image > INK_THRESHOLD).any(dim=0).nonzero()
+    image = np.asarray(image, dtype=np.float32)
+    rows = np.flatnonzero((image > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((image > INK_THRESHOLD).any(axis=0))
     if len(rows) == 0:
         raise ValueError("no digit found (the image is blank)")
-    crop = image[int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+    crop = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
     scale = BOX_SIZE / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    box = functional.interpolate(crop[None, None], size=size, mode="bilinear", antialias=True, align_corners=False)
-    box = box[0, 0].clamp(0, 1)
+    box = _resized(crop, size)
 
     total = box.sum()
-    ys = torch.arange(size[0], dtype=box.dtype)
-    xs = torch.arange(size[1], dtype=box.dtype)
-    centre_y = float((box.sum(1) * ys).sum() / total)
-    centre_x = float((box.sum(0) * xs).sum() / total)
+    centre_y = float((box.sum(1) * np.arange(size[0])).sum() / total)
+    centre_x = float((box.sum(0) * np.arange(size[1])).sum() / total)
     middle = FIELD_SIZE / 2  # where MNIST digits have their centre of mass (measured: 14.0, 14.0)
     top = min(max(round(middle - centre_y), 0), FIELD_SIZE - size[0])
     left = min(max(round(middle - centre_x), 0), FIELD_SIZE - size[1])
-    field = torch.zeros(FIELD_SIZE, FIELD_SIZE)
+    field = np.zeros((FIELD_SIZE, FIELD_SIZE), dtype=np.float32)
     field[top : top + size[0], left : left + size[1]] = box
     return field
 
 
-def digit_field(path: str | Path | BinaryIO) -> torch.Tensor:
+def digit_field(path: str | Path | BinaryIO) -> np.ndarray:
     """An image file -> its ``float32 (28, 28)`` MNIST-style field in 0-1 (steps 1-6 above).
 
     Raises:
@@ -171,7 +183,7 @@ def digit_field(path: str | Path | BinaryIO) -> torch.Tensor:
     Example:
         >>> field = digit_field(digit_png)
         >>> field.shape, float(field.max()), float(field[0, 0])  # strokes at full ink, background at 0
-        (torch.Size([28, 28]), 1.0, 0.0)
+        ((28, 28), 1.0, 0.0)
     """
     strokes = _to_light_on_dark(load_grayscale(path))
     try:
@@ -180,7 +192,7 @@ def digit_field(path: str | Path | BinaryIO) -> torch.Tensor:
         raise ImageError(f"{path}: {error}") from None
 
 
-def preprocess_image(path: str | Path | BinaryIO, *, mean: float, std: float) -> torch.Tensor:
+def preprocess_image(path: str | Path | BinaryIO, *, mean: float, std: float) -> np.ndarray:
     """An image file -> the normalised ``float32 (1, 28, 28)`` input the models take (all seven steps).
 
     Raises:
@@ -191,4 +203,4 @@ def preprocess_image(path: str | Path | BinaryIO, *, mean: float, std: float) ->
         >>> round(float(x.max()), 2), round(float(x.min()), 2)
         (2.82, -0.42)
     """
-    return digit_field(path).sub(mean).div(std).unsqueeze(0)
+    return ((digit_field(path) - np.float32(mean)) / np.float32(std))[None]

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from ignite_mnist.errors import IgniteMnistError, first_line
 
 if TYPE_CHECKING:
-    from ignite_mnist.inference.trained import Classifier
+    from ignite_mnist.inference.classify import Classifier
 
 __all__ = ["DEFAULT_PORT", "HOST", "MAX_UPLOAD_BYTES", "PadServer", "classify_drawing", "serve_pad"]
 
@@ -75,14 +75,14 @@ def classify_drawing(classifier: Classifier, png: bytes) -> dict[str, Any]:
         >>> classify_drawing(model, b"not a png")["error"]
         'the drawing: not an image Pillow can read (use PNG or JPEG)'
     """
-    from ignite_mnist.data.preprocess import ImageError, preprocess_image  # here: `demo --help` does not load torch
+    from ignite_mnist.data.preprocess import ImageError, preprocess_image  # numpy and Pillow, imported when used
 
     answer: dict[str, Any] = {"classes": list(classifier.classes)}
     try:
         image = preprocess_image(_Drawing(png), mean=classifier.spec.mean, std=classifier.spec.std)
     except ImageError as error:
         return answer | {"error": str(error)}
-    probabilities = classifier.probabilities(image.unsqueeze(0))[0]
+    probabilities = classifier.probabilities(image[None])[0]
     return answer | {"probabilities": [round(float(p), 6) for p in probabilities]}
 
 

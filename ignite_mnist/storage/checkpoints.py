@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from ignite.handlers import Checkpoint
 
 from ignite_mnist.storage.checkpoint_files import (
     BEST_PREFIX,
@@ -252,8 +251,10 @@ def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], sourc
     Raises:
         CheckpointError: one line naming the entry; nothing has been restored, moved or removed.
 
+    Ignite is imported here, not with the module: reading a checkpoint (``predict``) needs none of it.
+
     Example:
-        >>> from ignite.handlers import DiskSaver
+        >>> from ignite.handlers import Checkpoint, DiskSaver
         >>> saver = DiskSaver("/tmp/demo-checkpoints", require_empty=False)
         >>> last = Checkpoint({"model": torch.nn.Linear(1, 1)}, saver, filename_prefix="last")
         >>> check_state({"checkpointer": {"_saved": [(4, "../../VICTIM.pt")]}}, {"checkpointer": last}, "a.pt")
@@ -262,6 +263,8 @@ def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], sourc
         ignite_mnist.errors.CheckpointError: a.pt: its checkpointer state names '../../VICTIM.pt', not a \
 checkpoint file of this run; refused before anything was restored or removed; use a checkpoint of this run
     """
+    from ignite.handlers import Checkpoint
+
     for name, obj in to_load.items():
         if name not in checkpoint or name == "config":  # the settings are read, never loaded over the run's
             continue
@@ -411,6 +414,8 @@ def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], s
     missing = sorted(set(to_load) - set(checkpoint) - OPTIONAL_ENTRIES)
     if missing:
         raise CheckpointError(f"{source}: lacks {', '.join(missing)}; it was not written by this kind of run")
+    from ignite.handlers import Checkpoint
+
     check_state(checkpoint, to_load, source)
     wanted = {k: v for k, v in to_load.items() if k != "config" and k in checkpoint}
     for name, obj in wanted.items():

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from ignite_mnist.console import say
 from ignite_mnist.errors import WriteError
@@ -100,15 +100,15 @@ def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
     return figure
 
 
-def plot_confusion_matrix(matrix: torch.Tensor | Sequence[Sequence[int]], classes: Sequence[str]) -> Figure:
+def plot_confusion_matrix(matrix: Any, classes: Sequence[str]) -> Figure:
     """The confusion matrix as a heat map with counts (rows: true class, columns: predicted).
 
     Example:
     """
-    counts = torch.as_tensor(matrix).long()
+    counts = np.asarray(matrix).astype(np.int64)  # a nested list, an array or a CPU tensor
     figure = _figure("confusion_matrix")
     axes = figure.subplots()
-    shown = axes.imshow(counts.numpy(), cmap="Blues")
+    shown = axes.imshow(counts, cmap="Blues")
     figure.colorbar(shown, ax=axes)
     ticks = range(len(classes))
     axes.set_xticks(ticks, classes, rotation=45 if max(len(c) for c in classes) > 2 else 0)
@@ -136,7 +136,7 @@ def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence
         limit: most images shown (a square grid).
 
     Example:
-        >>> example = Misclassified(torch.zeros(28, 28), label=7, prediction=1, confidence=0.9)
+        >>> example = Misclassified(np.zeros((28, 28), dtype=np.float32), label=7, prediction=1, confidence=0.9)
         >>> [text.get_text() for text in plot_misclassified([example], ["0", "1", "2", "3", "4", "5", "6", "7"],
         ...                                                  wrong=1).axes[0].texts]
         ['7 -> 1']
@@ -151,14 +151,14 @@ def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence
     shown = list(misclassified[:limit])
     height, width = shown[0].image.shape if shown else (28, 28)
     cell_height, cell_width = height + height // 2, width + width // 4  # room for a title above each image
-    canvas = torch.full((side * cell_height, side * cell_width), float("nan"))
+    canvas = np.full((side * cell_height, side * cell_width), np.nan, dtype=np.float32)
     for position, example in enumerate(shown):
         row, column = divmod(position, side)
         top, left = row * cell_height + height // 2, column * cell_width
         canvas[top:top + height, left:left + width] = example.image
         axes.text(left + width / 2, top - 1, f"{classes[example.label]} -> {classes[example.prediction]}",
                   ha="center", va="bottom", fontsize=7)
-    axes.imshow(canvas.numpy(), cmap=colormaps["gray"].with_extremes(bad="white"), vmin=0, vmax=1,
+    axes.imshow(canvas, cmap=colormaps["gray"].with_extremes(bad="white"), vmin=0, vmax=1,
                 interpolation="nearest")
     return figure
 
