@@ -90,12 +90,27 @@ def test_label_smoothing_is_checked_and_resumed_as_an_optimisation_setting() -> 
         TrainConfig(label_smoothing=1.0).validate()
 
 
-def _step_taking(per_thread_count: dict[int, float]):
-    """A training step stand-in whose duration depends on the thread count torch is set to (real sleeps)."""
-    return lambda: time.sleep(per_thread_count[torch.get_num_threads()])
+class _Clock:
+    """The probe's clock (``time.perf_counter`` as :mod:`ignite_mnist.runtime.threads` sees it), moved on by the
+    stand-in steps alone: the probe's decision is the same however busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
 
 
 def test_auto_takes_more_threads_only_when_clearly_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ignite_mnist.runtime import threads
+
+    clock = _Clock()
+    monkeypatch.setattr(threads, "time", clock)
+
+    def _step_taking(per_thread_count: dict[int, float]):
+        """A training step stand-in whose duration depends on the thread count torch is set to."""
+        return lambda: setattr(clock, "now", clock.now + per_thread_count[torch.get_num_threads()])
+
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
     faster = choose_threads("auto", _step_taking({1: 0.02, 2: 0.01}), cores=2)
