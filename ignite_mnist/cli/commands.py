@@ -7,6 +7,7 @@ only when it runs), from the list in :mod:`ignite_mnist.cli.command_list`.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -76,13 +77,26 @@ def _sigterm_says_so(name: str) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code. ``train`` is the default command.
 
+    Called without ``argv`` it is the process's own command line (``ignite-mnist``, ``python -m ignite_mnist``)
+    and the process ends next: the objects left are then frozen out of the garbage collector (:func:`gc.freeze`),
+    so that the interpreter's exit frees them without tracing them all first (with torch and Ignite loaded that
+    tracing took 1.5-3.5 s on the 2-core machine; see docs/benchmarks.md).
+
     Example:
         >>> main(["--epochs", "0"])
         Traceback (most recent call last):
         ...
         SystemExit: 2
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if argv is None:
+            gc.freeze()
+
+
+def _run(args: list[str]) -> int:
+    """:func:`main` for the arguments ``args``."""
     logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
     name = args.pop(0) if args and args[0] in COMMANDS else DEFAULT_COMMAND
     try:

@@ -13,8 +13,9 @@ run's model, optimizer and batch shape (built a second time for the probe) at 1
 thread and at one per core, interleaved, each after a few untimed warm-up steps,
 and takes more threads only when they are clearly faster (by :data:`MIN_SPEEDUP`).
 It is short because it is paid before every run (about 0.3 s for the one-epoch
-recipe on a quiet 2-core machine): each try lasts :data:`PROBE_STEPS` steps and at
-least :data:`PROBE_SECONDS`, and once two rounds agree the third is skipped.
+recipe on a quiet 2-core machine): each try lasts :data:`PROBE_SECONDS` (one step
+at least: on a busy machine a step at 2 threads took 0.5 s), and once two rounds
+agree the third is skipped.
 A busy machine and a small model both give 1. The probe's model is built under a
 forked random state, so the run's weights and random numbers are those of a run
 without it.
@@ -49,10 +50,9 @@ __all__ = ["MIN_SPEEDUP", "ThreadChoice", "available_cores", "choose_threads", "
 
 #: How much faster per step more threads must be before ``auto`` takes them (noise, and the risk under load).
 MIN_SPEEDUP = 1.15
-#: Each try times at least this many steps; each count is tried up to :data:`PROBE_ROUNDS` times, interleaved
-#: with the other, after :data:`WARMUP_STEPS` untimed steps at each count.
-PROBE_STEPS = 3
-#: ... and steps for at least this many seconds, so a small model's try is not all timer noise.
+#: Each try steps for at least this many seconds (one step at least), so a small model's try is not all timer
+#: noise; each count is tried up to :data:`PROBE_ROUNDS` times, interleaved with the other, after
+#: :data:`WARMUP_STEPS` untimed steps at each count.
 PROBE_SECONDS = 0.05
 #: Rounds of tries at most; after two whose speed-ups both clear :data:`MIN_SPEEDUP`, or both miss it, the median
 #: of three could not say otherwise and the third is not run.
@@ -98,7 +98,7 @@ def step_probe(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
 def _seconds_per_step(step: Callable[[], None], threads: int) -> float:
     torch.set_num_threads(threads)
     started, steps = time.perf_counter(), 0
-    while steps < PROBE_STEPS or time.perf_counter() - started < PROBE_SECONDS:
+    while steps == 0 or time.perf_counter() - started < PROBE_SECONDS:
         step()
         steps += 1
     return (time.perf_counter() - started) / steps
