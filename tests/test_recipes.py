@@ -121,6 +121,27 @@ def test_auto_takes_more_threads_only_when_clearly_faster(monkeypatch: pytest.Mo
     assert torch.get_num_threads() == before  # the probe leaves the process as it found it
 
 
+def test_the_probe_stops_once_its_answer_cannot_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clear answer (5x faster, or a collapse on a busy machine: 5x slower) takes one round of tries, a close one
+    (1.43x) two: after two warm-up steps at each count, each try steps for 50 ms (one step at least; the steps
+    here are off that bound, so that the clock's float sums cannot tip a count)."""
+    from ignite_mnist.runtime import threads
+
+    clock = _Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for per_count, expected_steps, chosen in [({1: 0.06, 2: 0.012}, 4 + 1 + 5, 2), ({1: 0.012, 2: 0.06}, 4 + 5 + 1, 1),
+                                              ({1: 0.02, 2: 0.014}, 4 + 2 * (3 + 4), 2)]:
+        steps = []
+
+        def step(per_count: dict[int, float] = per_count, steps: list[int] = steps) -> None:
+            steps.append(torch.get_num_threads())
+            clock.now += per_count[torch.get_num_threads()]
+
+        assert choose_threads("auto", step, cores=2).threads == chosen
+        assert len(steps) == expected_steps, per_count
+
+
 def test_a_count_or_the_environment_is_taken_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
     assert choose_threads("3", probe=None) == ThreadChoice(3, "--threads 3")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
