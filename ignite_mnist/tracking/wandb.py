@@ -18,8 +18,9 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
 * in the managed run (``for_run``: ``background``), W&B takes no CPU from a short
   training: the run's id is chosen at once, the logger holds the rows (and the best
   values) in memory, and ``wandb`` is imported and the run started in a thread, for
-  an offline run when training ends (while the test set is evaluated and the plots
-  drawn) or when a checkpoint is saved before the end, whichever comes first; such a
+  an offline run after the last training step (while the last validation runs, the
+  test set is evaluated and the plots drawn) or when a checkpoint is saved before the
+  end, whichever comes first; such a
   checkpoint (a point a resume goes on from) waits for the run, so that the rows up
   to it are on disk, in the W&B run the resume continues. An online run starts at once
   (its charts are live). The held rows are then logged in order and at their steps;
@@ -399,8 +400,11 @@ class WandbTracker(LoggerTracker):
         super().attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, epoch_metrics=epoch_metrics)
         if self.enabled and record is not None:
             self._on(trainer, ValidationEvents.VALIDATION_COMPLETED, lambda _: self._log_best(record))
-        if self.enabled and self.background:  # training ended: an offline run starts while the report is made
-            self.handles.append(trainer.add_event_handler(Events.COMPLETED, self._begin_opening))
+        if self.enabled and self.background:  # training's last step (or an early stop) is done: an offline run
+            # starts while the last validation, the checkpoint and the report are made
+            last_step = Events.ITERATION_COMPLETED(event_filter=lambda engine, _: self._training_ends_here())
+            for event in (last_step, Events.COMPLETED):
+                self.handles.append(trainer.add_event_handler(event, self._begin_opening))
 
     def log_test_report(self, evaluation: Evaluation) -> None:
         """Log the test metrics, the confusion matrix and the misclassified digits, once the run has started."""

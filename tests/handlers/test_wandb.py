@@ -307,15 +307,17 @@ def test_a_run_started_in_the_background_keeps_the_rows_logged_before_it_existed
 
 
 def test_an_offline_run_starts_when_training_ends_and_gets_every_row(idx_root, tmp_path, monkeypatch):
-    # The managed run holds W&B's rows in memory while it trains and starts W&B when training ends (here no
-    # checkpoint comes before: one epoch, validated at its end): no W&B run exists at any iteration (its folder
-    # would be in the run directory), and afterwards it has every row.
+    # The managed run holds W&B's rows in memory while it trains and starts W&B after the last training step (here
+    # no checkpoint comes before: one epoch, validated at its end): no W&B run exists when any step starts (its
+    # folder would be in the run directory) nor is being started (in the tracker's "wandb-start" thread), and
+    # afterwards it has every row.
     monkeypatch.delenv("WANDB_DIR")  # W&B's files inside the run directory, where the hook below looks
-    seen: list[list[Path]] = []
+    seen: list[list[Any]] = []
 
     def watch_for_wandb(parts: Any) -> None:
-        parts.trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda _: seen.append(list(parts.run_dir.path.glob("wandb/offline-run-*"))))
+        parts.trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: seen.append(
+            list(parts.run_dir.path.glob("wandb/offline-run-*"))
+            + [thread.name for thread in threading.enumerate() if thread.name == "wandb-start"]))
 
     config = small_config(idx_root, tmp_path, epochs=1, log_every=1)
     summary = run(config, attach=watch_for_wandb)
