@@ -10,7 +10,8 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist import TrainConfig, report
+from ignite_mnist import TrainConfig
+from ignite_mnist.training import report
 from ignite_mnist.storage.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
 from ignite_mnist.engines import create_trainer, make_grad_scaler
 from ignite_mnist.errors import Interrupted, TrainingError
