@@ -245,7 +245,8 @@ class SweepDir:
 
     @classmethod
     def holds_sweep(cls, path: str | Path) -> bool:
-        return (Path(path) / cls.INFO).is_file()
+        """Whether ``path`` is a sweep's folder (it has a ``sweep.json``, whatever that turns out to be)."""
+        return os.path.lexists(Path(path) / cls.INFO)
 
     def trial_dir(self, number: int) -> RunDir:
         return RunDir(self.path / trial_name(number))
@@ -556,6 +557,7 @@ def trial_states(path: str | Path) -> dict[str, str] | None:
     if not SweepDir.holds_sweep(path):
         return None
     sweep = SweepDir(path)
+    sweep.check_entries()  # the database opened below is a file of the folder, not a link or a pipe
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = sweep.read_info().get("study")
     try:

@@ -60,6 +60,7 @@ __all__ = [
     "check_entries",
     "lock_held",
     "locked",
+    "move",
     "own_folder",
     "partial_path",
     "replacing",
@@ -274,6 +275,20 @@ def lock_held(path: str | Path) -> bool:
     finally:
         os.close(descriptor)
     return False
+
+
+def move(entry: str | Path, target: str | Path) -> None:
+    """Move ``entry`` (a file, a folder, or a link as the link: ``rename`` never follows it) to ``target``, making
+    ``target``'s folders; nothing is copied or deleted.
+
+    Raises:
+        OSError: ``target`` is on another file system, or exists.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "exists already", str(target))
+    os.rename(entry, target)
 
 
 def own_folder(path: str | Path, inside: str | Path) -> Path:

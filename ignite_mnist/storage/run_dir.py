@@ -60,7 +60,17 @@ from ignite_mnist.storage.checkpoint_files import (
     is_stray_temporary,
     saved_iteration,
 )
-from ignite_mnist.storage.files import FILE, FOLDER, LockBusy, check_entries, locked, replacing, write_json, write_text
+from ignite_mnist.storage.files import (
+    FILE,
+    FOLDER,
+    LockBusy,
+    check_entries,
+    locked,
+    move,
+    replacing,
+    write_json,
+    write_text,
+)
 from ignite_mnist.storage.reader import read_file, read_json, read_lines
 
 __all__ = ["RunDir", "model_checkpoint", "read_metrics_log", "truncate_metrics_log", "unwritable"]
@@ -269,8 +279,7 @@ class RunDir:
         target.mkdir()
         for entry in self.path.iterdir() if entries is None else entries:
             if entry.name != self.LOCK and os.path.lexists(entry):
-                (target / entry.relative_to(self.path)).parent.mkdir(parents=True, exist_ok=True)
-                entry.rename(target / entry.relative_to(self.path))
+                move(entry, target / entry.relative_to(self.path))
         for entry in copies or []:
             with contextlib.suppress(FileNotFoundError):
                 data = read_file(entry, MAX_METRICS_LOG_BYTES, inside=self.path)
