@@ -39,9 +39,10 @@ __all__ = [
 #: Bytes a settings file may have (1 MiB): a ``--config`` file, a sweep file, a run's ``config.json`` and
 #: ``summary.json``, a sweep folder's ``sweep.yaml`` and ``sweep.json``, an exported model's sidecar.
 MAX_SETTINGS_FILE_BYTES = 1 << 20
-#: Bytes a run's ``metrics.jsonl`` may have (16 MiB: about 90,000 rows of ~180 bytes, a run validating 10 times an
-#: epoch for 9,000 epochs). Each row read costs about 7 times its bytes in Python objects (measured: 64 MiB of
-#: rows took 425 MB), so this bounds what ``compare``, the plots and ``--resume`` spend on one log to ~120 MB.
+#: Bytes a run's ``metrics.jsonl`` may have (16 MiB: 100,000 rows of 165 bytes, a run validating 10 times an
+#: epoch for 10,000 epochs). A row read costs several times its bytes in Python objects, so this bounds what
+#: ``compare``, the plots and ``--resume`` spend on one log: 99 MB for 16 MiB of real rows, 249 MB for 16 MiB
+#: of the smallest rows there are (``{"iteration": 1}``); see docs/security.md.
 MAX_METRICS_LOG_BYTES = 16 << 20
 #: Bytes one line of ``metrics.jsonl`` may have (64 KiB; a row is ~200 bytes): a longer line is not a row (skipped,
 #: as a torn line is), so no JSON parser sees a 16 MiB line nested 16 million deep.

@@ -165,14 +165,16 @@ def append_line(path: str | Path, line: str) -> None:
         if error.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):  # a link; a pipe nobody reads; a folder
             raise UnsafeFileError(path, f"{_what(path, os.lstat(path))}, not a regular file", _OWN_ADVICE) from None
         raise WriteError(path, error) from None
-    with open(descriptor, "a", encoding="utf-8") as handle:
+    try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise UnsafeFileError(path, f"{_what(path, os.fstat(descriptor))}, not a regular file", _OWN_ADVICE)
-        try:
-            handle.write(line + "\n")
-            handle.flush()
-        except OSError as error:
-            raise WriteError(path, error) from None
+        data = (line + "\n").encode("utf-8")
+        while data:  # unbuffered: what a failed write kept is never written again when the file closes
+            data = data[os.write(descriptor, data):]
+    except OSError as error:
+        raise WriteError(path, error) from None
+    finally:
+        os.close(descriptor)
 
 
 def write_text(path: str | Path, text: str) -> None:
