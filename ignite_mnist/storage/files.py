@@ -316,7 +316,7 @@ def own_folder(path: str | Path, inside: str | Path) -> Path:
 
 def check_entries(folder: str | Path, entries: Mapping[str, str]) -> None:
     """Refuse what ``folder`` holds under the names (or ``fnmatch`` patterns) of ``entries`` that is not of its kind
-    (:data:`FILE`, :data:`FOLDER` or :data:`ANY`): a link, a pipe, a device, a folder for a file...
+    (``FILE``, ``FOLDER`` or ``ANY``): a link, a pipe, a device, a folder for a file...
 
     Raises:
         UnsafeFileError: the first entry that is not what it should be; nothing has been written.
