@@ -161,6 +161,28 @@ def test_resume_auto_with_every_run_entry_planted(cli, idx_root: Path, trained_r
     count_cases(record_property, "run directories (--resume auto)", cases)
 
 
+def test_a_new_run_in_a_folder_with_planted_names(cli, idx_root: Path, outside: Path, tmp_path: Path,
+                                                  record_property) -> None:
+    """A first run in a folder someone prepared: each name it would write, planted as a link out, is refused before
+    anything is written; a planted ``.lock`` link is replaced and the run trains."""
+    names = {entry: kind for entry, kind in RUN_ENTRIES.items() if "/" not in entry and entry not in (
+        "config.json", "config.json.partial", "summary.json")}
+    for entry, kind in names.items():
+        run = tmp_path / "runs" / "new"
+        run.mkdir(parents=True)
+        plant(run / entry, "link-out", outside, kind)
+        read = outside_of(run, tmp_path)
+        before = read()
+        with deadline(HANG):
+            result = cli("--output-dir", run.parent, "--run-name", run.name, "--epochs", "1", "--data-dir", idx_root,
+                         *TINY, *QUIET)
+        check_case(result, f"new run {entry}", before, read())
+        assert (result.code == 0) == (entry == ".lock"), (entry, result.err)
+        assert result.code == 0 or sorted(p.name for p in run.iterdir()) == [".lock", entry], entry  # nothing else
+        shutil.rmtree(run)
+    count_cases(record_property, "run directories (a new run)", len(names))
+
+
 def finished_commands(cli, idx_root: Path, image: Path, other: Path) -> dict[str, Callable[[Path], Outcome]]:
     return {
         "evaluate": lambda run: cli("evaluate", run, "--data-dir", idx_root, "--json"),
