@@ -216,6 +216,23 @@ def _open_lock(path: Path) -> int:
     raise UnsafeFileError(path, "it keeps being replaced by a link or a pipe", _OWN_ADVICE)
 
 
+def _lock_of_the_name(path: Path, wait: bool) -> IO[str]:
+    """The lock file ``path`` opened and locked: the file that has that name once it is locked (another process
+    that replaced a planted link at the same moment made a new one: that one is locked instead)."""
+    for _ in range(LOCK_ATTEMPTS):
+        handle = open(_open_lock(path), "r+", encoding="utf-8", errors="replace")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            with handle:
+                raise LockBusy(handle.read(100).strip()) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.lstat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        handle.close()
+    raise UnsafeFileError(path, "it keeps being replaced while it is locked", _OWN_ADVICE)
+
+
 @contextlib.contextmanager
 def locked(path: str | Path, *, wait: bool = True, holder: str | None = None) -> Iterator[IO[str]]:
     """Hold an exclusive ``flock`` on the lock file ``path`` while the ``with`` block runs; write ``holder`` into it.
@@ -228,19 +245,7 @@ def locked(path: str | Path, *, wait: bool = True, holder: str | None = None) ->
         UnsafeFileError: ``path`` is a folder.
         OSError: the folder cannot be written.
     """
-    path = Path(path)
-    while True:
-        handle = open(_open_lock(path), "r+", encoding="utf-8", errors="replace")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            with handle:
-                raise LockBusy(handle.read(100).strip()) from None
-        with contextlib.suppress(FileNotFoundError):
-            if os.lstat(path).st_ino == os.fstat(handle.fileno()).st_ino:  # still the file of that name
-                break
-        handle.close()  # another process replaced a planted one meanwhile: lock the file that has the name now
-    with handle:
+    with _lock_of_the_name(Path(path), wait) as handle:
         if holder is not None:
             handle.truncate()
             handle.write(holder)
