@@ -28,6 +28,7 @@ __all__ = [
     "TrainingError",
     "WriteError",
     "SweepError",
+    "UnsafeFileError",
     "Interrupted",
     "TRACEBACK_ENV",
     "first_line",
@@ -108,6 +109,25 @@ class TrainingError(IgniteMnistError):
 
 class SweepError(IgniteMnistError):
     """A sweep cannot go on: its study's database cannot be reached, a worker failed, Optuna is missing."""
+
+
+class UnsafeFileError(IgniteMnistError):
+    """A file ignite-mnist was to read or write is not what its name says: a link out of its folder, a pipe, a
+    device, a folder, or bigger than its limit (see docs/security.md). Nothing was read or written through it.
+
+    Args:
+        path: the file.
+        reason: what it is, e.g. ``"a pipe (FIFO), not a regular file"``.
+        advice: what to do.
+
+    Example:
+        >>> str(UnsafeFileError("runs/a/metrics.jsonl", "a pipe (FIFO), not a regular file", "remove it"))
+        'runs/a/metrics.jsonl: refused: a pipe (FIFO), not a regular file; remove it'
+    """
+
+    def __init__(self, path: object, reason: str, advice: str) -> None:
+        self.path, self.reason, self.advice = path, reason, advice
+        super().__init__(f"{path}: refused: {reason}; {advice}")
 
 
 class Interrupted(IgniteMnistError):

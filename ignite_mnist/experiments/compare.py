@@ -37,7 +37,7 @@ from typing import Any
 from ignite_mnist.settings.config import bookkeeping_settings
 from ignite_mnist.errors import RunDirError
 from ignite_mnist.registry import MONITORS, lower_is_better
-from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
+from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = ["METRIC_COLUMNS", "Comparison", "RunResult", "find_runs"]
 
@@ -63,12 +63,7 @@ class RunResult:
     @classmethod
     def read(cls, run_dir: RunDir, name: str, state: str = "") -> RunResult:
         """Read ``config.json``, ``metrics.jsonl`` and ``summary.json`` of ``run_dir``."""
-        try:
-            config = json.loads(run_dir.config_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise RunDirError(f"{run_dir.config_file}: cannot be read ({error})") from None
-        rows = read_metrics_log(run_dir.metrics_file) if run_dir.metrics_file.is_file() else []
-        return cls(name, config, rows, run_dir.read_summary(), state)
+        return cls(name, run_dir.read_config(), run_dir.read_metrics(), run_dir.read_summary(), state)
 
     def validations(self, metric: str) -> list[tuple[int, float]]:
         """``(trainer iteration, value)`` of every validation of ``metric``, in order."""

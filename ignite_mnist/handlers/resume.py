@@ -73,7 +73,7 @@ def resume_training(source: str | Path, trainer: Engine) -> Resumed | None:
     path = source if source.is_file() else RunDir(source).latest_checkpoint() or find_latest_checkpoint(source)
     if path is None:
         return None
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, inside=None if source.is_file() else source)
     state = resumable_state(trainer)
     restored = state.restore(checkpoint, path)
     plan = ResumePlan(path, checkpoint, in_place=True)

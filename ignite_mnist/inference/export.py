@@ -56,10 +56,11 @@ import torch
 from torch import nn
 
 from ignite_mnist.data import DatasetInfo, load_split_tensors, normalise
-from ignite_mnist.errors import ConfigError, IgniteMnistError, WriteError, first_line
-from ignite_mnist.storage.files import write_json
+from ignite_mnist.errors import ConfigError, IgniteMnistError, UnsafeFileError, WriteError, first_line
+from ignite_mnist.storage.files import replacing_path, write_json
+from ignite_mnist.storage.reader import check_file, read_json, size_text
 from ignite_mnist.inference.trained import EVAL_BATCH_SIZE, LoadedModel, default_output_path
-from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES, check_regular_file, read_bounded
+from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES
 from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
 
 __all__ = ["CALIBRATION_SAMPLES", "INT8_MAX_ACCURACY_DROP", "METADATA_NAME", "ONNX", "TOLERANCE", "TORCHSCRIPT",
@@ -336,10 +337,12 @@ class ExportResult:
 
 
 def _save_or_explain(save: Callable[[Path], None], path: Path) -> None:
-    """Write the file; a folder that cannot be written is one line (exporters wrap the OSError in their own errors)."""
+    """Write the file (to ``<path>.partial``, then renamed: a link at ``path`` is replaced, never written through); a
+    folder that cannot be written is one line (exporters wrap the OSError in their own errors)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save(path)
+        with replacing_path(path) as partial:
+            save(partial)
     except Exception as raised:  # noqa: BLE001 - torch's writers wrap the OSError: find it, else re-raise
         error = raised if isinstance(raised, OSError) else raised.__context__ or raised.__cause__
         reason = re.search(r"strerror: ([^\n]+)", str(raised))  # TorchScript's C++ writer only says it in words
@@ -514,9 +517,10 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     if not sidecar.is_file():
         return None
     try:
-        values = json.loads(read_bounded(sidecar, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as error:
-        raise ExportError(f"{sidecar}: not a readable sidecar ({first_line(error)}); export the model again") from None
+        values = read_json(sidecar, MAX_SETTINGS_FILE_BYTES)
+    except (OSError, ValueError, UnsafeFileError) as error:
+        reason = error.reason if isinstance(error, UnsafeFileError) else first_line(error)
+        raise ExportError(f"{sidecar}: not a readable sidecar ({reason}); export the model again") from None
     if not isinstance(values, dict):
         raise ExportError(f"{sidecar}: not a sidecar of ignite-mnist export; export the model again")
     return values
@@ -540,10 +544,10 @@ def load_exported(path: str | Path) -> ExportedModel:
                           f"{', '.join(EXPORT_FORMATS.load(name).suffix for name in EXPORT_FORMATS)})")
     exporter = exporter_for(format)
     try:
-        check_regular_file(path, MAX_EXPORTED_BYTES)
-    except ValueError as error:
-        raise ExportError(f"{path}: refused: {error} (an exported model is a regular file of at most "
-                          f"{MAX_EXPORTED_BYTES >> 20} MiB)") from None
+        check_file(path, MAX_EXPORTED_BYTES)
+    except UnsafeFileError as error:
+        raise ExportError(f"{path}: refused: {error.reason} (an exported model is a regular file of at most "
+                          f"{size_text(MAX_EXPORTED_BYTES)})") from None
     exporter.check_file(path)
     try:
         inside = exporter.read_metadata(path)

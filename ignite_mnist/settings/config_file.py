@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ignite_mnist.settings.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
-from ignite_mnist.errors import ConfigError
-from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes, read_bounded
+from ignite_mnist.errors import ConfigError, UnsafeFileError
+from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes
+from ignite_mnist.storage.reader import read_file, size_text
 
 __all__ = ["FORMATS", "ConfigFile", "dump_config", "read_config_file"]
 
@@ -108,12 +109,12 @@ def read_config_file(path: str | Path) -> ConfigFile:
     if kind is None:
         raise ConfigError("--config", f"{path}: unknown file type; use .yaml, .yml, .toml or .json")
     try:
-        text = read_bounded(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8")
+        text = read_file(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError("--config", f"cannot read {path} ({getattr(error, 'strerror', None) or error})") from None
-    except ValueError as error:  # a device, a pipe, a folder, or too big
-        raise ConfigError("--config", f"{path}: refused: {error}; a settings file is a regular file of at most "
-                                      f"{MAX_SETTINGS_FILE_BYTES // 1024} KiB") from None
+    except UnsafeFileError as error:  # a device, a pipe, a folder, or too big
+        raise ConfigError("--config", f"{path}: refused: {error.reason}; a settings file is a regular file of at "
+                                      f"most {size_text(MAX_SETTINGS_FILE_BYTES)}") from None
     try:
         contents = _parse(path, kind, text)
     except RecursionError:

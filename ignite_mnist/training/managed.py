@@ -200,7 +200,7 @@ def _trainable(parts: RunParts, handlers: RunHandlers, path: Path) -> bool:
     Sane: below ten times the larger of ``ln(classes)`` (a guess's loss) and the best
     validation loss so far; weights that are finite but blown up (1e20) fail.
     """
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, inside=parts.run_dir.path)
     if not finite_weights({"model": state["model"], "optimizer": state.get("optimizer", {})}):
         return False
     model = copy.deepcopy(parts.model)

@@ -29,7 +29,7 @@ from ignite.utils import manual_seed
 from torch import nn
 
 from ignite_mnist.data.augment import random_shift_rotate
-from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.settings.config import TrainConfig, tracker_settings_classes
 from ignite_mnist.console import note, say
 from ignite_mnist.data import Dataset, LoaderOptions, Splits, build_loaders, load_splits
 from ignite_mnist.runtime.devices import amp_dtype, resolve_device
@@ -41,6 +41,7 @@ from ignite_mnist.models import build_model, model_factory
 from ignite_mnist.optim import build_optimizer
 from ignite_mnist.registry import THREADS_AUTO
 from ignite_mnist.training.resume import ResumePlan
+from ignite_mnist.storage.files import ANY
 from ignite_mnist.storage.run_dir import RunDir, unwritable
 from ignite_mnist.runtime.threads import ThreadChoice, choose_threads, step_probe, using_threads
 
@@ -85,8 +86,10 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
 
     A folder that already holds a run is refused unless this is a resume of it,
     or ``--overwrite`` moves the old run's files aside; one another process runs in
-    is refused. A resumed run rewrites its ``config.json`` once its checkpoint is
-    restored (:func:`ignite_mnist.training.managed.restore`), so a refused resume changes nothing.
+    is refused, and so is a folder whose own names (``metrics.jsonl``, ``checkpoints/``, the trackers'
+    ``wandb/``, ``mlflow.db`` ...) hold a link, a pipe or a device. A resumed run rewrites its ``config.json``
+    once its checkpoint is restored (:func:`ignite_mnist.training.managed.restore`), so a refused resume changes
+    nothing.
     """
     run_dir = RunDir(Path(config.output_dir) / (config.run_name or default_run_name(config)))
     try:
@@ -102,9 +105,15 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
             )
         why = "--overwrite" if config.overwrite else "it had saved no checkpoint, so it starts afresh"
         say(f"{run_dir}: {why}; the previous run's files were moved to {run_dir.set_aside()}")
+    run_dir.check_entries(dict.fromkeys(tracker_files(), ANY))  # nothing written through a planted link
     if not resuming:
         write_config(run_dir, config)
     return run_dir
+
+
+def tracker_files() -> list[str]:
+    """The names (and patterns) every tracker keeps in a run directory (its settings' ``FILES``)."""
+    return [name for settings in tracker_settings_classes().values() for name in settings.FILES]
 
 
 def write_config(run_dir: RunDir, config: TrainConfig) -> None:

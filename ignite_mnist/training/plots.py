@@ -27,8 +27,8 @@ import torch
 from ignite_mnist.console import say
 from ignite_mnist.errors import WriteError
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified
-from ignite_mnist.storage.files import replacing
-from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
+from ignite_mnist.storage.files import own_folder, replacing
+from ignite_mnist.storage.run_dir import RunDir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -209,7 +209,8 @@ def write_run_plots(run_dir: str | Path | RunDir, evaluation: Evaluation) -> dic
         say(f"plots skipped: matplotlib is not installed ({PLOTS_INSTALL})")
         return {}
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    rows = read_metrics_log(run_dir.metrics_file) if run_dir.metrics_file.is_file() else []
+    rows = run_dir.read_metrics()
+    own_folder(run_dir.plots_dir, run_dir.path)  # a real folder of the run: a planted link is refused
     figures = {
         "curves": plot_curves(rows),
         "confusion_matrix": plot_confusion_matrix(evaluation.confusion_matrix, evaluation.classes),

@@ -131,7 +131,7 @@ def _newest_readable(run_dir: RunDir, before: int | None = None) -> tuple[Path, 
     skipped = []
     while (path := find_latest_checkpoint(run_dir.checkpoint_dir, before=before)) is not None:
         try:
-            return path, load_checkpoint(path), skipped
+            return path, load_checkpoint(path, inside=run_dir.path), skipped
         except CheckpointError as error:
             skipped.append(str(error))
             before = checkpoint_iteration(path)
