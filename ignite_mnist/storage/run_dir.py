@@ -50,7 +50,7 @@ from ignite_mnist.storage.checkpoint_files import (
     find_best_checkpoint,
     find_latest_checkpoint,
     is_checkpoint_name,
-    is_stray_temporary,
+    remove_stray_temporaries,
     saved_iteration,
 )
 from ignite_mnist.errors import CheckpointError, RunDirError
@@ -207,14 +207,8 @@ class RunDir:
         return folder.is_dir() and any(saved_iteration(p) is not None for p in folder.iterdir())
 
     def remove_stray_temporaries(self) -> list[Path]:
-        """Delete the temporary files (``checkpoints/tmpXXXXXXXX``) saves killed between write and rename left;
-        return them. Only regular files of that name directly in ``checkpoints/`` are touched."""
-        folder = self.checkpoint_dir
-        stray = [p for p in folder.iterdir() if is_stray_temporary(p) and p.is_file() and not p.is_symlink()
-                 ] if folder.is_dir() else []
-        for path in stray:
-            path.unlink(missing_ok=True)
-        return stray
+        """Delete the temporaries of checkpoint saves that were cut short (``checkpoints/tmpXXXXXXXX``)."""
+        return remove_stray_temporaries(self.checkpoint_dir)
 
     def newer_checkpoints(self, iteration: int) -> list[Path]:
         """The checkpoints saved after trainer ``iteration``."""
