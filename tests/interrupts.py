@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import multiprocessing
 import os
 import sys
@@ -25,15 +26,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch  # noqa: F401  (loaded once, in the fork server)
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers.checkpoint import CheckpointEvents
 
 import ignite_mnist.handlers  # noqa: F401
 import ignite_mnist.training.managed as managed
 from ignite_mnist.cli import main as cli_main
+from ignite_mnist.storage.run_dir import read_metrics_log
 
-__all__ = ["Point", "forked"]
+__all__ = ["Point", "assert_same_record", "forked", "record", "run_dir"]
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = {"custom": REPO / "examples" / "custom_trainer.py",
@@ -110,7 +112,10 @@ def _replaced(module: ModuleType, name: str, value: Any) -> Iterator[None]:
 
 def _child(target: str, argv: list[str], where: str | None, signum: int | None, env: dict[str, str],
            log: str) -> None:
-    """In the forked process: the run's output to ``log``, its exit status as the process's."""
+    """In the forked process: this test's W&B folders (the fork server started in an earlier test's), the run's
+    output to ``log``, its exit status as the process's."""
+    for name in [name for name in os.environ if name.startswith("WANDB_") and name not in env]:
+        del os.environ[name]
     os.environ.update(env)
     with open(log, "ab") as handle:
         os.dup2(handle.fileno(), 1)
@@ -124,13 +129,37 @@ def _child(target: str, argv: list[str], where: str | None, signum: int | None, 
     os._exit(code)
 
 
+def run_dir(target: str, output: Path) -> Path:
+    return output / "r" if target == "cli" else output
+
+
+def record(target: str, output: Path) -> dict[str, Any]:
+    """What a run leaves: its metrics rows (timings aside), each checkpoint file's name and weights, the summary."""
+    folder = run_dir(target, output)
+    rows = [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics_log(folder / "metrics.jsonl")]
+    files = {path.name: torch.load(path, weights_only=True)["model"]
+             for path in sorted((folder / "checkpoints").iterdir())}
+    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
+    kept = ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_completed", "best_checkpoint", "stopped_early")
+    return {"rows": rows, "files": files, "summary": {k: summary[k] for k in kept if k in summary}}
+
+
+def assert_same_record(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert got["rows"] == expected["rows"]
+    assert sorted(got["files"]) == sorted(expected["files"])
+    for name, weights in expected["files"].items():
+        assert all(torch.equal(weights[k], got["files"][name][k]) for k in weights), name
+    assert got["summary"] == expected["summary"]
+
+
 def forked(target: str, argv: list[str], *, at: str | None = None, signum: int | None = None,
            env: dict[str, str] | None = None, log: Path, timeout: float = 300) -> int:
     """Run ``target`` (``cli``, ``custom`` or ``ignite_style``) with ``argv`` in a process of its own, sending it
     ``signum`` at point ``at``; its output goes to ``log``. Returns its exit status (``-9`` for SIGKILL)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    process = context.Process(target=_child, args=(target, argv, at, signum, dict(env or {}), str(log)))
+    env = {name: value for name, value in os.environ.items() if name.startswith("WANDB_")} | dict(env or {})
+    process = context.Process(target=_child, args=(target, argv, at, signum, env, str(log)))
     process.start()
     process.join(timeout)
     if process.is_alive():

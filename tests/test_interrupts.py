@@ -5,17 +5,14 @@ line). The points are counted, never timed (tests/interrupts.py); the runs are r
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from ignite_mnist.storage.run_dir import read_metrics_log
 from tests.conftest import make_idx_dataset
-from tests.interrupts import forked
+from tests.interrupts import assert_same_record, forked, record
 
 # 200 training images in batches of 50: 4 iterations an epoch, 8 in two; a "last" checkpoint every 3 and at epoch ends
 EPOCH = 4
@@ -40,31 +37,8 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_idx_dataset(tmp_path_factory.mktemp("small"), n_train=300, n_test=100)
 
 
-def run_dir(target: str, output: Path) -> Path:
-    return output / "r" if target == "cli" else output
-
-
 def command(target: str, data: Path, output: Path) -> list[str]:
     return ["--data-dir", str(data), "--output-dir", str(output), *ARGS[target]]
-
-
-def record(target: str, output: Path) -> dict[str, Any]:
-    """What a run leaves: its metrics rows (timings aside), each checkpoint file's name and weights, the summary."""
-    folder = run_dir(target, output)
-    rows = [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics_log(folder / "metrics.jsonl")]
-    files = {path.name: torch.load(path, weights_only=True)["model"]
-             for path in sorted((folder / "checkpoints").iterdir())}
-    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
-    kept = ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_completed", "best_checkpoint", "stopped_early")
-    return {"rows": rows, "files": files, "summary": {k: summary[k] for k in kept if k in summary}}
-
-
-def assert_same_record(got: dict[str, Any], expected: dict[str, Any]) -> None:
-    assert got["rows"] == expected["rows"]
-    assert sorted(got["files"]) == sorted(expected["files"])
-    for name, weights in expected["files"].items():
-        assert all(torch.equal(weights[k], got["files"][name][k]) for k in weights), name
-    assert got["summary"] == expected["summary"]
 
 
 @pytest.fixture(scope="module")

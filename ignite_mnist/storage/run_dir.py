@@ -50,7 +50,6 @@ from ignite_mnist.storage.checkpoint_files import (
     find_best_checkpoint,
     find_latest_checkpoint,
     is_checkpoint_name,
-    remove_stray_temporaries,
     saved_iteration,
 )
 from ignite_mnist.errors import CheckpointError, RunDirError
@@ -205,10 +204,6 @@ class RunDir:
         """Whether any checkpoint ("last" or "best") was saved here."""
         folder = self.checkpoint_dir
         return folder.is_dir() and any(saved_iteration(p) is not None for p in folder.iterdir())
-
-    def remove_stray_temporaries(self) -> list[Path]:
-        """Delete the temporaries of checkpoint saves that were cut short (``checkpoints/tmpXXXXXXXX``)."""
-        return remove_stray_temporaries(self.checkpoint_dir)
 
     def newer_checkpoints(self, iteration: int) -> list[Path]:
         """The checkpoints saved after trainer ``iteration``."""

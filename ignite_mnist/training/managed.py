@@ -37,7 +37,8 @@ import torch
 
 from ignite_mnist.console import say
 from ignite_mnist.errors import Interrupted, TrainingError, WriteError
-from ignite_mnist.handlers import Resumed, resume_training
+from ignite_mnist import handlers as kit
+from ignite_mnist.handlers import Resumed
 from ignite_mnist.handlers.checkpoint import finite_weights
 from ignite_mnist.handlers.signals import HANDLED_SIGNALS
 from ignite_mnist.runtime.distributed import is_rank_zero, launch, needs_launch
@@ -139,7 +140,7 @@ def run(config: TrainConfig, *, resume: ResumePlan | None = None, attach: Attach
 
 
 def _phases_3_to_5(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None, stage: RunStage) -> Summary:
-    resumed = restore(parts, handlers, plan)
+    resumed = restore(parts, plan)
     if resumed is not None and resumed.finished:
         stage.trained = True
         previous = parts.run_dir.read_summary()
@@ -153,7 +154,7 @@ def _phases_3_to_5(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | No
     return test_and_report(parts, handlers, plan)
 
 
-def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> Resumed | None:
+def restore(parts: RunParts, plan: ResumePlan | None) -> Resumed | None:
     """Phase 3: restore every saved object through the public :func:`~ignite_mnist.handlers.resume_training`;
     then the run directory follows the checkpoint.
 
@@ -166,7 +167,7 @@ def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> 
     if plan is None:
         return None
     config, saved = parts.config, plan.saved_config
-    resumed = resume_training(
+    resumed = kit.resume_training(
         plan, parts.trainer, max_epochs=config.epochs, data=None if config.allow_config_change else parts.train_loader,
         skip=() if saved.get("optimizer") == config.optimizer else ("optimizer",),  # another kind starts afresh
     )

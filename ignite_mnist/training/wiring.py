@@ -19,6 +19,7 @@ from ignite.handlers import EarlyStopping, ParamScheduler
 
 from ignite_mnist.storage.checkpoints import ConfigState
 from ignite_mnist.data import DatasetInfo
+from ignite_mnist import handlers
 from ignite_mnist.handlers import (
     CheckpointHandlers,
     LossAverages,
@@ -38,7 +39,6 @@ from ignite_mnist.handlers import (
     attach_progress,
     attach_run_record,
     attach_signal_checkpoint,
-    attach_tracker,
     attach_validation,
     every_epochs,
     resumable_state,
@@ -84,9 +84,9 @@ def attach_trackers(parts: RunParts) -> list[Tracker]:
     with its own settings (``--wandb-*``, ``--mlflow-*``) as its options; on every rank (only rank 0's log)."""
     config = parts.config
     return [
-        attach_tracker(parts.trainer, name, parts.run_dir.path, evaluators={"val": parts.evaluator},
-                       optimizer=parts.optimizer, model=parts.model, config=config.to_dict(),
-                       log_every=config.log_every, **config.settings_of(name).options())
+        handlers.attach_tracker(parts.trainer, name, parts.run_dir.path, evaluators={"val": parts.evaluator},
+                                optimizer=parts.optimizer, model=parts.model, config=config.to_dict(),
+                                log_every=config.log_every, **config.settings_of(name).options())
         for name in config.tracker if name != NO_TRACKER
     ]
 
