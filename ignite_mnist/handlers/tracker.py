@@ -39,6 +39,9 @@ from ignite_mnist.tracking import Tracker
 
 __all__ = ["attach_tracker", "detach_tracker"]
 
+#: Options 0.1 named otherwise (kept one minor version): tracker -> {old name: new name}.
+_RENAMED_OPTIONS = {"mlflow": {"tracking_uri": "uri"}}
+
 
 class _TrainerRecord:
     """The trainer's run record as it is when asked (attach the record before or after the tracker)."""
@@ -86,6 +89,11 @@ def attach_tracker(
     """
     if kind not in TRACKERS:
         raise ValueError(f"tracker must be one of {', '.join(TRACKERS.names)}, got {kind!r}")
+    for old, new in _RENAMED_OPTIONS.get(kind, {}).items():
+        if old in options:
+            warnings.warn(f"attach_tracker(..., {old}=) is {new}= since ignite-mnist 0.2; {old} goes in 0.3",
+                          DeprecationWarning, stacklevel=2)
+            options[new] = options.pop(old)
     tracker = TRACKERS.load(kind).in_folder(Path(dir), config=config, log_every=log_every, **options)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
