@@ -25,6 +25,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "RunDirError",
+    "RunFinishedError",
     "TrainingError",
     "WriteError",
     "SweepError",
@@ -74,6 +75,10 @@ class DataError(IgniteMnistError):
 
 class CheckpointError(IgniteMnistError):
     """A checkpoint is missing, unreadable, unsafe, or belongs to another run."""
+
+
+class RunFinishedError(CheckpointError):
+    """``trainer.run`` on a restored run that had already finished (Ignite would train it again from scratch)."""
 
 
 class RunDirError(IgniteMnistError):

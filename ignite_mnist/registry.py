@@ -42,6 +42,7 @@ __all__ = [
     "LR_SCHEDULES",
     "MODELS",
     "MONITORS",
+    "MONITOR_MODES",
     "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
@@ -61,7 +62,6 @@ __all__ = [
     "import_path",
     "is_import_path",
     "WANDB_ENV_MODES",
-    "lower_is_better",
     "WANDB_MODES",
     "WANDB_WATCH",
 ]
@@ -226,17 +226,10 @@ THREAD_MODES = (THREADS_AUTO,)
 COMPARE_FORMATS = ("text", "markdown", "csv")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "gloo", "nccl")
-MONITORS = ("val_accuracy", "val_loss")
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether smaller values of a metric are better: losses (``val_loss``), not accuracies.
-
-    Example:
-        >>> lower_is_better("val_loss"), lower_is_better("val/accuracy")
-        (True, False)
-    """
-    return "loss" in metric
+#: What the managed run can monitor (``--monitor``): the validation metrics of its evaluator, and which of
+#: their values is best (``val_accuracy``: the largest; ``val_loss``: the smallest).
+MONITOR_MODES = {"val_accuracy": "max", "val_loss": "min"}
+MONITORS = tuple(MONITOR_MODES)
 
 
 #: A sweep's ``metric.name``: what the W&B tracker logs for each monitor, the latest value

@@ -22,6 +22,7 @@ from ignite_mnist.engines import make_train_step
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
+from ignite_mnist.handlers.state import resumable_state
 from ignite_mnist.settings.recipes import FAST_RECIPE, fast_recipe
 from tests.conftest import assert_same_weights
 
@@ -118,14 +119,20 @@ def test_onecycle_warms_up_to_the_peak_and_ends_low():
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     trainer = Engine(lambda e, b: None)
-    scheduler = attach_lr_schedule(trainer, optimizer, "onecycle", lr=0.5, total_iterations=50)
+    scheduler = attach_lr_schedule(trainer, optimizer, "onecycle", lr=0.5, total_iterations=50).scheduler
     lrs: list[float] = []
     trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: lrs.append(optimizer.param_groups[0]["lr"]))
     trainer.run(range(10), max_epochs=5)
     assert lrs[0] == pytest.approx(0.05) and max(lrs) == pytest.approx(0.5) and lrs[-1] == pytest.approx(0.0005)
     assert lrs.index(max(lrs)) == 10
     assert scheduler is not None and "event_index" in scheduler.state_dict()
-    assert attach_lr_schedule(Engine(lambda e, b: None), optimizer, "constant", lr=0.5, total_iterations=50) is None
+    constant = attach_lr_schedule(Engine(lambda e, b: None), optimizer, "constant", lr=0.5, total_iterations=50)
+    assert constant.scheduler is None
+    constant.detach()
+    schedule = attach_lr_schedule(trainer, optimizer, "onecycle", lr=0.5, total_iterations=50)  # a second one...
+    schedule.detach()  # ...detached: the optimizer's rate stays where the first left it
+    trainer.run(range(10), max_epochs=5)
+    assert lrs[-1] == pytest.approx(0.0005) and "lr_scheduler" in resumable_state(trainer).to_save()
 
 
 def test_speed_settings_are_checked():

@@ -72,7 +72,7 @@ def test_restore_continues_the_record_averages_and_metrics_log(idx_root: Path, t
         plan = plan_resume(resumed_config)
         parts = build_parts(resumed_config, plan, held)
         handlers = attach_run_handlers(parts)
-        restore(parts, handlers, plan)
+        restore(parts, plan)
     assert plan.in_place and parts.trainer.state.iteration == 40
     assert handlers.record.best == saved["record"]["best"] and handlers.record.best["val_accuracy"] > 0
     assert handlers.loss_averages.state_dict() == saved["loss_averages"]
@@ -150,3 +150,24 @@ def test_float16_autocast_with_its_grad_scaler_resumes_bit_for_bit_on_cpu(tmp_pa
     second.run(data, max_epochs=3)
     assert_same_weights(expected["model"].state_dict(), restored["model"].state_dict())
     assert restored["grad_scaler"].state_dict() == expected["grad_scaler"].state_dict()
+
+
+def test_the_managed_run_attaches_trackers_and_resumes_through_the_public_kit(
+    idx_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One path: ``--tracker tensorboard --resume auto`` goes through ``ignite_mnist.handlers.attach_tracker`` and
+    ``resume_training``, the calls a hand-written trainer makes."""
+    import ignite_mnist.handlers as kit
+    from ignite_mnist.cli import main
+
+    calls: list[str] = []
+    for name in ("attach_tracker", "resume_training"):
+        public = getattr(kit, name)
+        monkeypatch.setattr(kit, name, lambda *args, _name=name, _public=public, **kwargs: (
+            calls.append(_name), _public(*args, **kwargs))[1])
+    flags = ["--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--val-size", "200",
+             "--threads", "1", "--tracker", "tensorboard", "--no-plots", "--progress", "none", "--resume", "auto"]
+    assert main([*flags, "--epochs", "1"]) == 0
+    assert calls == ["attach_tracker"]  # a fresh start: nothing to resume
+    assert main([*flags, "--epochs", "2"]) == 0
+    assert calls == ["attach_tracker", "attach_tracker", "resume_training"]

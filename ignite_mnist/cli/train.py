@@ -12,7 +12,6 @@ commands to ``--help``, runs the training and prints its last line::
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -65,9 +64,10 @@ def train_command(argv: Sequence[str] | None) -> int:
     if print_config:
         print(dump_config(config), end="")
         return EXIT_OK
+    from ignite_mnist.runtime.distributed import is_rank_zero
     from ignite_mnist.training.managed import run
 
     summary = run(config, resume=plan)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
+    if is_rank_zero():  # under torchrun every process gets here; rank 0 reports
         say(final_line(summary, config))
     return EXIT_OK

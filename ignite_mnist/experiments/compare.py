@@ -36,7 +36,7 @@ from typing import Any
 
 from ignite_mnist.settings.config import bookkeeping_settings
 from ignite_mnist.errors import RunDirError
-from ignite_mnist.registry import MONITORS, lower_is_better
+from ignite_mnist.registry import MONITOR_MODES, MONITORS
 from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = ["METRIC_COLUMNS", "Comparison", "RunResult", "find_runs"]
@@ -81,7 +81,7 @@ class RunResult:
             return None
         if column == metric:
             return values[-1]
-        return min(values) if lower_is_better(metric) else max(values)
+        return min(values) if MONITOR_MODES[metric] == "min" else max(values)
 
 
 def find_runs(paths: Sequence[str | Path], states_of: StatesOf | None = None) -> list[RunResult]:

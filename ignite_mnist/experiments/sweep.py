@@ -105,8 +105,6 @@ WAIT_SECONDS = 2
 WORKER = "worker"
 #: The study's user attribute holding the sweep file it was started from.
 SPEC = "sweep_file"
-#: The trial's pruning handler in its checkpoints.
-PRUNING_ENTRY = "trial_pruning"
 #: What a worker says of a trial another worker failed as stale while it ran (its heartbeat was late).
 STALE = ("another worker marked it failed (no heartbeat for longer than --grace-period) and retries it; "
          "raise --grace-period on a busy machine")
@@ -464,8 +462,8 @@ def _train(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, 
     say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
         f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
 
-    def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
-        return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
+    def attach(parts: Any) -> None:  # run(attach=...): the pruning handler (it saves itself in the checkpoints)
+        attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)
 
     try:
         check_entries(sweep.path, {trial_name(trial.number): FOLDER})  # a trial trains in the folder, not a link

@@ -21,18 +21,94 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ignite.engine import Engine, Events
 from ignite.engine.events import RemovableEventHandle
+from ignite.metrics import (
+    Accuracy,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    Metric,
+    Precision,
+    Recall,
+    RootMeanSquaredError,
+    TopKCategoricalAccuracy,
+)
 
+from ignite_mnist.engines import metrics_of
 from ignite_mnist.events import ValidationEvents
 
-__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation", "every_epochs"]
+__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation", "declare_mode", "every_epochs", "is_validated",
+           "known_mode", "metric_mode", "monitor_mode"]
 
 #: Prefix of the validation metrics in ``trainer.state.metrics`` (``val_accuracy``, ``val_loss``).
 VALIDATION_PREFIX = "val_"
+#: Ignite's metrics whose smaller values are better, and those whose larger values are.
+SMALLER_IS_BETTER = (Loss, MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError)
+LARGER_IS_BETTER = (Accuracy, Precision, Recall, TopKCategoricalAccuracy)
+
+#: Per trainer: whether ``min`` or ``max`` is better for each value in its ``state.metrics`` that is known.
+_MODES: weakref.WeakKeyDictionary[Engine, dict[str, str]] = weakref.WeakKeyDictionary()
+#: The trainers a validation is attached to.
+_VALIDATED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def is_validated(trainer: Engine) -> bool:
+    """Whether :func:`attach_validation` attached a validation to ``trainer`` (so monitors will have values)."""
+    return trainer in _VALIDATED
+
+
+def metric_mode(metric: Metric) -> str | None:
+    """``min`` for Ignite's losses and errors, ``max`` for accuracies, precision and recall, else None.
+
+    Example:
+        >>> from torch.nn import functional
+        >>> metric_mode(Loss(functional.nll_loss)), metric_mode(Accuracy())
+        ('min', 'max')
+    """
+    return "min" if isinstance(metric, SMALLER_IS_BETTER) else "max" if isinstance(metric, LARGER_IS_BETTER) else None
+
+
+def declare_mode(trainer: Engine, name: str, mode: str) -> None:
+    """Say that ``mode`` (``min``/``max``) is better for ``trainer.state.metrics[name]``.
+
+    Raises:
+        ValueError: ``mode`` is neither, or another was declared for ``name``.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    modes = _MODES.setdefault(trainer, {})
+    if modes.get(name, mode) != mode:
+        raise ValueError(f"{name}: mode {mode!r} given, but {modes[name]!r} was declared before")
+    modes[name] = mode
+
+
+def known_mode(trainer: Engine, name: str) -> str | None:
+    """``min`` or ``max``, whichever is better for ``trainer.state.metrics[name]``, when known; else None."""
+    return _MODES.get(trainer, {}).get(name)
+
+
+def monitor_mode(trainer: Engine, monitor: str, mode: str | None = None) -> str:
+    """Whether ``min`` or ``max`` of ``trainer.state.metrics[monitor]`` is best: ``mode`` when given, else what
+    is known of the metric (an Ignite ``Loss`` is minimised, an ``Accuracy`` maximised; see
+    :func:`attach_validation`'s ``metrics``). Never guessed from the name.
+
+    Raises:
+        ValueError: neither is known (one line saying what to pass).
+    """
+    if mode is not None:
+        declare_mode(trainer, monitor, mode)
+        return mode
+    known = known_mode(trainer, monitor)
+    if known is None:
+        raise ValueError(f"cannot tell whether a lower or a higher {monitor} is better: pass mode='min' or "
+                         "mode='max', or the evaluator's metrics to attach_validation(..., metrics=...) (an Ignite "
+                         "Loss is minimised, an Accuracy maximised)")
+    return known
 
 
 class Validation:
@@ -106,6 +182,7 @@ def attach_validation(
     data: Iterable[Any],
     *,
     event: Any = Events.EPOCH_COMPLETED,
+    metrics: Mapping[str, Metric] | None = None,
 ) -> Validation:
     """Validate with ``evaluator`` on ``data`` at ``event`` of ``trainer``.
 
@@ -117,13 +194,21 @@ def attach_validation(
             ``Events.EPOCH_COMPLETED | Events.ITERATION_COMPLETED(every=500)``,
             :func:`every_epochs` ``(n)``. An epoch end that is also an iteration
             milestone validates once.
+        metrics: the evaluator's metrics by name (what ``create_supervised_evaluator`` was given): which
+            way each is better is then known (an Ignite ``Loss`` is minimised, an ``Accuracy`` maximised) for
+            the ``monitor`` of checkpoints and early stopping and for the run record (an evaluator of
+            :func:`~ignite_mnist.engines.create_evaluator` says it by itself).
 
     Returns:
         The :class:`Validation` (``.detach()`` removes it). Handlers that read its results listen to
         ``ValidationEvents.VALIDATION_COMPLETED``, so they may be attached before or after it.
     """
     validation = Validation(evaluator, data, event)
+    for name, metric in (metrics if metrics is not None else metrics_of(evaluator)).items():
+        if (mode := metric_mode(metric)) is not None:
+            declare_mode(trainer, VALIDATION_PREFIX + name, mode)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
     validation.handles.append(trainer.add_event_handler(event, validation))
+    _VALIDATED.add(trainer)
     return validation

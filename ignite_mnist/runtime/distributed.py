@@ -66,6 +66,7 @@ __all__ = [
     "broadcast_module",
     "check_world",
     "external_world_size",
+    "is_rank_zero",
     "launch",
     "needs_launch",
     "rank_device",
@@ -95,6 +96,19 @@ class RankError(IgniteMnistError):
 def _lost_peer(error: BaseException) -> bool:
     """Whether a collective failed because another process went away (gloo raises a plain RuntimeError)."""
     return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and "by peer" in str(error))
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0, the one that writes files and talks to the user: the process group's
+    rank once there is one, before that ``$RANK`` as torchrun sets it (a process alone is rank 0).
+
+    Example:
+        >>> is_rank_zero()
+        True
+    """
+    if idist.get_world_size() > 1:
+        return idist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
 
 
 def external_world_size() -> int:

@@ -71,6 +71,7 @@ __all__ = [
     "find_best_checkpoint",
     "find_latest_checkpoint",
     "load_checkpoint",
+    "newest_intact_checkpoint",
     "restore_objects",
     "saved_iteration",
     "saved_settings",
@@ -207,6 +208,20 @@ def load_checkpoint(path: str | Path, *, inside: str | Path | None = None) -> di
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), Mapping):
         raise CheckpointError(f"{path}: not a training checkpoint (no model state inside)")
     return checkpoint
+
+
+def newest_intact_checkpoint(dirname: str | Path, *, before: int | None = None
+                             ) -> tuple[Path, dict[str, Any], list[str]] | None:
+    """The newest "last" checkpoint of folder ``dirname`` (below iteration ``before``) that loads, read; and why
+    each newer one was skipped (:func:`load_checkpoint`'s message). None when no "last" checkpoint loads."""
+    skipped = []
+    while (path := find_latest_checkpoint(dirname, before=before)) is not None:
+        try:
+            return path, load_checkpoint(path, inside=dirname), skipped
+        except CheckpointError as error:
+            skipped.append(str(error))
+            before = checkpoint_iteration(path)
+    return None
 
 
 def _check_unpacked_size(path: Path, handle: IO[bytes]) -> None:

@@ -57,7 +57,6 @@ from ignite_mnist.storage.checkpoint_files import (
     find_best_checkpoint,
     find_latest_checkpoint,
     is_checkpoint_name,
-    is_stray_temporary,
     saved_iteration,
 )
 from ignite_mnist.storage.files import (
@@ -251,16 +250,6 @@ class RunDir:
         """Whether any checkpoint ("last" or "best") was saved here."""
         folder = self.checkpoint_dir
         return folder.is_dir() and any(saved_iteration(p) is not None for p in folder.iterdir())
-
-    def remove_stray_temporaries(self) -> list[Path]:
-        """Delete the temporary files (``checkpoints/tmpXXXXXXXX``) saves killed between write and rename left;
-        return them. Only regular files of that name directly in ``checkpoints/`` are touched."""
-        folder = self.checkpoint_dir
-        stray = [p for p in folder.iterdir() if is_stray_temporary(p) and p.is_file() and not p.is_symlink()
-                 ] if folder.is_dir() else []
-        for path in stray:
-            path.unlink(missing_ok=True)
-        return stray
 
     def newer_checkpoints(self, iteration: int) -> list[Path]:
         """The checkpoints saved after trainer ``iteration``."""

@@ -15,7 +15,7 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
   (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
   for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
   W&B starts and while the test report and the model are logged;
-* in the managed run (``for_run``: ``background``), ``wandb`` is imported and the
+* with ``background`` (the default of :meth:`WandbTracker.in_folder`), ``wandb`` is imported and the
   run started in a thread while training goes on; the logger holds the rows logged
   meanwhile and logs them, in order and at their steps, once the run exists; a
   checkpoint (the run id), the summary, the test report and closing wait for it;
@@ -51,11 +51,8 @@ from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
 from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
-    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import BestValues, RunStatus
-    from ignite_mnist.tracking.wandb_settings import WandbSettings
 
 __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_credentials",
            "resolve_wandb_mode", "wandb_init_args"]
@@ -269,14 +266,15 @@ class WandbTracker(LoggerTracker):
         self._opening: threading.Thread | None = None
 
     @classmethod
-    def for_run(cls, config: TrainConfig, run_dir: RunDir) -> WandbTracker:
-        """The tracker ``config``'s ``--wandb-*`` settings ask for, keeping its files in ``run_dir``."""
-        settings: WandbSettings = config.settings_of(cls.name)
-        init_args = wandb_init_args(project=settings.wandb_project, entity=settings.wandb_entity,
-                                    name=settings.wandb_name, tags=settings.wandb_tags, config=config.to_dict(),
-                                    dir=run_dir.path)
-        return cls(mode=settings.wandb_mode, init_args=init_args, log_every=config.log_every,
-                   watch=settings.wandb_watch, background=True)
+    def in_folder(cls, folder: str | Path, *, config: Mapping[str, Any] | None = None, log_every: int = 50,
+                  mode: str = "auto", project: str | None = None, entity: str | None = None, name: str | None = None,
+                  tags: str | Sequence[str] | None = None, watch: str = "off", background: bool = True
+                  ) -> WandbTracker:
+        """A W&B run keeping its files in ``<folder>/wandb/`` (unless ``$WANDB_DIR`` says otherwise), named as
+        ``folder`` is, ``config`` as its config; started beside training (``background``, see :meth:`start`)."""
+        init_args = wandb_init_args(project=project, entity=entity, name=name, tags=tags, config=config,
+                                    dir=Path(folder))
+        return cls(mode=mode, init_args=init_args, log_every=log_every, watch=watch, background=background)
 
     @property
     def run_dir(self) -> Path | None:

@@ -33,7 +33,7 @@ from ignite_mnist.settings.config import TrainConfig, tracker_settings_classes
 from ignite_mnist.console import note, say
 from ignite_mnist.data import Dataset, LoaderOptions, Splits, build_loaders, load_splits
 from ignite_mnist.runtime.devices import amp_dtype, resolve_device
-from ignite_mnist.runtime.distributed import check_world, rank_device
+from ignite_mnist.runtime.distributed import check_world, is_rank_zero, rank_device
 from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler, training_loss
 from ignite_mnist.errors import RunDirError, WriteError
 from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
@@ -43,7 +43,7 @@ from ignite_mnist.registry import THREADS_AUTO
 from ignite_mnist.training.resume import ResumePlan
 from ignite_mnist.storage.files import ANY
 from ignite_mnist.storage.run_dir import RunDir, unwritable
-from ignite_mnist.runtime.threads import ThreadChoice, choose_threads, step_probe, using_threads
+from ignite_mnist.runtime.threads import ThreadChoice, choose_threads, choose_threads_for, using_threads
 
 __all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir", "write_config"]
 
@@ -67,10 +67,6 @@ class RunParts:
     scaler: torch.amp.GradScaler | None
     trainer: Engine
     evaluator: Engine
-
-    @property
-    def rank(self) -> int:
-        return idist.get_rank()
 
     @property
     def world_size(self) -> int:
@@ -127,7 +123,7 @@ def write_config(run_dir: RunDir, config: TrainConfig) -> None:
 def _shared_run_dir(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunDir:
     """Rank 0 opens the run directory (its name may hold the time) and tells the others."""
     resuming = plan is not None and plan.in_place
-    path = str(open_run_dir(config, resuming=resuming, held=held).path) if idist.get_rank() == 0 else None
+    path = str(open_run_dir(config, resuming=resuming, held=held).path) if is_rank_zero() else None
     return RunDir(idist.broadcast(path, safe_mode=True))
 
 
@@ -153,8 +149,7 @@ def _choose_threads(config: TrainConfig, splits: Splits, device: torch.device) -
         images = images.unsqueeze(1).float().div(255)
         if uses_channels_last(model, device):
             images = images.contiguous(memory_format=torch.channels_last)
-        probe = step_probe(model, optimizer, training_loss(config.label_smoothing), images, labels)
-        return choose_threads(THREADS_AUTO, probe)
+        return choose_threads_for(model, optimizer, training_loss(config.label_smoothing), (images, labels))
 
 
 def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunParts:
@@ -172,7 +167,7 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
     if threads is not None:
         held.enter_context(using_threads(threads.threads))
         config = dataclasses.replace(config, threads=str(threads.threads))
-        if threads.measured and rank == 0:
+        if threads.measured and is_rank_zero():
             note("info", f"--threads auto chose {threads.threads} ({threads.reason})")
     run_dir = _shared_run_dir(config, plan, held)
     manual_seed(config.seed + rank)
@@ -190,7 +185,7 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
         optimizer, loss_fn=training_loss(config.label_smoothing), device=device, amp=config.amp,
         channels_last=uses_channels_last(model, device), scaler=scaler,
     )
-    if config.amp and amp_dtype(device) is None and rank == 0:
+    if config.amp and amp_dtype(device) is None and is_rank_zero():
         note("note", "--amp: this CPU has no bfloat16 instructions, so training stays in float32 "
              "(emulated bfloat16 autocast is ~3.5x slower)")
     if device.type == "cpu":

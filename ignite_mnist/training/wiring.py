@@ -19,7 +19,7 @@ from ignite.handlers import EarlyStopping, ParamScheduler
 
 from ignite_mnist.storage.checkpoints import ConfigState
 from ignite_mnist.data import DatasetInfo
-from ignite_mnist.runtime.distributed import RankRNGStates
+from ignite_mnist import handlers
 from ignite_mnist.handlers import (
     CheckpointHandlers,
     LossAverages,
@@ -43,11 +43,12 @@ from ignite_mnist.handlers import (
     every_epochs,
     resumable_state,
 )
-from ignite_mnist.training.parts import RunParts
-from ignite_mnist.registry import NO_TRACKER, TRACKERS
+from ignite_mnist.registry import NO_TRACKER
+from ignite_mnist.runtime.distributed import RankRNGStates, is_rank_zero
 from ignite_mnist.tracking import Tracker
+from ignite_mnist.training.parts import RunParts
 
-__all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "build_trackers"]
+__all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "attach_trackers"]
 
 
 @dataclass
@@ -78,10 +79,16 @@ class RunHandlers:
         return dict(self.state.bookkeeping)
 
 
-def build_trackers(parts: RunParts) -> list[Tracker]:
-    """The trackers ``--tracker`` names, each from the registry, each on every rank (only rank 0's log)."""
-    names = [name for name in parts.config.tracker if name != NO_TRACKER]
-    return [TRACKERS.load(name).for_run(parts.config, parts.run_dir) for name in names]
+def attach_trackers(parts: RunParts) -> list[Tracker]:
+    """The trackers ``--tracker`` names, through the public :func:`~ignite_mnist.handlers.attach_tracker`, each
+    with its own settings (``--wandb-*``, ``--mlflow-*``) as its options; on every rank (only rank 0's log)."""
+    config = parts.config
+    return [
+        handlers.attach_tracker(parts.trainer, name, parts.run_dir.path, evaluators={"val": parts.evaluator},
+                                optimizer=parts.optimizer, model=parts.model, config=config.to_dict(),
+                                log_every=config.log_every, **config.settings_of(name).options())
+        for name in config.tracker if name != NO_TRACKER
+    ]
 
 
 def _own_objects(parts: RunParts) -> dict[str, Any]:
@@ -116,7 +123,7 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     name, each with ``state_dict``/``load_state_dict``) are saved in every
     checkpoint and restored on resume.
     """
-    config, trainer, rank = parts.config, parts.trainer, parts.rank
+    config, trainer, rank_zero = parts.config, parts.trainer, is_rank_zero()
     validate, save = _events(config)
     averages = attach_loss_averages(trainer, device=parts.device)
     scheduler = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
@@ -128,18 +135,15 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     if config.patience is not None:
         stopper = attach_early_stopping(trainer, patience=config.patience, monitor=config.monitor,
                                         min_delta=config.min_delta)
-    metrics_log = attach_metrics_log(trainer, parts.run_dir.metrics_file, parts.optimizer) if rank == 0 else None
-    trackers = build_trackers(parts)  # files, progress and trackers come from rank 0 only
-    state = resumable_state(trainer)
-    for tracker in trackers:
-        tracker.attach(trainer, evaluators={"val": parts.evaluator}, optimizer=parts.optimizer, model=parts.model,
-                       record=record)
-        state.add(tracker.name, tracker)
+    metrics_log = attach_metrics_log(trainer, parts.run_dir.metrics_file, parts.optimizer) if rank_zero else None
+    trackers = attach_trackers(parts)  # files, progress and trackers come from rank 0 only
     own = _own_objects(parts) | dict((attach(parts) if attach is not None else None) or {})
     checkpoints = attach_checkpointing(trainer, parts.run_dir.checkpoint_dir, own, event=save, monitor=config.monitor,
                                        keep_best=config.keep_best)
-    progress = attach_progress(trainer, {"validation": parts.evaluator}, mode=config.progress if rank == 0 else "none",
+    progress = attach_progress(trainer, {"validation": parts.evaluator}, mode=config.progress if rank_zero else "none",
                                interval=config.progress_interval, metric_names=["loss"])
     signals = attach_signal_checkpoint(trainer, checkpoints)
+    state = resumable_state(trainer)
+    state.all_named = True  # every stateful object of a managed run is named above: no scan for unsaved ones
     return RunHandlers(averages, nan_stop, validation, record, scheduler, stopper, metrics_log, trackers,
                        checkpoints, progress, signals, state)

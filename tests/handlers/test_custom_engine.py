@@ -54,8 +54,9 @@ def test_early_stopping_best_k_and_best_weights_on_a_custom_engine(tmp_path):
     model = torch.nn.Linear(1, 1, bias=False)
     trainer = make_trainer(model)
     evaluator = ScriptedEvaluator([0.50, 0.90, 0.70, 0.80, 0.60, 0.95])
-    handlers = attach_checkpointing(trainer, tmp_path, {"model": model}, monitor="val_accuracy", keep_best=2)
-    attach_early_stopping(trainer, patience=3, monitor="val_accuracy")  # the order of the calls does not matter
+    handlers = attach_checkpointing(trainer, tmp_path, {"model": model}, monitor="val_accuracy", mode="max",
+                                    keep_best=2)
+    attach_early_stopping(trainer, patience=3, monitor="val_accuracy", mode="max")  # any order of the calls
     attach_validation(trainer, evaluator, [0])
     trainer.run([0, 1], max_epochs=6)
 

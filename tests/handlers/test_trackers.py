@@ -245,7 +245,13 @@ def test_attach_tracker_continues_the_same_mlflow_run_and_tensorboard_log_dir_af
     """A hand-written trainer with attach_tracker, stopped after iteration 5 (last checkpoint: 4) and resumed."""
     import torch
 
-    from ignite_mnist.handlers import attach_checkpointing, attach_tracker, detach_tracker, resume_training
+    from ignite_mnist.handlers import (
+        attach_checkpointing,
+        attach_tracker,
+        detach_tracker,
+        resumable_state,
+        resume_training,
+    )
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
@@ -275,6 +281,10 @@ def test_attach_tracker_continues_the_same_mlflow_run_and_tensorboard_log_dir_af
 
     trainer = Engine(lambda engine, batch: torch.tensor(1.0))
     detached = attach_tracker(trainer, "tensorboard", tmp_path / "detached", log_every=1)
-    detach_tracker(trainer, detached)
+    detached.detach()
+    assert "tensorboard" not in resumable_state(trainer).to_save()
+    with pytest.warns(DeprecationWarning, match=r"tracker\.detach\(\)"):  # the 0.1 name, kept until 0.3
+        detach_tracker(trainer, attach_tracker(trainer, "mlflow", tmp_path / "detached", log_every=1))
     trainer.run(range(3))
     assert not list((tmp_path / "detached").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "detached" / "mlflow.db").exists()

@@ -223,7 +223,8 @@ def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, cap
     import wandb
 
     trainer = Engine(lambda engine, batch: torch.tensor(float(batch)))
-    tracker = attach_wandb(trainer, tmp_path, mode="offline", log_every=1)
+    # started in the foreground: the run exists when the test finishes it (a background start is tested apart)
+    tracker = attach_wandb(trainer, tmp_path, mode="offline", log_every=1, background=False)
     assert len(tracker.handles) == 3 and tracker.mode == "offline"  # loss, epoch, best values after validation
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda _: wandb.finish())
     state = trainer.run(range(10), max_epochs=2)
