@@ -93,7 +93,7 @@ def check_pad(script: Path, run: Path, image: Path) -> None:
     try:
         line = process.stdout.readline() if process.stdout else ""  # "digit pad for ... at http://...:PORT/ ..."
         if " at http://" not in line:
-            fail(f"ignite-mnist demo did not say its address: {line!r} {process.stderr.read() if process.stderr else ''}")
+            fail(f"ignite-mnist demo did not say its address: {line!r}")
         url = line.split(" at ")[1].split()[0]
         with urllib.request.urlopen(url, timeout=60) as response:
             page = response.read().decode()

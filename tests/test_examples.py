@@ -96,6 +96,7 @@ def assert_same_run(alone: Path, interrupted: Path) -> None:
         read_metrics_log(alone / "metrics.jsonl"))
 
 
+@pytest.mark.slow  # the example trainers killed and interrupted in subprocesses
 def test_the_ignite_style_example_killed_and_interrupted_ends_like_a_run_left_alone(idx_root: Path, tmp_path: Path
                                                                                    ) -> None:
     """Generated IDX data: 1,000 training images in batches of 32, 32 iterations per epoch, 128 in all."""
@@ -139,6 +140,7 @@ def test_interrupted_six_times_the_custom_trainer_ends_like_an_uninterrupted_run
     assert inspect(runs[-1], "--summary")["summary"]["status"] == "finished"
 
 
+@pytest.mark.slow  # the example trainers killed and interrupted in subprocesses
 def test_sigterm_ends_the_custom_trainer_with_143_and_a_resumable_checkpoint(idx_root: Path, tmp_path: Path) -> None:
     command = [sys.executable, str(EXAMPLE), "--data-dir", str(idx_root), "--output-dir", str(tmp_path),
                "--val-size", "200", "--epochs", "200", "--patience", "500", "--progress", "none"]
