@@ -6,7 +6,7 @@
 #
 #   bash .ci/wheel_check.sh   # with the dev virtualenv active (it has `build`); .ci/run runs it
 #
-# Cost (docs/contributing.md): 4 min 15 s on 2 shared cores at load 7.5-9.5, 71 s of CPU; most of it is disk:
+# Cost (docs/contributing.md): 4-5 min on 2 shared cores at load 7.5-12, about 72 s of CPU; most of it is disk:
 # pip unpacking torch and its CUDA libraries (~5.4 GB, from this machine's local files) into the temp folder
 # that is removed at the end. The dependencies are installed as the wheel declares them, so a missing one
 # fails here too.
