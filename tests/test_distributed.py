@@ -30,6 +30,8 @@ from ignite_mnist.models import build_model
 from tests.conftest import REPO, assert_same_weights, run_cli
 from tests.handlers.test_wandb import inspect
 
+pytestmark = pytest.mark.slow  # two-process runs (spawn and torchrun) in subprocesses
+
 DRIVER = Path(__file__).with_name("dist_driver.py")
 EPOCHS = 3
 VAL_SIZE = 200  # the fixture's 1200 training images -> 1000 train, 500 per rank

@@ -170,6 +170,7 @@ def test_amp_runs_the_forward_pass_in_the_dtype_amp_dtype_names(amp):
     assert amp_dtype("cpu") == (torch.bfloat16 if cpu_has_bfloat16() else None)
 
 
+@pytest.mark.slow  # trained, killed and resumed in subprocesses
 def test_fast_recipe_with_augmentation_resumes_exactly_after_sigkill(idx_root, tmp_path):
     """One-cycle schedule, augmentation, channels-last FastCNN: killed mid-run, resumed, same weights bit for bit."""
     iterations = 4 * 1000 // 25  # 4 epochs of the 1000 training images, batch 25

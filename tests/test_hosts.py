@@ -30,6 +30,8 @@ import pytest
 from tests.conftest import REPO, make_idx_dataset
 from tests.netns import DEVICE, Hosts, Postgres, unavailable
 
+pytestmark = pytest.mark.slow  # network namespaces, several hosts, a PostgreSQL server
+
 SBATCH = REPO / "examples" / "slurm" / "train.sbatch"
 TRAIN = ("--val-size", "1000", "--batch-size", "64", "--epochs", "1", "--device", "cpu", "--backend", "gloo",
          "--progress", "none", "--no-plots", "--wandb-mode", "disabled", "--threads", "1")

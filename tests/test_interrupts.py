@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import make_idx_dataset
 from tests.interrupts import assert_same_record, forked, record
 
+pytestmark = pytest.mark.slow  # real processes stopped and run again, dozens of times
+
 # 200 training images in batches of 50: 4 iterations an epoch, 8 in two; a "last" checkpoint every 3 and at epoch ends
 EPOCH = 4
 COMMON = ("--epochs", "2", "--batch-size", "50", "--val-size", "100", "--checkpoint-every", "3")

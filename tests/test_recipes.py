@@ -47,6 +47,7 @@ def _train(idx_root: Path, out: Path, name: str, recipe: str, *extra: str) -> li
             "--checkpoint-every", "10", *QUIET, *extra]
 
 
+@pytest.mark.slow  # each recipe trained, killed and resumed in subprocesses
 @pytest.mark.parametrize("recipe", ["one-epoch", "best", "mlp-best"])
 def test_recipe_resumes_bit_identically_with_the_threads_auto_chose(idx_root: Path, tmp_path: Path,
                                                                       recipe: str) -> None:

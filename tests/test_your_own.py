@@ -135,6 +135,7 @@ def test_own_handlers_attach_to_the_managed_run_and_resume_with_it(idx_root: Pat
     assert COUNTERS[-1].iterations == 64  # restored to 32, then 32 more
 
 
+@pytest.mark.slow  # train, evaluate, predict and export in CLI subprocesses
 def test_a_custom_trainers_checkpoint_in_evaluate_predict_and_export(idx_root: Path, tmp_path: Path) -> None:
     trained = subprocess.run(
         [sys.executable, str(REPO / "examples" / "custom_trainer.py"), "--data-dir", str(idx_root), "--output-dir",

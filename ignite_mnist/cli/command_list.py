@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ignite_mnist.settings.arguments import PROG
 
-__all__ = ["DEFAULT_COMMAND", "SUMMARIES", "commands_help"]
+__all__ = ["DEFAULT_COMMAND", "SUMMARIES", "VERSION_FLAG", "commands_help"]
 
 #: Every command by name -> (the ``ignite_mnist.cli`` module that runs it, its summary in ``ignite-mnist --help``).
 SUMMARIES: dict[str, tuple[str, str]] = {
@@ -22,6 +22,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
 }
 #: The command that runs when none is named.
 DEFAULT_COMMAND = "train"
+#: Given alone, prints the version and nothing else (handled before any command's parser).
+VERSION_FLAG = "--version"
 
 
 def commands_help() -> str:
@@ -33,4 +35,5 @@ def commands_help() -> str:
     """
     width = max(map(len, SUMMARIES)) + 2
     lines = [f"  {name:<{width}} {summary}" for name, (_, summary) in SUMMARIES.items()]
-    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help."])
+    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help.",
+                      f"The version: {PROG} {VERSION_FLAG}."])

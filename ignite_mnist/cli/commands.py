@@ -1,5 +1,8 @@
 """``main``: pick the subcommand, run it, turn a user's error into one line and an exit code.
 
+``ignite-mnist --version`` prints the version (``ignite_mnist.__version__``) before any command
+is chosen, importing nothing more.
+
 :data:`COMMANDS` is the command table: each name and the function that runs it (its module imported
 only when it runs), from the list in :mod:`ignite_mnist.cli.command_list`.
 """
@@ -15,10 +18,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from ignite_mnist.settings.arguments import PROG
-from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES
+from ignite_mnist._version import __version__
+from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES, VERSION_FLAG
 from ignite_mnist.console import silence
-from ignite_mnist.errors import EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
+from ignite_mnist.errors import EXIT_OK, EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
+from ignite_mnist.settings.arguments import PROG
 
 __all__ = ["COMMANDS", "main"]
 
@@ -27,7 +31,9 @@ def _lazy_command(module: str, name: str, summary: str) -> Callable[[Sequence[st
     """The subcommand ``name`` of ``ignite_mnist.cli.<module>``, imported only when it runs."""
 
     def command(argv: Sequence[str]) -> int:
-        return getattr(importlib.import_module(f"ignite_mnist.cli.{module}"), f"{name}_command")(argv)
+        run: Callable[[Sequence[str]], int] = getattr(importlib.import_module(f"ignite_mnist.cli.{module}"),
+                                                      f"{name}_command")
+        return run(argv)
 
     command.__doc__ = summary
     return command
@@ -81,15 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         Traceback (most recent call last):
         ...
         SystemExit: 2
+        >>> main(["--version"]) == 0  # doctest: +ELLIPSIS
+        ignite-mnist 0...
+        True
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == [VERSION_FLAG]:
+        print(f"{PROG} {__version__}")
+        return EXIT_OK
     logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
     name = args.pop(0) if args and args[0] in COMMANDS else DEFAULT_COMMAND
     try:
         with _sigterm_says_so(name):
             code = COMMANDS[name](args)
             sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
-        return code
     except Interrupted as error:  # asked for, not a failure: said as it is
         print(f"{PROG}: {error}", file=sys.stderr)
         return error.exit_code
@@ -103,3 +114,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as a tool killed by SIGPIPE does
         silence("stdout")  # Python's last flush at exit must not fail
         return EXIT_SIGPIPE
+    return code

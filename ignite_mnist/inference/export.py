@@ -48,13 +48,13 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ignite_mnist._version import __version__
 from ignite_mnist.data import DatasetInfo, load_split_tensors, normalise
 from ignite_mnist.errors import ConfigError, IgniteMnistError, UnsafeFileError, WriteError, first_line
 from ignite_mnist.storage.files import replacing_path, write_json
@@ -266,13 +266,6 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _project_version() -> str:
-    try:
-        return package_metadata.version("ignite-mnist")
-    except package_metadata.PackageNotFoundError:  # run from a source tree that was not installed
-        return "unknown"
-
-
 def export_metadata(
     loaded: LoadedModel, exporter: ExportFormat, quantize: str | None, accuracy: float, samples: int
 ) -> dict[str, Any]:
@@ -281,7 +274,7 @@ def export_metadata(
     ``accuracy`` is the eager model's on ``samples`` test images (the file's own is in the sidecar).
     """
     return {
-        "ignite_mnist_version": _project_version(),
+        "ignite_mnist_version": __version__,
         "format": exporter.name,
         "quantization": quantize,
         "model": loaded.config.model,

@@ -168,6 +168,7 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
+@pytest.mark.slow  # waits out W&B's connection attempts to an unreachable server
 @pytest.mark.parametrize("server", ["refusing", "silent"])
 def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch, request, server):
     if server == "silent":
@@ -195,6 +196,7 @@ def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_w
     assert logged["summary"]["test_accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
+@pytest.mark.slow  # trained, killed and resumed in subprocesses
 def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolated_wandb):
     args = ["--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--val-size", "200",
             "--progress", "none", "--wandb-mode", "offline", "--epochs", "5", "--checkpoint-every", "10"]
