@@ -36,7 +36,9 @@ def set_threads(
     """Compute with the CPU thread count ``threads`` means for training ``model`` on batches like ``batch``.
 
     Args:
-        model, optimizer, loss_fn: what the train step uses (copies are timed: they stay as they are).
+        model: the network the train step trains (a copy is timed: it stays as it is).
+        optimizer: its optimizer (copied with the model).
+        loss_fn: the loss the train step takes, ``loss_fn(outputs, targets)``.
         batch: ``(inputs, targets)`` of one training batch, as the model takes them.
         threads: ``auto`` (time a few steps at 1 thread and at one per core; ``$OMP_NUM_THREADS`` set
             counts as a choice made) or a count.
