@@ -59,7 +59,7 @@ from ignite_mnist.storage.checkpoints import (
 from ignite_mnist.errors import CheckpointError
 from ignite_mnist.events import Handlers, ValidationEvents, add_for_each_event, ends_epoch_next
 from ignite_mnist.handlers.state import SAVE, resumable_state
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX, declare_mode, is_validated, monitor_mode
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, declare_mode, known_mode, monitor_mode
 
 __all__ = ["BestScore", "CheckpointHandlers", "attach_checkpointing", "finite_weights"]
 
@@ -85,11 +85,12 @@ class CheckpointHandlers:
 
     def attach(self, trainer: Engine) -> None:
         """Attach the saves (called when the trainer starts, so they run after every other handler); the best
-        files' score direction is settled now, so a monitor nobody can tell fails before any training."""
+        files' score direction is settled now when it is known (else after the first validation, from the
+        evaluator's metrics)."""
         if self.handlers:
             return
-        if self.best is not None and is_validated(trainer):
-            self.best.score_function.resolve()  # type: ignore[union-attr]
+        if self.best is not None:
+            self.best.score_function.resolve_if_known()  # type: ignore[union-attr]
         add_for_each_event(self.handlers, trainer, self.event, self.save_last)
         self.handlers.add(trainer, Events.EPOCH_COMPLETED, self._save_due)
         if self.best is not None:
@@ -261,8 +262,8 @@ def _saver(dirname: str | Path) -> _DiskSaver:
 
 class BestScore:
     """The score Ignite's ``Checkpoint`` keeps the highest of: ``trainer.state.metrics[monitor]``, negated where
-    smaller is better (which, is :func:`~ignite_mnist.handlers.validation.monitor_mode`'s answer: ``mode``,
-    else what is known of the metric; asked when the trainer starts, once validation is attached)."""
+    smaller is better (which is :func:`~ignite_mnist.handlers.validation.monitor_mode`'s answer: ``mode``,
+    else what is known of the metric, at the trainer's start or at the first validation)."""
 
     def __init__(self, trainer: Engine, monitor: str, mode: str | None) -> None:
         if mode is not None:
@@ -271,7 +272,13 @@ class BestScore:
         self.sign: float | None = None
 
     def resolve(self) -> None:
+        """Settle the direction (raises ``ValueError``, one line, when nothing tells it)."""
         self.sign = 1.0 if monitor_mode(self.trainer, self.monitor, self.mode) == "max" else -1.0
+
+    def resolve_if_known(self) -> None:
+        """Settle the direction when it is known already (at the trainer's start), else at the first score."""
+        if self.mode is not None or known_mode(self.trainer, self.monitor) is not None:
+            self.resolve()
 
     def __call__(self, engine: Engine) -> float:
         if self.sign is None:

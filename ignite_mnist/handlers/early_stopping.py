@@ -34,7 +34,7 @@ from ignite.handlers import EarlyStopping
 
 from ignite_mnist.events import ValidationEvents
 from ignite_mnist.handlers.state import SETUP, resumable_state
-from ignite_mnist.handlers.validation import declare_mode, monitor_mode
+from ignite_mnist.handlers.validation import declare_mode, known_mode, monitor_mode
 
 __all__ = ["EpochEarlyStopping", "attach_early_stopping", "stopped_early"]
 
@@ -47,12 +47,18 @@ class EpochEarlyStopping(EarlyStopping):
         self.best_iteration: int | None = None
         self.monitor: str | None = None  # the trainer metric, when attach_early_stopping set it
         self.requested_mode: str | None = None
+        self._settled = False
 
     def settle_mode(self, trainer: Engine) -> None:
-        """Take the better direction of the monitored metric (``mode``, else what is known of it) when the
-        trainer starts (every handler is attached by then)."""
-        if self.monitor is not None:
+        """Take the better direction of the monitored metric (``mode``, else what is known of it): when the
+        trainer starts if it is known then, else at the first validation (raises one line if nothing tells)."""
+        if self.monitor is not None and not self._settled:
             self.mode = monitor_mode(trainer, self.monitor, self.requested_mode)  # type: ignore[assignment]
+            self._settled = True
+
+    def settle_known_mode(self, trainer: Engine) -> None:
+        if self.monitor is not None and (self.requested_mode or known_mode(trainer, self.monitor)):
+            self.settle_mode(trainer)
 
     def _improved(self, score: float) -> bool:
         if self.best_score is None:
@@ -62,6 +68,7 @@ class EpochEarlyStopping(EarlyStopping):
         return score > self.best_score + self.threshold
 
     def __call__(self, engine: Engine) -> None:
+        self.settle_mode(engine)
         score = self.score_function(engine)
         iteration, epoch_length = engine.state.iteration, engine.state.epoch_length or 1
         if self._improved(score):
@@ -85,7 +92,7 @@ class EpochEarlyStopping(EarlyStopping):
             self.trainer.remove_event_handler(self, ValidationEvents.VALIDATION_COMPLETED)
         state = resumable_state(self.trainer)
         state.remove(self)
-        state.cancel(self.settle_mode)
+        state.cancel(self.settle_known_mode)
 
     def state_dict(self) -> dict[str, Any]:
         return dict(super().state_dict()) | {"best_iteration": self.best_iteration}
@@ -137,7 +144,7 @@ def attach_early_stopping(
     trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, stopper)
     state = resumable_state(trainer)
     state.add("early_stopping", stopper)
-    state.defer(SETUP, stopper.settle_mode)
+    state.defer(SETUP, stopper.settle_known_mode)
     return stopper
 
 

@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -42,8 +44,8 @@ from ignite.metrics import (
 from ignite_mnist.engines import metrics_of
 from ignite_mnist.events import ValidationEvents
 
-__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation", "declare_mode", "every_epochs", "is_validated",
-           "known_mode", "metric_mode", "monitor_mode"]
+__all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation", "attached_metric_modes", "declare_mode",
+           "every_epochs", "is_validated", "known_mode", "metric_mode", "monitor_mode"]
 
 #: Prefix of the validation metrics in ``trainer.state.metrics`` (``val_accuracy``, ``val_loss``).
 VALIDATION_PREFIX = "val_"
@@ -73,6 +75,27 @@ def metric_mode(metric: Metric) -> str | None:
     return "min" if isinstance(metric, SMALLER_IS_BETTER) else "max" if isinstance(metric, LARGER_IS_BETTER) else None
 
 
+def attached_metric_modes(evaluator: Engine) -> dict[str, str]:
+    """Which way is better for each metric of a known kind attached to ``evaluator``, after it ran.
+
+    Ignite keeps no public table of an engine's metrics, so they are found among the live
+    metrics (``Metric.is_attached``) and named by the value each computes, matched with
+    ``evaluator.state.metrics``; a value two metrics of opposite kinds share names neither.
+    Used once, when the caller gave no ``metrics=`` (a gc scan: about as long as the scan
+    for unsaved objects).
+    """
+    found: dict[str, set[str]] = {}
+    kinds = (*SMALLER_IS_BETTER, *LARGER_IS_BETTER)
+    for metric in gc.get_objects():  # type(), not isinstance(): no object's own __class__ runs
+        if issubclass(type(metric), kinds) and metric.is_attached(evaluator):
+            with contextlib.suppress(Exception):  # noqa: BLE001 - one that cannot compute names nothing
+                value = metric.compute()
+                for name, computed in evaluator.state.metrics.items():
+                    if isinstance(computed, float) and isinstance(value, float) and computed == value:
+                        found.setdefault(name, set()).add(metric_mode(metric) or "")
+    return {name: modes.pop() for name, modes in found.items() if len(modes) == 1 and "" not in modes}
+
+
 def declare_mode(trainer: Engine, name: str, mode: str) -> None:
     """Say that ``mode`` (``min``/``max``) is better for ``trainer.state.metrics[name]``.
 
@@ -95,7 +118,8 @@ def known_mode(trainer: Engine, name: str) -> str | None:
 def monitor_mode(trainer: Engine, monitor: str, mode: str | None = None) -> str:
     """Whether ``min`` or ``max`` of ``trainer.state.metrics[monitor]`` is best: ``mode`` when given, else what
     is known of the metric (an Ignite ``Loss`` is minimised, an ``Accuracy`` maximised; see
-    :func:`attach_validation`'s ``metrics``). Never guessed from the name.
+    :func:`attach_validation`'s ``metrics``, and :func:`attached_metric_modes` after the first validation).
+    Never guessed from the name.
 
     Raises:
         ValueError: neither is known (one line saying what to pass).
@@ -137,6 +161,10 @@ class Validation:
         metrics = self.evaluator.run(self.data).metrics
         for name, value in metrics.items():
             trainer.state.metrics[VALIDATION_PREFIX + name] = value
+        if self.runs == 0 and any(known_mode(trainer, VALIDATION_PREFIX + name) is None for name in metrics):
+            for name, mode in attached_metric_modes(self.evaluator).items():
+                if known_mode(trainer, VALIDATION_PREFIX + name) is None:
+                    declare_mode(trainer, VALIDATION_PREFIX + name, mode)
         self.last_iteration = trainer.state.iteration
         self.runs += 1
         trainer.fire_event(ValidationEvents.VALIDATION_COMPLETED)
