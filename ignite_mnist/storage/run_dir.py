@@ -143,11 +143,11 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any] | None:
         """``summary.json`` as a dict, or None when there is none (or it is not valid JSON)."""
-        try:
-            values = json.loads(read_bounded(self.summary_file, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
-        except (OSError, ValueError, RecursionError):  # missing, damaged, a device, too big
-            return None
-        return values if isinstance(values, dict) else None
+        return _read_json_object(self.summary_file)
+
+    def read_config(self) -> dict[str, Any] | None:
+        """``config.json`` as a dict, or None when there is none (or it is not valid JSON)."""
+        return _read_json_object(self.config_file)
 
     def write_summary(self, values: dict[str, Any]) -> None:
         write_json(self.summary_file, values)
@@ -238,6 +238,14 @@ class RunDir:
             if entry.is_file():
                 shutil.copy2(entry, target / entry.relative_to(self.path))
         return target
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        values = json.loads(read_bounded(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # missing, damaged, a device, too big
+        return None
+    return values if isinstance(values, dict) else None
 
 
 def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
