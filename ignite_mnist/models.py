@@ -59,7 +59,7 @@ class Deskew(nn.Module):
 
     The classic MNIST deskewing (as in LeCun et al.'s tables), as torch operations on a
     batch, so that it runs inside a model and goes with it into every export. From the
-    image's moments, with the pixel values above the image's darkest one as weights:
+    image's moments, with the pixel values above the image's darkest one (each channel's) as weights:
     the centre of mass ``(cx, cy)``, the vertical variance ``var_y`` and the covariance
     ``cov_xy``; the skew is ``alpha = cov_xy / var_y``. The output pixel at ``(x, y)``
     (coordinates from the centre) is read, bilinearly, from the input at
@@ -79,9 +79,10 @@ class Deskew(nn.Module):
     """
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        background = images.amin(dim=(1, 2, 3), keepdim=True)
-        ink = images - background
         height, width = images.shape[2], images.shape[3]
+        # each image's darkest value, as a max-pool: ONNX Runtime's int8 tooling cannot infer ReduceMin's shape
+        background = -F.max_pool2d(-images, kernel_size=(height, width))
+        ink = images - background
         ys, xs = pixel_centres(height, images), pixel_centres(width, images)
         rows, columns = ink.sum(dim=3), ink.sum(dim=2)  # (N, C, H) and (N, C, W) profiles
         mass = rows.sum(dim=(1, 2)).clamp_min(1e-6)

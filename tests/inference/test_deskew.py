@@ -17,7 +17,7 @@ import torch
 
 from ignite_mnist.data.preprocess import preprocess_image
 from ignite_mnist.inference.demo import classify_drawing
-from ignite_mnist.inference.export import TOLERANCE, export_model, load_exported
+from ignite_mnist.inference.export import INT8_MAX_ACCURACY_DROP, TOLERANCE, export_model, load_exported
 from ignite_mnist.inference.trained import Classifier, load_model, predict
 from ignite_mnist.models import DeskewMLP
 from tests.inference.conftest import train_checkpoint
@@ -82,3 +82,11 @@ def test_checkpoint_exported_file_and_pad_give_the_same_answers(
         import onnx
 
         assert "GridSample" in {node.op_type for node in onnx.load(str(result.path)).graph.node}
+
+
+@NEEDS_ONNX
+def test_the_deskewing_mlp_quantizes_to_int8_onnx(deskew_checkpoint: Path, tmp_path: Path) -> None:
+    # ONNX Runtime's quantization tooling infers every node's shape first: the deskewing must let it
+    result = export_model(load_model(deskew_checkpoint), tmp_path / "model.int8.onnx", "onnx", quantize="int8",
+                          samples=CHECKED_SAMPLES)
+    assert result.path.is_file() and result.accuracy >= result.eager_accuracy - INT8_MAX_ACCURACY_DROP
