@@ -1,11 +1,11 @@
 """Affine sampling grids for ``F.grid_sample``, built by broadcasting: what ``F.affine_grid`` makes, faster on a CPU.
 
 ``F.affine_grid(theta, size, align_corners=False)`` multiplies a ``(N, H*W, 3)`` base
-grid by ``theta``; on a CPU that took 1.8 ms for a batch of 128 28x28 images on one
-thread, more than the ``grid_sample`` that follows it (0.7 ms) and about half of a
-training step of the tutorial MLP. The same grid as two broadcast multiply-adds takes
-a fraction of that. Both the augmentation (:mod:`ignite_mnist.data.augment`) and the
-deskewing layer (:class:`ignite_mnist.models.Deskew`) use it; it is plain tensor
+grid by ``theta`` in a batched matrix product. The same grid as two broadcast
+multiply-adds takes half the time for a batch of 128 28x28 images on one CPU thread:
+0.67 against 1.28 ms, medians of seven interleaved rounds (``benchmarks/affine_grid.py``, load average 5.5; see
+``docs/benchmarks.md``). Both the augmentation (:mod:`ignite_mnist.data.augment`) and
+the deskewing layer (:class:`ignite_mnist.models.Deskew`) use it; it is plain tensor
 arithmetic, so it exports (ONNX, TorchScript, ExecuTorch) like any other.
 
 Example:

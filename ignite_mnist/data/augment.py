@@ -5,7 +5,7 @@ torch's global generator on the batch's device: the generator state that
 checkpoints already save (``RNGStates``), so a resumed run draws the same
 augmentations as an uninterrupted one. The warp is ``grid_sample`` on the device
 (its grid from :func:`ignite_mnist.warp.affine_grid`, which is what ``F.affine_grid``
-makes, 5x faster on a CPU), with no per-sample Python and no PIL.
+makes, in half the time on a CPU), with no per-sample Python and no PIL.
 
 torchvision's ``RandomAffine`` draws one set of parameters per call, i.e. the same
 warp for every image of a batch, which is why this module exists.
