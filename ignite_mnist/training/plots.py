@@ -112,7 +112,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], label_smoothing: float = 0.0) ->
         ...         {"kind": "epoch", "epoch": 1, "iteration": 430, "train_loss": 0.8, "running_loss": 0.6,
         ...          "val_loss": 0.05, "val_accuracy": 0.99}]
         >>> loss, accuracy = plot_curves(rows).axes
-        >>> accuracy.get_xlabel(), accuracy.get_lines()[0].get_xydata().tolist(), accuracy.get_ylim()[1] <= 100
+        >>> accuracy.get_xlabel(), accuracy.get_lines()[0].get_xydata().tolist(), bool(accuracy.get_ylim()[1] <= 100)
         ('iteration', [[144.0, 95.0], [430.0, 99.0]], True)
     """
     from matplotlib.ticker import MaxNLocator
