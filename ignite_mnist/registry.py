@@ -12,7 +12,7 @@ import path, ``package.module:Class``, for a network of your own.
 
 Example:
     >>> MODELS.names
-    ('mlp', 'cnn', 'fastcnn', 'quickcnn', 'deepcnn')
+    ('mlp', 'mlp-deskew', 'cnn', 'fastcnn', 'quickcnn', 'deepcnn')
     >>> MODELS.load("mlp").__name__
     'TutorialMLP'
     >>> OPTIMIZERS.load("lion")
@@ -149,6 +149,7 @@ class Registry(Mapping[str, str]):
 
 MODELS = Registry("model", {
     "mlp": "ignite_mnist.models:TutorialMLP",
+    "mlp-deskew": "ignite_mnist.models:DeskewMLP",
     "cnn": "ignite_mnist.models:ConvNet",
     "fastcnn": "ignite_mnist.models:FastCNN",
     "quickcnn": "ignite_mnist.models:QuickCNN",

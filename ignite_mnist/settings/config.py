@@ -181,7 +181,8 @@ class TrainConfig:
     val_size: int = setting(5000, "training images held out (seeded) for validation", check=POSITIVE)
     # model and optimisation
     model: str = setting(
-        "mlp", "network: mlp, the tutorial's MLP; cnn, a small ConvNet; fastcnn, the fast recipe's BatchNorm CNN; "
+        "mlp", "network: mlp, the tutorial's MLP; mlp-deskew, the same MLP behind a deskewing layer (the "
+        "mlp-best recipe's); cnn, a small ConvNet; fastcnn, the fast recipe's BatchNorm CNN; "
         "quickcnn, the one-epoch recipe's CNN; deepcnn, the best recipe's deeper CNN; or your own "
         "torch.nn.Module class by import path (taking num_classes if it wants it)",
         choices=MODELS.names, other=("package.module:Class", is_import_path),

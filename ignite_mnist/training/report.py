@@ -124,7 +124,7 @@ def test_and_report(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | N
     reporting.start()
     try:
         if is_rank_zero() and parts.config.plots:
-            write_run_plots(parts.run_dir, evaluation)
+            write_run_plots(parts.run_dir, evaluation, parts.config.label_smoothing)
         _report_to_trackers([t for t in handlers.trackers if t not in behind], evaluation, best_path)
     finally:
         reporting.join()
