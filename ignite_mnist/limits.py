@@ -24,15 +24,23 @@ __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "MAX_CLASSES",
     "MAX_EXPORTED_BYTES",
+    "MAX_DRAWING_BYTES",
+    "MAX_DRAWING_PIXELS",
     "MAX_GRID_POINTS",
+    "MAX_IMAGE_ASPECT",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIDE",
     "MAX_METRICS_LINE_BYTES",
     "MAX_METRICS_LOG_BYTES",
+    "MAX_PAD_CONNECTIONS",
     "MAX_PROCESSES",
     "MAX_SETTINGS_FILE_BYTES",
     "MAX_SWEEP_VALUES",
     "MAX_THREADS",
     "MAX_WORKERS",
     "MAX_YAML_NODES",
+    "PAD_REQUEST_SECONDS",
     "count_nodes",
 ]
 
@@ -64,6 +72,27 @@ MAX_CLASSES = 1000
 MAX_PROCESSES = 64
 MAX_WORKERS = 64
 MAX_THREADS = 256
+
+# Images (``predict``, image folders, the digit pad): a header over these is refused before anything is decoded,
+# so one image costs at most about 0.2 GB and a second or so (measured in docs/security.md).
+#: Bytes an image file may have (64 MiB): a digit needs a few kilobytes; uncompressed 50 megapixels in grey is 48 MiB.
+MAX_IMAGE_BYTES = 64 << 20
+#: Pixels an image may have (width x height): a 50-megapixel phone photo fits.
+MAX_IMAGE_PIXELS = 50_000_000
+#: Pixels its longer side may have.
+MAX_IMAGE_SIDE = 10_000
+#: How many times longer than its shorter side its longer side may be (a 1x50,000,000 strip decodes row by row).
+MAX_IMAGE_ASPECT = 20
+
+# The digit pad (``ignite-mnist demo``): its page posts a 280x280 PNG of a few kilobytes.
+#: Bytes a posted drawing may have (2 MiB).
+MAX_DRAWING_BYTES = 2 << 20
+#: Pixels a posted drawing may have (2048x2048): decoding one costs at most a few tens of milliseconds.
+MAX_DRAWING_PIXELS = 2048 * 2048
+#: Seconds a client has to send its whole request (headers and body) once connected; then it is cut off.
+PAD_REQUEST_SECONDS = 10
+#: Connections served at once; more are answered 503 at once (each holds a thread and up to a drawing's bytes).
+MAX_PAD_CONNECTIONS = 64
 
 
 def count_nodes(value: Any, limit: int) -> int:

@@ -29,9 +29,10 @@ import torch
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors
-from ignite_mnist.inference.demo import HOST, MAX_UPLOAD_BYTES
+from ignite_mnist.inference.demo import HOST
 from ignite_mnist.inference.export import export_model
 from ignite_mnist.inference.trained import load_model, predict
+from ignite_mnist.limits import MAX_DRAWING_BYTES
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -62,8 +63,10 @@ class Pad:
         self.first_line = line
         self.url = line.split(" at ")[1].split()[0]
 
-    def post(self, body: bytes, path: str = "predict") -> tuple[int, dict]:
-        request = urllib.request.Request(self.url + path, data=body, method="POST")
+    def post(self, body: bytes, path: str = "predict", headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        """The status and JSON answer of a POST with ``headers`` (default: the page's ``Content-Type: image/png``)."""
+        request = urllib.request.Request(self.url + path, data=body, method="POST",
+                                         headers={"Content-Type": "image/png"} if headers is None else headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.load(response)
@@ -76,6 +79,7 @@ class Pad:
         connection = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
             connection.putrequest("POST", "/predict")
+            connection.putheader("Content-Type", "image/png")
             connection.putheader("Content-Length", str(length))
             connection.endheaders()
             response = connection.getresponse()
@@ -83,11 +87,11 @@ class Pad:
         finally:
             connection.close()
 
-    def interrupt(self) -> tuple[int, str]:
-        """Ctrl-C: the exit code and what it printed on stderr."""
-        self.process.send_signal(signal.SIGINT)
-        _, stderr = self.process.communicate(timeout=30)
-        return self.process.returncode, stderr
+    def stop(self, signum: int) -> tuple[int, str, str]:
+        """Send ``signum``: the exit code and what it printed after its first line on stdout, and on stderr."""
+        self.process.send_signal(signum)
+        stdout, stderr = self.process.communicate(timeout=30)
+        return self.process.returncode, stdout, stderr
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -135,20 +139,22 @@ def test_blank_broken_and_oversized_drawings_are_answered_with_a_reason(pad: Pad
     assert pad.post((tmp_path / "blank.png").read_bytes()) == (
         200, {"classes": [str(d) for d in range(10)], "error": "the drawing: no digit found (the image is blank)"})
     status, answer = pad.post(b"GIF89a not really")
-    assert status == 200 and answer["error"] == "the drawing: not an image Pillow can read (use PNG or JPEG)"
-    status, answer = pad.announce(MAX_UPLOAD_BYTES + 1)
+    assert status == 200
+    assert answer["error"] == "the drawing: not a PNG, JPEG, BMP, GIF, TIFF or PNM (PBM, PGM, PPM) image"
+    status, answer = pad.announce(MAX_DRAWING_BYTES + 1)
     assert status == 413
-    assert answer["error"] == f"a drawing is 1 to {MAX_UPLOAD_BYTES} bytes, got {MAX_UPLOAD_BYTES + 1}"
+    assert answer["error"] == f"a drawing is 1 to {MAX_DRAWING_BYTES} bytes, got {MAX_DRAWING_BYTES + 1}"
     assert pad.post(b"x", path="elsewhere")[0] == 404
 
 
-def test_ctrl_c_stops_it_with_one_line(idx_run: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_it_normally(signum: signal.Signals, idx_run: Path) -> None:
     served = Pad(idx_run)
     try:
-        code, stderr = served.interrupt()
+        code, stdout, stderr = served.stop(signum)
     finally:
         served.close()
-    assert code == 130 and stderr == "ignite-mnist: interrupted\n"
+    assert (code, stdout, stderr) == (0, f"digit pad stopped ({signum.name})\n", "")
 
 
 def test_an_exported_onnx_file_is_served_too(idx_run: Path, tmp_path: Path) -> None:
