@@ -208,8 +208,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not kind.startswith(DRAWING_TYPES):
             return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "post the drawing as image/png (or application/octet-stream)"
         lengths = self.headers.get_all("Content-Length") or []
-        if len(lengths) != 1 or "Transfer-Encoding" in self.headers or not lengths[0].strip().isdigit():
-            return HTTPStatus.LENGTH_REQUIRED, "send the drawing with one Content-Length"
+        if not lengths or "Transfer-Encoding" in self.headers:
+            return HTTPStatus.LENGTH_REQUIRED, "send the drawing with a Content-Length"
+        if len(lengths) > 1 or not lengths[0].strip().isdigit():
+            return HTTPStatus.BAD_REQUEST, "a Content-Length is one number of bytes"
         length = int(lengths[0])
         if not 0 < length <= MAX_DRAWING_BYTES:
             status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.BAD_REQUEST
@@ -324,22 +326,29 @@ def serve_pad(classifier: Classifier, port: int = DEFAULT_PORT, *, source: str |
     from ignite_mnist.console import say
 
     with PadServer(classifier, port) as server:
-        say(f"digit pad for {source} at {server.url} (Ctrl-C stops it)")
+        announcement = f"digit pad for {source} at {server.url} (Ctrl-C stops it)"
         if threading.current_thread() is not threading.main_thread():
+            say(announcement)
             server.serve_forever()
             return
-        received = _serve_until_signal(server)
+        received = _serve_until_signal(server, announcement)
     say(f"digit pad stopped ({received})")
 
 
-def _serve_until_signal(server: PadServer) -> str:
-    """Serve in a background thread while this (main) thread waits for SIGINT or SIGTERM; its name."""
+def _serve_until_signal(server: PadServer, announcement: str) -> str:
+    """Serve in a background thread while this (main) thread waits for SIGINT or SIGTERM; the signal's name.
+    ``announcement`` is printed once the signals are caught, so a signal sent on seeing it stops the pad normally."""
+    from ignite_mnist.console import say
+
     def stop(signum: int, frame: FrameType | None) -> None:
         raise _Stop(signal.Signals(signum).name)
 
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
     try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, stop)
         server.start()
+        say(announcement)
         while True:
             time.sleep(3600)
     except _Stop as received:

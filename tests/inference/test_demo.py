@@ -157,6 +157,52 @@ def test_ctrl_c_and_sigterm_stop_it_normally(signum: signal.Signals, idx_run: Pa
     assert (code, stdout, stderr) == (0, f"digit pad stopped ({signum.name})\n", "")
 
 
+def test_a_foreign_host_is_refused(pad: Pad, tmp_path: Path) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the pad with its own
+    name in ``Host``; it gets neither the page nor an answer."""
+    port = pad.url.rsplit(":", 1)[1].strip("/")
+    for host in ("evil.example", f"evil.example:{port}"):
+        for method, path, body in (("GET", "/", None), ("POST", "/predict", b"\x89PNG")):
+            connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
+            connection.putrequest(method, path, skip_host=True)
+            connection.putheader("Host", host)
+            if body is not None:
+                connection.putheader("Content-Type", "image/png")
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            assert response.status == 421 and "the pad answers only at" in json.load(response)["error"]
+            connection.close()
+    with urllib.request.urlopen(f"http://localhost:{port}/", timeout=30) as response:  # its own names are fine
+        assert response.status == 200
+
+
+def test_a_cross_origin_post_is_refused(pad: Pad, tmp_path: Path) -> None:
+    """A page of another site can post text/plain without a CORS preflight: refused, and so is any post that
+    names another origin, or a type it could send; the page's own post is answered."""
+    from PIL import Image, ImageDraw
+
+    drawing = Image.new("L", (280, 280), color=255)
+    ImageDraw.Draw(drawing).line([(60, 120), (220, 120)], fill=0, width=18)
+    drawing.save(tmp_path / "drawing.png")
+    body, own = (tmp_path / "drawing.png").read_bytes(), pad.url.rstrip("/")
+    assert pad.post(body, headers={"Origin": "http://evil.example", "Content-Type": "text/plain"}) == (
+        403, {"error": "drawings are taken only from the pad's own page"})
+    assert pad.post(body, headers={"Origin": "http://evil.example", "Content-Type": "image/png"})[0] == 403
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        assert pad.post(body, headers={"Origin": own, "Content-Type": kind})[0] == 415
+    status, answer = pad.post(body, headers={"Origin": own, "Content-Type": "image/png"})
+    assert status == 200 and len(answer["probabilities"]) == 10
+
+
+def test_the_page_names_the_model_file_and_its_classes(pad: Pad, idx_run: Path) -> None:
+    with urllib.request.urlopen(pad.url, timeout=30) as response:
+        page = response.read().decode()
+    served = json.loads(page.split('<script id="served" type="application/json">')[1].split("</script>")[0])
+    assert served == {"model": str(load_model(idx_run).path), "classes": [str(d) for d in range(10)]}
+    assert 'getElementById("model").textContent' in page
+
+
 def test_an_exported_onnx_file_is_served_too(idx_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     exported = tmp_path / "model.onnx"
