@@ -1,4 +1,5 @@
-"""Every limit on what ignite-mnist reads from files it did not write in this run, in one place.
+"""Every limit on what ignite-mnist reads from files it did not write in this run (and on what the digit pad
+takes from its clients), in one place.
 
 Files users share are untrusted input (see docs/security.md): run directories,
 checkpoints, ``config.json``, ``--config`` files, sweep files, exported models and
@@ -7,7 +8,8 @@ a pipe or a folder) under its size limit (:mod:`ignite_mnist.storage.reader`, th
 reader, checks both), and what a YAML file expands to (aliases included) is counted
 before it is used. The limits are far above what ignite-mnist itself writes: a
 settings file is about 2 KB, a metrics log about 200 bytes a row, a checkpoint
-1-5 MB, an exported model under 2 MB.
+1-5 MB, an exported model under 2 MB. An image's limits are checked from its header
+before it is decoded (:func:`ignite_mnist.data.preprocess.check_image_size`).
 
 Example:
     >>> count_nodes({"a": [1, 2, [3]]}, MAX_YAML_NODES)  # the dict, "a", the list, 1, 2, [3], 3
@@ -74,7 +76,7 @@ MAX_WORKERS = 64
 MAX_THREADS = 256
 
 # Images (``predict``, image folders, the digit pad): a header over these is refused before anything is decoded,
-# so one image costs at most about 0.2 GB and a second or so (measured in docs/security.md).
+# so one image costs at most about 0.3 GB and 1.3 s (a 50-megapixel progressive JPEG; docs/security.md, "Images").
 #: Bytes an image file may have (64 MiB): a digit needs a few kilobytes; uncompressed 50 megapixels in grey is 48 MiB.
 MAX_IMAGE_BYTES = 64 << 20
 #: Pixels an image may have (width x height): a 50-megapixel phone photo fits.
@@ -87,8 +89,8 @@ MAX_IMAGE_ASPECT = 20
 # The digit pad (``ignite-mnist demo``): its page posts a 280x280 PNG of a few kilobytes.
 #: Bytes a posted drawing may have (2 MiB).
 MAX_DRAWING_BYTES = 2 << 20
-#: Pixels a posted drawing may have (2048x2048): decoding one costs at most a few tens of milliseconds.
-MAX_DRAWING_PIXELS = 2048 * 2048
+#: Pixels a posted drawing may have (1024x1024; the page's are 280x280): one costs at most about 0.1 s to read.
+MAX_DRAWING_PIXELS = 1024 * 1024
 #: Seconds a client has to send its whole request (headers and body) once connected; then it is cut off.
 PAD_REQUEST_SECONDS = 10
 #: Connections served at once; more are answered 503 at once (each holds a thread and up to a drawing's bytes).

@@ -120,7 +120,7 @@ def decode_grayscale(source: str | Path | BinaryIO, max_pixels: int = MAX_IMAGE_
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with _opened(source) as file, _our_pixel_limit(), Image.open(file, formats=IMAGE_FORMATS) as image:
+        with _opened(source) as file, _quiet_pillow(), Image.open(file, formats=IMAGE_FORMATS) as image:
             try:
                 check_image_size(image.width, image.height, max_pixels)  # from the header: nothing decoded yet
             except ValueError as error:
@@ -162,12 +162,11 @@ def _opened(source: str | Path | BinaryIO) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def _our_pixel_limit() -> Iterator[None]:
-    """Pillow's decompression-bomb warning gives way to our limits, which are lower and a one-line error."""
-    from PIL import Image
-
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow's warnings about a file (a damaged TIFF tag or EXIF block, its decompression-bomb warning, which
+    our lower limits replace) are not printed: the image is read, or refused with one line."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")
         yield
 
 

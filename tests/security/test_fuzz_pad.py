@@ -91,7 +91,7 @@ def post_cases(port: int) -> dict[str, tuple[list[tuple[str, str]], bytes, int]]
         made = [("Host", host)] + ([("Content-Type", kind)] if kind else [])
         return made + [("Content-Length", str(len(body)) if length is None else length), *extra]
 
-    big = png(3000, 3000)
+    big = png(1100, 1000)
     return {
         "drawing from the page": (headers(("Origin", page)), png_body, 200),
         "drawing from the page at localhost": (headers(("Origin", f"http://localhost:{port}"),
@@ -164,7 +164,7 @@ def test_hostile_requests_get_their_status_and_the_server_stays_quiet(
         if headers.get("content-type") == "application/json":
             answer = json.loads(body)
             assert ("probabilities" in answer or "error" in answer) and "\n" not in answer.get("error", ""), name
-    assert "more than 4,194,304" in json.loads(answers["drawing over the pixel limit"][2])["error"]
+    assert "more than 1,048,576" in json.loads(answers["drawing over the pixel limit"][2])["error"]
     page = answers["the page"][2].decode()
     assert '"model": "untrained.pt"' in page and '"classes": ["0", "1", "2"' in page
     pad.stop()
@@ -273,7 +273,7 @@ def test_the_listen_backlog_holds_a_hundred_waiting_clients(model: LoadedModel) 
 
 
 def test_slow_uploads_and_costly_drawings_do_not_hold_back_a_drawing(model: LoadedModel) -> None:
-    """Three clients trickle their uploads and three post the costliest drawing allowed (2048x2048 RGBA) over
+    """Three clients trickle their uploads and three post the costliest drawing allowed (1024x1024 RGBA) over
     and over; a drawing posted meanwhile is answered while the slow ones still wait for theirs (their deadline
     is the pad's default here, 10 s)."""
     pad = PadServer(model, port=0).start()
@@ -287,7 +287,7 @@ def test_slow_uploads_and_costly_drawings_do_not_hold_back_a_drawing(model: Load
     slow = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(3)]
     for connection in slow:
         connection.sendall(post(drawing())[:-100])  # all but the last 100 bytes: they wait for the rest
-    costly, stop = post(png(2048, 2048, 8, 6)), threading.Event()
+    costly, stop = post(png(1024, 1024, 8, 6)), threading.Event()
 
     def keep_posting() -> None:
         while not stop.is_set():
