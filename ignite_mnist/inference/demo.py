@@ -118,7 +118,7 @@ def _page(model_file: str, classes: tuple[str, ...]) -> bytes:
 
 class _UntilDeadline(io.RawIOBase):
     """A connection's bytes, no read waiting past ``deadline`` (``time.monotonic``): a client that trickles its
-    request gets :class:`TimeoutError` however it spaces its bytes."""
+    request gets ``TimeoutError`` however it spaces its bytes."""
 
     def __init__(self, connection: socket.socket, deadline: float) -> None:
         self._connection, self._deadline = connection, deadline
@@ -320,8 +320,8 @@ class _Stop(Exception):
 def serve_pad(classifier: Classifier, port: int = DEFAULT_PORT, *, source: str | Path = "the model") -> None:
     """Serve the pad until SIGINT (Ctrl-C) or SIGTERM, then stop normally; prints the address, then "stopped".
 
-    From another thread than the main one (where signals cannot be caught) it serves until
-    :meth:`PadServer.shutdown` is called.
+    From another thread than the main one (where signals cannot be caught) it serves until the server's
+    ``shutdown()`` is called.
     """
     from ignite_mnist.console import say
 
