@@ -25,9 +25,9 @@ from typing import Any
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "MAX_CLASSES",
-    "MAX_EXPORTED_BYTES",
     "MAX_DRAWING_BYTES",
     "MAX_DRAWING_PIXELS",
+    "MAX_EXPORTED_BYTES",
     "MAX_GRID_POINTS",
     "MAX_IMAGE_ASPECT",
     "MAX_IMAGE_BYTES",

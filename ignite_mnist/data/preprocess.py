@@ -17,7 +17,8 @@ recipe to an image of any size:
 
 Image files are untrusted (docs/security.md). :func:`decode_grayscale` (Pillow and
 numpy only, no torch) reads only the formats of :data:`IMAGE_FORMATS`, from a regular
-file of at most :data:`~ignite_mnist.limits.MAX_IMAGE_BYTES`; it checks the size the
+file of at most :data:`~ignite_mnist.limits.MAX_IMAGE_BYTES` (opened by
+:func:`ignite_mnist.storage.reader.open_file`, the one reader); it checks the size the
 header states (pixels, longer side, aspect ratio: :mod:`ignite_mnist.limits`) before
 anything is decoded, decodes the first frame only (the one whose size was checked),
 shrinks it to :data:`WORKING_SIDE` at once (a JPEG is decoded at 1/2 to 1/8 size by
@@ -34,19 +35,18 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import torch
 from torch.nn import functional
 
-from ignite_mnist.errors import IgniteMnistError, first_line
+from ignite_mnist.errors import IgniteMnistError, UnsafeFileError, first_line
 from ignite_mnist.limits import MAX_IMAGE_ASPECT, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+from ignite_mnist.storage.reader import open_file
 
 __all__ = [
     "BOX_SIZE",
@@ -140,23 +140,16 @@ def decode_grayscale(source: str | Path | BinaryIO, max_pixels: int = MAX_IMAGE_
 
 
 @contextlib.contextmanager
-def _opened(source: str | Path | BinaryIO) -> Iterator[BinaryIO]:
-    """An open file as it is; a path opened without blocking (a pipe would) and checked on the open file: a regular
-    file of at most :data:`~ignite_mnist.limits.MAX_IMAGE_BYTES`."""
+def _opened(source: str | Path | BinaryIO) -> Iterator[IO[bytes]]:
+    """An open file as it is; a path opened by the one reader (:func:`ignite_mnist.storage.reader.open_file`): a
+    regular file (a pipe is refused, not waited on) of at most :data:`~ignite_mnist.limits.MAX_IMAGE_BYTES`."""
     if not isinstance(source, (str, Path)):
         yield source
         return
-    descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageError(f"{source}: not a regular file (a folder, a device or a pipe)")
-        if info.st_size > MAX_IMAGE_BYTES:
-            raise ImageError(f"{source}: {info.st_size} bytes, more than the limit of {MAX_IMAGE_BYTES} for an image")
-        file = os.fdopen(descriptor, "rb")
-    except BaseException:
-        os.close(descriptor)
-        raise
+        file = open_file(source, MAX_IMAGE_BYTES)
+    except UnsafeFileError as error:
+        raise ImageError(str(error)) from None
     with file:
         yield file
 
@@ -219,7 +212,8 @@ def _reduce(image: Any, factor: int) -> Any:
 def _extrema(image: Any) -> tuple[float, float]:
     """The lowest and highest finite value of a 32-bit integer or float image (0, 0 when it has none)."""
     if image.mode != "F":
-        return image.getextrema()
+        low, high = image.getextrema()
+        return float(low), float(high)
     values = np.asarray(image)
     finite = values[np.isfinite(values)]
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)

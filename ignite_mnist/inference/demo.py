@@ -112,8 +112,8 @@ def _page(model_file: str, classes: tuple[str, ...]) -> bytes:
     described = json.dumps({"model": model_file, "classes": list(classes)})
     for character in "<>&":
         described = described.replace(character, f"\\u{ord(character):04x}")
-    page = resources.files("ignite_mnist.inference").joinpath("demo.html").read_text(encoding="utf-8")
-    return page.replace("{{MODEL}}", described).encode()
+    page = resources.files("ignite_mnist.inference").joinpath("demo.html").read_bytes()
+    return page.replace(b"{{MODEL}}", described.encode())
 
 
 class _UntilDeadline(io.RawIOBase):
@@ -138,7 +138,6 @@ class _Handler(BaseHTTPRequestHandler):
     server: PadServer
 
     def setup(self) -> None:
-        self.timeout = self.server.request_seconds  # each write, too
         super().setup()
         self.rfile.close()  # the request is read through the deadline instead
         deadline = time.monotonic() + self.server.request_seconds

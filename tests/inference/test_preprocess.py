@@ -10,8 +10,14 @@ import torch
 from PIL import Image
 
 from ignite_mnist.data import load_split_tensors
-from ignite_mnist.data.preprocess import (BOX_SIZE, FORMAT_NAMES, ImageError, centre_digit, load_grayscale,
-                                          preprocess_image)
+from ignite_mnist.data.preprocess import (
+    BOX_SIZE,
+    FORMAT_NAMES,
+    ImageError,
+    centre_digit,
+    load_grayscale,
+    preprocess_image,
+)
 from tests.security.images import bar, claiming, dds_unimplemented, digit_image
 
 

@@ -37,10 +37,10 @@ def png(width: int, height: int, bit_depth: int = 8, colour: int = 0,
     """A PNG of ``width x height`` (colour type ``colour``), row ``y`` given by ``row(y)`` (default: zeros),
     compressed a row at a time, so a huge one costs only its compressed size to write."""
     blank = b"\0" + bytes(width * _CHANNELS[colour] * bit_depth // 8)
-    compressor, parts = zlib.compressobj(1), []
+    compressor = zlib.compressobj(1)
     step = 1 if row else max(1, (1 << 20) // len(blank))  # blank rows: about a megabyte at a time
-    for y in range(0, height, step):
-        parts.append(compressor.compress(b"\0" + row(y) if row else blank * min(step, height - y)))
+    parts = [compressor.compress(b"\0" + row(y) if row else blank * min(step, height - y))
+             for y in range(0, height, step)]
     parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")

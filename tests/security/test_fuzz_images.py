@@ -29,8 +29,17 @@ from ignite_mnist.limits import MAX_IMAGE_BYTES
 from ignite_mnist.models import build_model
 from ignite_mnist.settings.config import TrainConfig
 from tests.security.conftest import count_cases
-from tests.security.images import (bar, claiming, dds_unimplemented, digit_image, icns_bomb, ico_bomb, mutations, png,
-                                   small_digits)
+from tests.security.images import (
+    bar,
+    claiming,
+    dds_unimplemented,
+    digit_image,
+    icns_bomb,
+    ico_bomb,
+    mutations,
+    png,
+    small_digits,
+)
 
 MUTANTS = 30  # per format
 #: The most one image may raise this process's peak memory (docs/security.md states about 0.3 GB).
@@ -141,9 +150,9 @@ def test_crafted_images_and_files_that_are_no_images(model: LoadedModel, tmp_pat
     (tmp_path / "folder.png").mkdir()
     with open(tmp_path / "sparse.png", "wb") as handle:  # 65 MiB claimed, nothing written
         handle.truncate(MAX_IMAGE_BYTES + (1 << 20))
-    for name in ("fifo.png", "zero.png", "folder.png"):
-        expected[tmp_path / name] = "not a regular file (a folder, a device or a pipe)"
-    expected[tmp_path / "sparse.png"] = f"{MAX_IMAGE_BYTES + (1 << 20)} bytes, more than the limit of {MAX_IMAGE_BYTES}"
+    for name, kind in (("fifo.png", "a pipe (FIFO)"), ("zero.png", "a device"), ("folder.png", "a folder")):
+        expected[tmp_path / name] = f"refused: {kind}, not a regular file"
+    expected[tmp_path / "sparse.png"] = "refused: 65 MiB, more than the 64 MiB such a file may have"
     expected[tmp_path / "missing.png"] = "no such file"
     good = tmp_path / "good.png"
     digit_image().save(good)
