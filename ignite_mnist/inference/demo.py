@@ -50,6 +50,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -57,6 +58,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ignite_mnist._moved import REMOVED_IN
 from ignite_mnist.errors import IgniteMnistError, first_line
 from ignite_mnist.limits import MAX_DRAWING_BYTES, MAX_DRAWING_PIXELS, MAX_PAD_CONNECTIONS, PAD_REQUEST_SECONDS
 
@@ -310,6 +312,16 @@ class PadServer(ThreadingHTTPServer):
             self._thread.join()
             self._thread = None
         self.server_close()
+
+
+def __getattr__(name: str) -> Any:
+    """``MAX_UPLOAD_BYTES`` of 0.1 answers with a ``DeprecationWarning`` until 0.3: it is
+    :data:`ignite_mnist.limits.MAX_DRAWING_BYTES` now."""
+    if name != "MAX_UPLOAD_BYTES":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{__name__}.MAX_UPLOAD_BYTES moved to ignite_mnist.limits.MAX_DRAWING_BYTES in ignite-mnist 0.2; "
+                  f"the old name goes in {REMOVED_IN}", DeprecationWarning, stacklevel=2)
+    return MAX_DRAWING_BYTES
 
 
 class _Stop(Exception):

@@ -157,6 +157,16 @@ def test_ctrl_c_and_sigterm_stop_it_normally(signum: signal.Signals, idx_run: Pa
     assert (code, stdout, stderr) == (0, f"digit pad stopped ({signum.name})\n", "")
 
 
+def test_the_0_1_upload_limit_answers_with_a_deprecation_warning() -> None:
+    from ignite_mnist.inference import demo
+
+    moved = r"demo\.MAX_UPLOAD_BYTES moved to ignite_mnist\.limits\.MAX_DRAWING_BYTES"
+    with pytest.warns(DeprecationWarning, match=moved):
+        assert demo.MAX_UPLOAD_BYTES == MAX_DRAWING_BYTES
+    with pytest.raises(AttributeError):
+        demo.NO_SUCH_NAME  # noqa: B018
+
+
 def test_a_foreign_host_is_refused(pad: Pad, tmp_path: Path) -> None:
     """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the pad with its own
     name in ``Host``; it gets neither the page nor an answer."""
