@@ -1,4 +1,5 @@
-"""Every limit on what ignite-mnist reads from files it did not write in this run, in one place.
+"""Every limit on what ignite-mnist reads from files it did not write in this run (and on what the digit pad
+takes from its clients), in one place.
 
 Files users share are untrusted input (see docs/security.md): run directories,
 checkpoints, ``config.json``, ``--config`` files, sweep files, exported models and
@@ -7,7 +8,8 @@ a pipe or a folder) under its size limit (:mod:`ignite_mnist.storage.reader`, th
 reader, checks both), and what a YAML file expands to (aliases included) is counted
 before it is used. The limits are far above what ignite-mnist itself writes: a
 settings file is about 2 KB, a metrics log about 200 bytes a row, a checkpoint
-1-5 MB, an exported model under 2 MB.
+1-5 MB, an exported model under 2 MB. An image's limits are checked from its header
+before it is decoded (:func:`ignite_mnist.data.preprocess.check_image_size`).
 
 Example:
     >>> count_nodes({"a": [1, 2, [3]]}, MAX_YAML_NODES)  # the dict, "a", the list, 1, 2, [3], 3
@@ -23,16 +25,24 @@ from typing import Any
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
     "MAX_CLASSES",
+    "MAX_DRAWING_BYTES",
+    "MAX_DRAWING_PIXELS",
     "MAX_EXPORTED_BYTES",
     "MAX_GRID_POINTS",
+    "MAX_IMAGE_ASPECT",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIDE",
     "MAX_METRICS_LINE_BYTES",
     "MAX_METRICS_LOG_BYTES",
+    "MAX_PAD_CONNECTIONS",
     "MAX_PROCESSES",
     "MAX_SETTINGS_FILE_BYTES",
     "MAX_SWEEP_VALUES",
     "MAX_THREADS",
     "MAX_WORKERS",
     "MAX_YAML_NODES",
+    "PAD_REQUEST_SECONDS",
     "count_nodes",
 ]
 
@@ -64,6 +74,27 @@ MAX_CLASSES = 1000
 MAX_PROCESSES = 64
 MAX_WORKERS = 64
 MAX_THREADS = 256
+
+# Images (``predict``, image folders, the digit pad): a header over these is refused before anything is decoded,
+# so one image costs at most about 0.3 GB and 1.3 s (a 50-megapixel progressive JPEG; docs/security.md, "Images").
+#: Bytes an image file may have (64 MiB): a digit needs a few kilobytes; uncompressed 50 megapixels in grey is 48 MiB.
+MAX_IMAGE_BYTES = 64 << 20
+#: Pixels an image may have (width x height): a 50-megapixel phone photo fits.
+MAX_IMAGE_PIXELS = 50_000_000
+#: Pixels its longer side may have.
+MAX_IMAGE_SIDE = 10_000
+#: How many times longer than its shorter side its longer side may be (a 1x50,000,000 strip decodes row by row).
+MAX_IMAGE_ASPECT = 20
+
+# The digit pad (``ignite-mnist demo``): its page posts a 280x280 PNG of a few kilobytes.
+#: Bytes a posted drawing may have (2 MiB).
+MAX_DRAWING_BYTES = 2 << 20
+#: Pixels a posted drawing may have (1024x1024; the page's are 280x280): one costs at most about 0.1 s to read.
+MAX_DRAWING_PIXELS = 1024 * 1024
+#: Seconds a client has to send its whole request (headers and body) once connected; then it is cut off.
+PAD_REQUEST_SECONDS = 10
+#: Connections served at once; more are answered 503 at once (each holds a thread and up to a drawing's bytes).
+MAX_PAD_CONNECTIONS = 64
 
 
 def count_nodes(value: Any, limit: int) -> int:

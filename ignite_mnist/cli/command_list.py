@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_COMMAND", "SUMMARIES", "VERSION_FLAG", "commands_help"]
 SUMMARIES: dict[str, tuple[str, str]] = {
     "train": ("train", "Train a model (the default command, when none is named)."),
     "evaluate": ("inference", "Test a checkpoint: accuracy, per-class accuracy, confusion matrix."),
-    "predict": ("inference", "Classify image files (PNG, JPEG) with a checkpoint."),
+    "predict": ("inference", "Classify image files (PNG, JPEG, BMP, GIF, TIFF, PNM) with a checkpoint."),
     "export": ("inference", "Write a checked TorchScript, ONNX or ExecuTorch file of a checkpoint's model."),
     "demo": ("inference", "Draw digits in the browser and see the model's probabilities live."),
     "sweep": ("experiments", "Search training settings from a W&B sweep file, on Optuna."),

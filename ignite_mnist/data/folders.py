@@ -2,7 +2,7 @@
 
 The layout is torchvision's ``ImageFolder``, once for training and once for testing::
 
-    PATH/train/<class name>/<any name>.png      (PNG, JPEG, anything Pillow reads)
+    PATH/train/<class name>/<any name>.png      (PNG, JPEG, BMP, TIFF or PNM: torchvision's image extensions)
     PATH/test/<class name>/<any name>.png
 
 Class names are the folder names, sorted (``0`` ... ``9`` for digits); train and
