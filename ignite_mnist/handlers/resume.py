@@ -222,5 +222,5 @@ def resume_training(
     finished = _finished(state, saved, max_epochs)
     removed = _remove_strays(state) if in_place else []
     length = saved.epoch_length
-    epoch = saved.iteration // length if length else int(saved.trainer_state.get("epoch") or 0)
+    epoch = -(-saved.iteration // length) if length else int(saved.trainer_state.get("epoch") or 0)  # in progress
     return Resumed(saved.path, saved.iteration, epoch, restored, finished, in_place, removed)
