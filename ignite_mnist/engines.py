@@ -27,7 +27,7 @@ import contextlib
 import functools
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import ignite.distributed as idist
 import torch
@@ -129,7 +129,7 @@ def make_train_step(
             loss.backward()
             optimizer.step()
         if world_size > 1:
-            return idist.all_reduce(loss.detach()) / world_size
+            return cast(torch.Tensor, idist.all_reduce(loss.detach())) / world_size
         return loss.detach()
 
     return train_step

@@ -36,9 +36,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ignite.engine import Engine, EventEnum, Events
-from ignite.engine.events import EventsList
+from ignite.engine.events import CallableEventWithFilter, EventsList
 
-__all__ = ["Handlers", "ValidationEvents", "on_exception"]
+__all__ = ["EngineEvent", "Handlers", "ValidationEvents", "on_exception"]
+
+#: An event a handler can be attached at, as Ignite takes it: ``Events.EPOCH_COMPLETED``, a filtered
+#: ``Events.ITERATION_COMPLETED(every=500)``, a custom event, or several joined with ``|``.
+EngineEvent = CallableEventWithFilter | EventsList
 
 
 class ValidationEvents(EventEnum):
@@ -66,7 +70,7 @@ class Handlers:
     def __init__(self) -> None:
         self.attached: list[tuple[Engine, Any, Callable[..., Any]]] = []
 
-    def add(self, engine: Engine, event: Any, handler: Callable[..., Any], *args: Any) -> None:
+    def add(self, engine: Engine, event: EngineEvent, handler: Callable[..., Any], *args: Any) -> None:
         """``engine.add_event_handler(event, handler, *args)``, remembered."""
         engine.add_event_handler(event, handler, *args)
         self.attached.append((engine, event, handler))
@@ -83,7 +87,8 @@ class Handlers:
         return bool(self.attached)
 
 
-def add_for_each_event(handlers: Handlers, engine: Engine, event: Any, handler: Callable[[Engine, Any], None]) -> None:
+def add_for_each_event(handlers: Handlers, engine: Engine, event: EngineEvent,
+                       handler: Callable[[Engine, Any], None]) -> None:
     """Attach ``handler(engine, fired)`` at every single event of ``event`` (``A | B`` or one event), so the
     handler knows which one fired (``engine.last_event_name`` does not: a custom event fired by an earlier
     handler of the same event, like ``VALIDATION_COMPLETED``, replaces it)."""

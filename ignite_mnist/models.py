@@ -17,7 +17,7 @@ import contextlib
 import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -230,7 +230,7 @@ def model_factory(name: str) -> Callable[..., Any]:
         ConfigError: the name is unknown or cannot be imported.
     """
     try:
-        return MODELS.load(name)
+        return cast(Callable[..., Any], MODELS.load(name))
     except ValueError as error:
         raise ConfigError("--model", str(error)) from None
 
@@ -262,7 +262,7 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
     """
     factory = model_factory(name)
     if name in MODELS:
-        return factory(num_classes=num_classes)
+        return cast(nn.Module, factory(num_classes=num_classes))
     if not callable(factory):
         raise ConfigError("--model", f"{name} is a {type(factory).__name__}, not a class")
     with _your_code(name, "while being built"):

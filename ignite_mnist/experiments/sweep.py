@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -142,35 +142,43 @@ def categorical(parameter: Parameter) -> BaseDistribution:
     return CategoricalDistribution(list(parameter.values))
 
 
+def _range(parameter: Parameter) -> tuple[Any, Any]:
+    """``min`` and ``max`` of a numeric parameter, as the sweep file gave them (it checked both are there)."""
+    assert parameter.low is not None and parameter.high is not None
+    return parameter.low, parameter.high
+
+
 def int_uniform(parameter: Parameter) -> BaseDistribution:
     """An integer from ``min`` to ``max``."""
-    return IntDistribution(parameter.low, parameter.high)
+    return IntDistribution(*_range(parameter))
 
 
 def uniform(parameter: Parameter) -> BaseDistribution:
     """A number from ``min`` to ``max``."""
-    return FloatDistribution(parameter.low, parameter.high)
+    return FloatDistribution(*_range(parameter))
 
 
 def log_uniform_values(parameter: Parameter) -> BaseDistribution:
     """A number from ``min`` to ``max`` on a log scale."""
-    return FloatDistribution(parameter.low, parameter.high, log=True)
+    return FloatDistribution(*_range(parameter), log=True)
 
 
 def q_uniform(parameter: Parameter) -> BaseDistribution:
     """A multiple of ``q`` (default 1) from ``min`` to ``max``: integers when all three are."""
-    q = parameter.q if parameter.q is not None else 1
-    if _integers(parameter.low, parameter.high, q):
-        return IntDistribution(parameter.low, parameter.high, step=q)
-    return FloatDistribution(parameter.low, parameter.high, step=q)
+    low, high = _range(parameter)
+    q: Any = parameter.q if parameter.q is not None else 1
+    if _integers(low, high, q):
+        return IntDistribution(low, high, step=q)
+    return FloatDistribution(low, high, step=q)
 
 
 def q_log_uniform_values(parameter: Parameter) -> BaseDistribution:
     """Integers on a log scale; as W&B's own Optuna scheduler, a float log scale where Optuna has no stepped one."""
+    low, high = _range(parameter)
     q = parameter.q if parameter.q is not None else 1
-    if q != 1 or parameter.low < 1:
-        return FloatDistribution(parameter.low, parameter.high, log=True)
-    return IntDistribution(parameter.low, parameter.high, log=True, step=int(q))
+    if q != 1 or low < 1:
+        return FloatDistribution(low, high, log=True)
+    return IntDistribution(low, high, log=True, step=int(q))
 
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
@@ -357,7 +365,8 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
     if pruner == AUTO_PRUNER:
         pruner = "halving" if spec.early_terminate is not None else "none"
     study = optuna.create_study(
-        storage=open_storage(storage or sweep.storage(), heartbeat), study_name=sweep.path.name, direction=spec.goal,
+        storage=open_storage(storage or sweep.storage(), heartbeat), study_name=sweep.path.name,
+        direction=cast(Literal["minimize", "maximize"], spec.goal),  # the sweep file's check: one of the two
         sampler=SWEEP_METHODS.load(spec.method)(spec), pruner=PRUNERS.load(pruner)(spec), load_if_exists=True,
     )
     started_from = study.user_attrs.get(SPEC)

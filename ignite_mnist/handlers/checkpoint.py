@@ -57,7 +57,7 @@ from ignite_mnist.storage.checkpoints import (
     find_latest_checkpoint,
 )
 from ignite_mnist.errors import CheckpointError
-from ignite_mnist.events import Handlers, ValidationEvents, add_for_each_event, ends_epoch_next
+from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents, add_for_each_event, ends_epoch_next
 from ignite_mnist.handlers.state import SAVE, resumable_state
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX, declare_mode, known_mode, monitor_mode
 
@@ -72,7 +72,7 @@ class CheckpointHandlers:
     keeps rotating the same files.
     """
 
-    def __init__(self, trainer: Engine, last: Checkpoint, best: Checkpoint | None, event: Any) -> None:
+    def __init__(self, trainer: Engine, last: Checkpoint, best: Checkpoint | None, event: EngineEvent) -> None:
         self.trainer, self.last, self.best, self.event = trainer, last, best, event
         # a signal's save: a "last" file outside the rotation, so a run interrupted and resumed keeps the same
         # files as one left alone (it goes once a newer save of the rotation exists)
@@ -120,13 +120,13 @@ class CheckpointHandlers:
         _save_or_explain(engine, checkpoint)
         if checkpoint is self.last:
             self._last_saved_at = engine.state.iteration
-            self._remove_superseded(checkpoint_iteration(newest) if newest is not None else -1,
-                                    engine.state.iteration)
+            after = checkpoint_iteration(newest) if newest is not None else None
+            self._remove_superseded(after if after is not None else -1, engine.state.iteration)
 
     def _remove_superseded(self, after: int, before: int) -> None:
         """Delete the "last" files saved between the rotation's two newest (iterations ``after`` and ``before``):
         a signal's saves, now that a newer checkpoint of the rotation exists (only rank 0 writes files)."""
-        folder = Path(self.last.save_handler.dirname)  # type: ignore[attr-defined]
+        folder = Path(self.last.save_handler.dirname)
         if not is_rank_zero() or not folder.is_dir():
             return
         for path in folder.iterdir():
@@ -193,7 +193,8 @@ class _DiskSaver(DiskSaver):
         super().__init__(*args, **kwargs)
         self.written: dict[str, float] = {}
 
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None
+                 ) -> None:
         super().__call__(checkpoint, filename, metadata)
         self.written[filename] = float((metadata or {}).get("priority") or 0.0)
 
@@ -219,7 +220,7 @@ def _save_or_explain(engine: Engine, checkpoint: Checkpoint) -> None:
         error = raised if isinstance(raised, OSError) else raised.__context__
         if not isinstance(error, OSError):
             raise
-        dirname = Path(checkpoint.save_handler.dirname)  # type: ignore[attr-defined]
+        dirname = Path(checkpoint.save_handler.dirname)
         latest = find_latest_checkpoint(dirname)
         kept = f"the newest intact one is {latest}" if latest is not None else "no earlier checkpoint exists"
         raise CheckpointError(
@@ -300,7 +301,7 @@ def attach_checkpointing(
     dirname: str | Path,
     objects: Mapping[str, Any] | None = None,
     *,
-    event: Any = Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.EPOCH_COMPLETED,
     monitor: str | None = "val_accuracy",
     mode: str | None = None,
     keep_best: int = 2,

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,8 +95,10 @@ class EpochEarlyStopping(EarlyStopping):
         state.remove(self)
         state.cancel(self.settle_known_mode)
 
-    def state_dict(self) -> dict[str, Any]:
-        return dict(super().state_dict()) | {"best_iteration": self.best_iteration}
+    def state_dict(self) -> OrderedDict[str, Any]:
+        state = super().state_dict()
+        state["best_iteration"] = self.best_iteration
+        return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "best_iteration"})
@@ -133,7 +136,7 @@ def attach_early_stopping(
         score_function=lambda engine: float(engine.state.metrics[monitor]),
         trainer=trainer,
         threshold=min_delta,
-        mode=mode or "max",  # type: ignore[arg-type]  # settled when the trainer starts
+        mode=mode or "max",  # settled when the trainer starts
     )
     stopper.monitor, stopper.requested_mode = monitor, mode
     # Ignite's own logger prints a timestamped INFO line even with --progress none; this one, like any

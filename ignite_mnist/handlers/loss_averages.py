@@ -67,7 +67,7 @@ class LossAverages:
             self._sum, self._count = None, 0
 
     def iteration_completed(self, engine: Engine) -> None:
-        loss = engine.state.output
+        loss: Any = engine.state.output  # Ignite types it as an int
         # a float (Ignite's create_supervised_trainer returns loss.item()); a tensor on the CPU is read (free,
         # and Python arithmetic is cheapest); elsewhere the averages stay on the device (no sync per step)
         if not isinstance(loss, torch.Tensor):

@@ -17,13 +17,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ParamScheduler
 
-from ignite_mnist.events import Handlers
+from ignite_mnist.events import EngineEvent, Handlers
 from ignite_mnist.handlers.state import resumable_state
 from ignite_mnist.optim import build_lr_schedule
 
@@ -37,7 +36,7 @@ class LrSchedule:
         scheduler: the ``ParamScheduler`` run at ``event`` (saved in checkpoints as ``lr_scheduler``), or None.
     """
 
-    def __init__(self, trainer: Engine, scheduler: ParamScheduler | None, event: Any) -> None:
+    def __init__(self, trainer: Engine, scheduler: ParamScheduler | None, event: EngineEvent) -> None:
         self.trainer, self.scheduler, self.event = trainer, scheduler, event
         self.handlers = Handlers()
         if scheduler is not None:
@@ -53,7 +52,7 @@ class LrSchedule:
 
 def attach_lr_schedule(
     trainer: Engine, optimizer: torch.optim.Optimizer, name: str, *, lr: float, total_iterations: int,
-    event: Any = Events.ITERATION_STARTED,
+    event: EngineEvent = Events.ITERATION_STARTED,
 ) -> LrSchedule:
     """Drive the learning rate of ``optimizer`` as ``name`` says.
 

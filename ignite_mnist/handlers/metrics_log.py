@@ -39,7 +39,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist.console import note
-from ignite_mnist.events import Handlers, ValidationEvents
+from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents
 from ignite_mnist.storage.files import append_line
 from ignite_mnist.handlers.state import REPORT, resumable_state
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX
@@ -64,7 +64,7 @@ class MetricsLog:
         self.path = Path(path)
         self.optimizer = optimizer
         self.validated_at: int | None = None  # the trainer iteration of the latest validation
-        self.row_event: Any = Events.EPOCH_COMPLETED
+        self.row_event: EngineEvent = Events.EPOCH_COMPLETED
         self.trainer: Any = None
         self.handlers = Handlers()
         self._epoch_started = time.perf_counter()
@@ -138,7 +138,7 @@ class MetricsLog:
 
 def attach_metrics_log(
     trainer: Engine, path: str | Path, optimizer: torch.optim.Optimizer | None = None, *,
-    event: Any = Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.EPOCH_COMPLETED,
 ) -> MetricsLog:
     """Append a row to ``path`` at ``event`` (each epoch's end) and after each mid-epoch validation.
 

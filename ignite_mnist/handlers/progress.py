@@ -150,14 +150,14 @@ class _HandlesRecorded(BaseLogger):
     """Keeps the handle of every handler Ignite's ``ProgressBar.attach`` adds through ``BaseLogger.attach``
     (it comes between the two in the bar's class order), so the bar can be detached."""
 
-    def attach(self, engine: Engine, log_handler: Callable, event_name: Any, *args: Any, **kwargs: Any
+    def attach(self, engine: Engine, log_handler: Callable[..., Any], event_name: Any, *args: Any, **kwargs: Any
                ) -> RemovableEventHandle:
-        handle = super().attach(engine, log_handler, event_name, *args, **kwargs)
+        handle: RemovableEventHandle = super().attach(engine, log_handler, event_name, *args, **kwargs)
         self.__dict__.setdefault("handles", []).append(handle)
         return handle
 
 
-class _Bar(ProgressBar, _HandlesRecorded):
+class _Bar(ProgressBar, _HandlesRecorded):  # type: ignore[misc]  # each attach has its own signature, by design
     """Ignite's ``ProgressBar``, detachable: :meth:`remove` takes its handlers off (the bar stops moving)."""
 
     def remove(self) -> None:
@@ -232,8 +232,9 @@ def attach_progress(
             bars.append(bar)
         on_exception(trainer, lambda engine, error: _clear(bars))  # what is said next starts on a clean line
         return progress
-    progress = Progress(mode, log=LogProgress(interval))
-    log, handlers = progress.log, progress.handlers
+    log = LogProgress(interval)
+    progress = Progress(mode, log=log)
+    handlers = progress.handlers
     handlers.add(trainer, Events.STARTED, log.started)
     handlers.add(trainer, Events.ITERATION_COMPLETED, log.iteration_completed)
     handlers.add(trainer, Events.EPOCH_COMPLETED, log.epoch_completed)

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from ignite.engine import Engine
 
-from ignite_mnist.events import ValidationEvents
+from ignite_mnist.events import EngineEvent, ValidationEvents
 from ignite_mnist.handlers.state import resumable_state
 
 __all__ = ["PRUNED_AT", "PRUNING_ENTRY", "TrialPruning", "attach_trial_pruning"]
@@ -78,7 +78,7 @@ class TrialPruning:
         self.validations = 0
         self.pruned_at: int | None = None
         self.trainer: Engine | None = None
-        self.event: Any = ValidationEvents.VALIDATION_COMPLETED
+        self.event: EngineEvent = ValidationEvents.VALIDATION_COMPLETED
 
     def __call__(self, trainer: Engine) -> None:
         self.validations += 1
@@ -109,7 +109,7 @@ class TrialPruning:
 
 def attach_trial_pruning(
     trainer: Engine, trial: Trial, metric: str, reported: Mapping[int, float] | None = None, *,
-    event: Any = ValidationEvents.VALIDATION_COMPLETED,
+    event: EngineEvent = ValidationEvents.VALIDATION_COMPLETED,
 ) -> TrialPruning:
     """Report ``metric`` to ``trial`` after every validation of ``trainer`` (``event``) and stop it once pruned.
 

@@ -39,7 +39,7 @@ import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
 from ignite_mnist.errors import Interrupted
-from ignite_mnist.events import Handlers, add_for_each_event, ends_epoch_next, on_exception
+from ignite_mnist.events import EngineEvent, Handlers, add_for_each_event, ends_epoch_next, on_exception
 from ignite_mnist.handlers.state import SIGNAL, resumable_state
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class SignalCheckpoint:
         self._distributed = False  # set when the run starts; asking idist every iteration costs ~5 % of a step
         self.handlers = Handlers()
         self.trainer: Engine | None = None
-        self.check_event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED
+        self.check_event: EngineEvent = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED
 
     def attach_check(self, trainer: Engine) -> None:
         """Check for a signal at ``check_event`` and at every epoch's end (attached when the trainer starts,
@@ -130,7 +130,7 @@ class SignalCheckpoint:
 
 def attach_signal_checkpoint(
     trainer: Engine, save: Callable[[Engine], Path] | CheckpointHandlers, *,
-    event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED,
 ) -> SignalCheckpoint:
     """On SIGINT or SIGTERM, save at the next ``event`` and raise ``Interrupted``.
 

@@ -94,7 +94,7 @@ def attach_tracker(
             warnings.warn(f"attach_tracker(..., {old}=) is {new}= since ignite-mnist 0.2; {old} goes in 0.3",
                           DeprecationWarning, stacklevel=2)
             options[new] = options.pop(old)
-    tracker = TRACKERS.load(kind).in_folder(Path(dir), config=config, log_every=log_every, **options)
+    tracker: Tracker = TRACKERS.load(kind).in_folder(Path(dir), config=config, log_every=log_every, **options)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
     tracker.attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, record=_TrainerRecord(trainer))

@@ -42,7 +42,7 @@ from ignite.metrics import (
 )
 
 from ignite_mnist.engines import metrics_of
-from ignite_mnist.events import ValidationEvents
+from ignite_mnist.events import EngineEvent, ValidationEvents
 
 __all__ = ["VALIDATION_PREFIX", "Validation", "attach_validation", "attached_metric_modes", "declare_mode",
            "every_epochs", "is_validated", "known_mode", "metric_mode", "monitor_mode"]
@@ -146,7 +146,7 @@ class Validation:
             ``VALIDATION_COMPLETED`` instead of repeating it).
     """
 
-    def __init__(self, evaluator: Engine, data: Iterable[Any], event: Any = Events.EPOCH_COMPLETED) -> None:
+    def __init__(self, evaluator: Engine, data: Iterable[Any], event: EngineEvent = Events.EPOCH_COMPLETED) -> None:
         self.evaluator = evaluator
         self.data = data
         self.event = event
@@ -183,7 +183,7 @@ class Validation:
         self.handles.clear()
 
 
-def every_epochs(every: int) -> Any:
+def every_epochs(every: int) -> EngineEvent:
     """``EPOCH_COMPLETED`` every ``every`` epochs and after the last one (the managed run's ``--val-every``).
 
     Example:
@@ -209,7 +209,7 @@ def attach_validation(
     evaluator: Engine,
     data: Iterable[Any],
     *,
-    event: Any = Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.EPOCH_COMPLETED,
     metrics: Mapping[str, Metric] | None = None,
 ) -> Validation:
     """Validate with ``evaluator`` on ``data`` at ``event`` of ``trainer``.

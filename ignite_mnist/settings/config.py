@@ -141,11 +141,11 @@ def _default_tracker_settings() -> dict[str, TrackerSettings]:
     return {name: kind() for name, kind in tracker_settings_classes().items()}
 
 
-def _core_fields() -> tuple[dataclasses.Field, ...]:
+def _core_fields() -> tuple[dataclasses.Field[Any], ...]:
     return tuple(f for f in dataclasses.fields(TrainConfig) if f.name != TRACKER_SETTINGS_FIELD)
 
 
-def setting_fields() -> dict[str, dataclasses.Field]:
+def setting_fields() -> dict[str, dataclasses.Field[Any]]:
     """Every setting by name, in ``config.json``'s order: :class:`TrainConfig`'s own, then each tracker's.
 
     Example:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,10 @@ def _parse(path: Path, kind: str, text: str) -> Any:
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise ConfigError(where, f"not valid YAML ({getattr(error, 'problem', None) or error})") from None
     if kind == "TOML":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10: its backport
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # Python 3.10: its backport
+            import tomli as tomllib
 
         try:
             return tomllib.loads(text)

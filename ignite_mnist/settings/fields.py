@@ -77,23 +77,25 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
-def setting_default(f: dataclasses.Field) -> Any:
+def setting_default(f: dataclasses.Field[Any]) -> Any:
     """A setting's default value."""
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
-def setting_type(f: dataclasses.Field) -> type:
+def setting_type(f: dataclasses.Field[Any]) -> type:
     """What one value of a setting is (``int`` for ``--patience``, ``str`` for each ``--tracker``)."""
     return f.metadata.get("type") or type(setting_default(f))
 
 
-def check_setting(f: dataclasses.Field, value: Any) -> None:
+def check_setting(f: dataclasses.Field[Any], value: Any) -> None:
     """A setting's value (each item of a repeatable one) against its declared choices and range."""
     for item in value if f.metadata.get("repeatable") else [value]:
         _check_value(f, item)
 
 
-def _check_value(f: dataclasses.Field, value: Any) -> None:
+def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
     """One value of a setting against its declared choices and range."""
     choices, other = f.metadata.get("choices"), f.metadata.get("other")
     if choices and value not in choices and not (other and other[1](value)):

@@ -143,7 +143,7 @@ def replacing(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     """
     with replacing_path(path) as partial:
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-        with open(descriptor, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        with open(descriptor, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

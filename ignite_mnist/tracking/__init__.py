@@ -60,7 +60,7 @@ class Tracker(Protocol):
         self,
         trainer: Engine,
         *,
-        evaluators: dict[str, Engine] | None = None,
+        evaluators: Mapping[str, Engine] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         model: torch.nn.Module | None = None,
         record: BestValues | None = None,

@@ -31,7 +31,7 @@ from ignite.handlers.base_logger import BaseLogger
 
 from ignite_mnist.console import note
 from ignite_mnist.errors import Interrupted, first_line
-from ignite_mnist.events import on_exception
+from ignite_mnist.events import EngineEvent, on_exception
 from ignite_mnist.runtime.distributed import is_rank_zero
 
 if TYPE_CHECKING:
@@ -47,9 +47,11 @@ class GuardedLogger:
     Set ``guard`` through ``__dict__``: Ignite's loggers forward unknown attributes to their library.
     """
 
-    def attach(self, engine: Engine, log_handler: Callable, event_name: Any, *args: Any, **kwargs: Any
+    def attach(self, engine: Engine, log_handler: Callable[..., Any], event_name: Any, *args: Any, **kwargs: Any
                ) -> RemovableEventHandle:
-        return super().attach(engine, self.__dict__["guard"](log_handler), event_name, *args, **kwargs)  # type: ignore[misc]
+        handle: RemovableEventHandle = super().attach(  # type: ignore[misc]  # a mixin: the logger is next in line
+            engine, self.__dict__["guard"](log_handler), event_name, *args, **kwargs)
+        return handle
 
 
 def attach_scalars(
@@ -183,7 +185,7 @@ class LoggerTracker:
 
         return guarded
 
-    def _on(self, engine: Engine, event: Any, handler: Callable[..., Any]) -> None:
+    def _on(self, engine: Engine, event: EngineEvent, handler: Callable[..., Any]) -> None:
         self.handles.append(engine.add_event_handler(event, self.guard(handler)))
 
     def attach(

@@ -171,6 +171,7 @@ def restore(parts: RunParts, plan: ResumePlan | None) -> Resumed | None:
         plan, parts.trainer, max_epochs=config.epochs, data=None if config.allow_config_change else parts.train_loader,
         skip=() if saved.get("optimizer") == config.optimizer else ("optimizer",),  # another kind starts afresh
     )
+    assert resumed is not None  # a checkpoint was given: there is something to resume
     apply_changed_settings(parts.optimizer, saved, config)
     if resumed.in_place and is_rank_zero() and not resumed.finished:
         set_aside_later_work(parts.run_dir, plan, trains_on=True)

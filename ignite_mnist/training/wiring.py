@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ignite.engine import Events
-from ignite.handlers import EarlyStopping, ParamScheduler
+from ignite.handlers import EarlyStopping
 
 from ignite_mnist.storage.checkpoints import ConfigState
 from ignite_mnist.data import DatasetInfo
+from ignite_mnist.events import EngineEvent
 from ignite_mnist import handlers
 from ignite_mnist.handlers import (
     CheckpointHandlers,
     LossAverages,
+    LrSchedule,
     MetricsLog,
     NonFiniteLossStop,
     Progress,
@@ -44,6 +46,7 @@ from ignite_mnist.handlers import (
     resumable_state,
 )
 from ignite_mnist.registry import NO_TRACKER
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.runtime.distributed import RankRNGStates, is_rank_zero
 from ignite_mnist.tracking import Tracker
 from ignite_mnist.training.parts import RunParts
@@ -59,7 +62,7 @@ class RunHandlers:
     nan_stop: NonFiniteLossStop
     validation: Validation
     record: RunRecord
-    scheduler: ParamScheduler | None
+    schedule: LrSchedule
     stopper: EarlyStopping | None
     metrics_log: MetricsLog | None
     trackers: list[Tracker]
@@ -101,12 +104,12 @@ def _own_objects(parts: RunParts) -> dict[str, Any]:
     return {name: obj for name, obj in objects.items() if obj is not None}
 
 
-def _events(config: Any) -> tuple[Any, Any]:
+def _events(config: TrainConfig) -> tuple[EngineEvent, EngineEvent]:
     """The validation and "last" checkpoint events ``--val-every(-iterations)``/``--checkpoint-every`` ask for."""
-    validate = every_epochs(config.val_every)
+    validate: EngineEvent = every_epochs(config.val_every)
     if config.val_every_iterations is not None:
         validate = validate | Events.ITERATION_COMPLETED(every=config.val_every_iterations)
-    save = Events.EPOCH_COMPLETED
+    save: EngineEvent = Events.EPOCH_COMPLETED
     if config.checkpoint_every is not None:
         save = save | Events.ITERATION_COMPLETED(every=config.checkpoint_every)
     return validate, save
@@ -126,7 +129,7 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     config, trainer, rank_zero = parts.config, parts.trainer, is_rank_zero()
     validate, save = _events(config)
     averages = attach_loss_averages(trainer, device=parts.device)
-    scheduler = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
+    schedule = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
                                    total_iterations=config.epochs * len(parts.train_loader))
     nan_stop = attach_nan_stop(trainer)
     validation = attach_validation(trainer, parts.evaluator, parts.val_loader, event=validate)
@@ -145,5 +148,5 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     signals = attach_signal_checkpoint(trainer, checkpoints)
     state = resumable_state(trainer)
     state.all_named = True  # every stateful object of a managed run is named above: no scan for unsaved ones
-    return RunHandlers(averages, nan_stop, validation, record, scheduler, stopper, metrics_log, trackers,
+    return RunHandlers(averages, nan_stop, validation, record, schedule, stopper, metrics_log, trackers,
                        checkpoints, progress, signals, state)
