@@ -28,8 +28,17 @@ from ignite_mnist.registry import MODELS
 from ignite_mnist.warp import affine_grid, pixel_centres
 
 __all__ = [
-    "ConvNet", "DeepCNN", "DeskewMLP", "Deskew", "FastCNN", "QuickCNN", "TutorialMLP", "build_model", "check_model",
-    "count_parameters", "model_factory",
+    "ConvNet",
+    "DeepCNN",
+    "Deskew",
+    "DeskewMLP",
+    "FastCNN",
+    "QuickCNN",
+    "TutorialMLP",
+    "build_model",
+    "check_model",
+    "count_parameters",
+    "model_factory",
 ]
 
 

@@ -75,7 +75,7 @@ def build_optimizer(
 
 def constant_lr(optimizer: torch.optim.Optimizer, *, lr: float, total_iterations: int) -> None:
     """``--lr-schedule constant``: nothing to schedule."""
-    return None
+    return
 
 
 def one_cycle_lr(optimizer: torch.optim.Optimizer, *, lr: float, total_iterations: int) -> PiecewiseLinear:

@@ -33,6 +33,7 @@ from typing import Any
 from ignite_mnist.errors import first_line, wants_traceback
 
 __all__ = [
+    "AUTO_PRUNER",
     "BACKENDS",
     "COMPARE_FORMATS",
     "DATASETS",
@@ -46,11 +47,9 @@ __all__ = [
     "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
-    "AUTO_PRUNER",
     "PRUNERS",
     "PRUNER_CHOICES",
     "QUANTIZATIONS",
-    "Registry",
     "SWEEP_DISTRIBUTIONS",
     "SWEEP_METHODS",
     "SWEEP_METRICS",
@@ -59,11 +58,12 @@ __all__ = [
     "TRACKERS",
     "TRACKER_CHOICES",
     "TRACKER_SETTINGS",
-    "import_path",
-    "is_import_path",
     "WANDB_ENV_MODES",
     "WANDB_MODES",
     "WANDB_WATCH",
+    "Registry",
+    "import_path",
+    "is_import_path",
 ]
 
 

@@ -128,12 +128,12 @@ def import_cycle(trees: dict[str, ast.Module], root: Path = REPO) -> list[str] |
 
     def visit(name: str, path: list[str]) -> list[str] | None:
         if state.get(name) == "open":
-            return path[path.index(name):] + [name]
+            return [*path[path.index(name):], name]
         if state.get(name) == "done":
             return None
         state[name] = "open"
         for imported in sorted(graph[name]):
-            cycle = visit(imported, path + [name])
+            cycle = visit(imported, [*path, name])
             if cycle:
                 return cycle
         state[name] = "done"
@@ -198,7 +198,7 @@ def test_the_root_holds_few_modules_and_the_layers_are_packages() -> None:
 def test_the_library_never_imports_its_command_line() -> None:
     trees = modules()
     library = {name: tree for name, tree in trees.items()
-               if name not in ("ignite_mnist.__main__",) and not name.startswith("ignite_mnist.cli")}
+               if name != "ignite_mnist.__main__" and not name.startswith("ignite_mnist.cli")}
     assert imports_of_layer(library, "ignite_mnist", "ignite_mnist.cli") == []
 
 

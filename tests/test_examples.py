@@ -87,8 +87,8 @@ def test_sigterm_ends_the_custom_trainer_with_143_and_a_resumable_checkpoint(idx
                      log=log)
     assert stopped == 143 and "Traceback" not in log.read_text()
     saved = find_latest_checkpoint(tmp_path / "checkpoints")
-    assert saved is not None and saved.name == "last_checkpoint_8.pt" and f"interrupted by SIGTERM at iteration 8 " \
-        f"(epoch 1); checkpoint saved to {saved}" in log.read_text()
+    assert saved is not None and saved.name == "last_checkpoint_8.pt"
+    assert f"interrupted by SIGTERM at iteration 8 (epoch 1); checkpoint saved to {saved}" in log.read_text()
     state = torch.load(saved, weights_only=True)
     assert set(state) >= {"loss_averages", "record", "metrics_log", "wandb", "early_stopping", "train_loader"}
 
@@ -119,7 +119,7 @@ def test_the_custom_trainer_stopped_four_times_on_real_mnist_is_one_wandb_run_en
     ids = {path.stem.removeprefix("run-") for run in runs for path in run.glob("run-*.wandb")}
     assert len(runs) == 1 + len(stops) + 1 and len(ids) == 2  # the alone run, and one run resumed four times
     # a SIGKILL-ed process's W&B records may die with it; the SIGINT-ed ones closed their run first
-    interrupted = [run for run, (_, signum) in zip(runs[1:], stops) if signum == signal.SIGINT]
+    interrupted = [run for run, (_, signum) in zip(runs[1:], stops, strict=False) if signum == signal.SIGINT]
     assert [inspect(run, "--summary")["summary"]["status"] for run in interrupted] == ["interrupted"] * 2
     assert inspect(runs[-1], "--summary")["summary"]["status"] == "finished"
     final = load_checkpoint(find_latest_checkpoint(output / "checkpoints"))

@@ -14,16 +14,16 @@ from ignite.engine import Engine, Events
 from ignite.metrics import Average, RunningAverage
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.data.augment import random_shift_rotate
-from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.data import LoaderOptions, ResumableDataLoader, TensorLoader, build_loaders, load_splits
-from ignite_mnist.runtime.devices import amp_dtype, cpu_has_bfloat16
+from ignite_mnist.data.augment import random_shift_rotate
 from ignite_mnist.engines import make_train_step
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
 from ignite_mnist.handlers.state import resumable_state
+from ignite_mnist.runtime.devices import amp_dtype, cpu_has_bfloat16
 from ignite_mnist.settings.recipes import FAST_RECIPE, fast_recipe
+from ignite_mnist.storage.checkpoints import load_checkpoint
 from tests.conftest import assert_same_weights
 
 
@@ -139,7 +139,7 @@ def test_onecycle_warms_up_to_the_peak_and_ends_low():
 
 
 def test_speed_settings_are_checked():
-    with pytest.raises(ConfigError, match="--num-workers.*--loader torch"):
+    with pytest.raises(ConfigError, match=r"--num-workers.*--loader torch"):
         TrainConfig(num_workers=2).validate()
     with pytest.raises(ConfigError, match="--loader"):
         TrainConfig(loader="dali").validate()

@@ -1,6 +1,5 @@
-import torch
-
 import pytest
+import torch
 from torch.nn import functional as F
 
 from ignite_mnist.models import ConvNet, Deskew, DeskewMLP, TutorialMLP, build_model, count_parameters

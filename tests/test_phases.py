@@ -11,23 +11,23 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig
-from ignite_mnist.training import report
-from ignite_mnist.storage.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
 from ignite_mnist.engines import create_trainer, make_grad_scaler
 from ignite_mnist.errors import Interrupted, TrainingError
 from ignite_mnist.handlers import attach_checkpointing
 from ignite_mnist.models import build_model
+from ignite_mnist.storage.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
+from ignite_mnist.storage.run_dir import read_metrics_log
+from ignite_mnist.training import report
+from ignite_mnist.training.managed import restore, train
 from ignite_mnist.training.parts import build_parts
 from ignite_mnist.training.resume import plan_resume
-from ignite_mnist.storage.run_dir import read_metrics_log
-from ignite_mnist.training.managed import restore, train
 from ignite_mnist.training.wiring import attach_run_handlers
 from tests.conftest import assert_same_weights
 
 
 def config(idx_root: Path, output: Path, **changes: object) -> TrainConfig:
-    values = dict(data_dir=str(idx_root), output_dir=str(output), run_name="p", val_size=200, epochs=2,
-                  progress="none", wandb_mode="disabled", plots=False)
+    values = {"data_dir": str(idx_root), "output_dir": str(output), "run_name": "p", "val_size": 200, "epochs": 2,
+                  "progress": "none", "wandb_mode": "disabled", "plots": False}
     return TrainConfig.from_dict(values | changes)
 
 
@@ -84,7 +84,7 @@ def test_train_reports_a_diverging_loss_with_the_last_good_checkpoint(idx_root: 
         parts = build_parts(config(idx_root, tmp_path, model="cnn", optimizer="sgd", lr=1e6), None, held)
         handlers = attach_run_handlers(parts)
         with pytest.raises(TrainingError,
-                           match="loss became nan at iteration 3 .*No usable checkpoint was saved before"):
+                           match=r"loss became nan at iteration 3 .*No usable checkpoint was saved before"):
             train(parts, handlers)
 
 

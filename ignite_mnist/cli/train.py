@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ignite_mnist.cli.command_list import commands_help
+from ignite_mnist.console import say
+from ignite_mnist.errors import EXIT_OK
 from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.settings.config_args import build_train_parser, parse_train_command
 from ignite_mnist.settings.config_file import dump_config
-from ignite_mnist.console import say
-from ignite_mnist.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from ignite_mnist.training.report import Summary

@@ -34,15 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.settings.config import bookkeeping_settings
 from ignite_mnist.errors import RunDirError
 from ignite_mnist.registry import MONITOR_MODES, MONITORS
+from ignite_mnist.settings.config import bookkeeping_settings
 from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = ["METRIC_COLUMNS", "Comparison", "RunResult", "find_runs"]
 
 #: The metric columns: latest and best of each validation metric, then the test accuracy.
-METRIC_COLUMNS = tuple(c for m in MONITORS for c in (m, f"best_{m}")) + ("test_accuracy",)
+METRIC_COLUMNS = (*tuple(c for m in MONITORS for c in (m, f"best_{m}")), "test_accuracy")
 #: A sweep folder -> {trial folder name: state} (None for a folder that is not a sweep).
 StatesOf = Callable[[Path], Mapping[str, str] | None]
 
@@ -185,7 +185,8 @@ class Comparison:
             lines = [rows[0], ["---"] * len(rows[0]), *rows[1:]]
             return "\n".join("| " + " | ".join(row) + " |" for row in lines)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+                         for row in rows)
 
     def curves(self, metric: str) -> dict[str, list[tuple[int, float]]]:
         """Each run's validation curve of ``metric``: (training images seen, value)."""

@@ -55,8 +55,6 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from ignite_mnist.console import note
-from ignite_mnist.experiments.compare import Comparison, RunResult, find_runs
-from ignite_mnist.settings.config_args import parse_train_args
 from ignite_mnist.errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
@@ -66,7 +64,19 @@ from ignite_mnist.errors import (
     TrainingError,
     first_line,
 )
+from ignite_mnist.experiments.compare import Comparison, RunResult, find_runs
+from ignite_mnist.experiments.sweep_spec import EarlyTerminate, Parameter, SweepSpec
+from ignite_mnist.experiments.sweep_storage import (
+    Heartbeat,
+    counted_trials,
+    keep_alive,
+    open_storage,
+    quiet_heartbeat_warnings,
+    record_heartbeat,
+)
 from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES
+from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
+from ignite_mnist.settings.config_args import parse_train_args
 from ignite_mnist.storage.files import (
     FILE,
     FOLDER,
@@ -78,17 +88,7 @@ from ignite_mnist.storage.files import (
     write_text,
 )
 from ignite_mnist.storage.reader import read_json
-from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
 from ignite_mnist.storage.run_dir import RunDir
-from ignite_mnist.experiments.sweep_spec import EarlyTerminate, Parameter, SweepSpec
-from ignite_mnist.experiments.sweep_storage import (
-    Heartbeat,
-    counted_trials,
-    keep_alive,
-    open_storage,
-    quiet_heartbeat_warnings,
-    record_heartbeat,
-)
 
 __all__ = [
     "Claim", "Heartbeat", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
@@ -591,7 +591,7 @@ def report(study: optuna.Study, spec: SweepSpec, sweep: SweepDir) -> str:
     try:
         best = study.best_trial
     except ValueError:
-        return "\n".join(lines + ["no trial has completed"])
+        return "\n".join([*lines, "no trial has completed"])
     lines += [f"best: {trial_name(best.number)} ({spec.metric} {best.value:.4f}), trained by:",
               "  " + shlex.join(["ignite-mnist", *spec.trial_args(best.params)])]
     run_dir = sweep.trial_dir(best.number)

@@ -45,14 +45,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.settings.arguments import PROG
-from ignite_mnist.settings.config_args import parse_train_args
 from ignite_mnist.errors import ConfigError, UnsafeFileError
 from ignite_mnist.limits import MAX_GRID_POINTS, MAX_SETTINGS_FILE_BYTES, MAX_SWEEP_VALUES, MAX_YAML_NODES, count_nodes
-from ignite_mnist.storage.reader import read_file, size_text
 from ignite_mnist.registry import MONITORS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS, is_import_path
+from ignite_mnist.settings.arguments import PROG
+from ignite_mnist.settings.config_args import parse_train_args
+from ignite_mnist.storage.reader import read_file, size_text
 
-__all__ = ["EarlyTerminate", "GOALS", "Parameter", "SWEEP_OWNED", "SweepSpec", "agent_args"]
+__all__ = ["GOALS", "SWEEP_OWNED", "EarlyTerminate", "Parameter", "SweepSpec", "agent_args"]
 
 #: W&B's ``metric.goal`` values; W&B's default is the first.
 GOALS = ("minimize", "maximize")

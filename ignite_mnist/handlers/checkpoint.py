@@ -48,6 +48,10 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, global_step_from_engine
 
+from ignite_mnist.errors import CheckpointError
+from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents, add_for_each_event, ends_epoch_next
+from ignite_mnist.handlers.state import SAVE, resumable_state
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, declare_mode, known_mode, monitor_mode
 from ignite_mnist.runtime.distributed import is_rank_zero
 from ignite_mnist.storage.checkpoints import (
     BEST_PREFIX,
@@ -56,10 +60,6 @@ from ignite_mnist.storage.checkpoints import (
     find_best_checkpoint,
     find_latest_checkpoint,
 )
-from ignite_mnist.errors import CheckpointError
-from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents, add_for_each_event, ends_epoch_next
-from ignite_mnist.handlers.state import SAVE, resumable_state
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX, declare_mode, known_mode, monitor_mode
 
 __all__ = ["BestScore", "CheckpointHandlers", "attach_checkpointing", "finite_weights"]
 

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ParamScheduler

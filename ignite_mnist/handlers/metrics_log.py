@@ -40,9 +40,9 @@ from ignite.engine import Engine, Events
 
 from ignite_mnist.console import note
 from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents
-from ignite_mnist.storage.files import append_line
 from ignite_mnist.handlers.state import REPORT, resumable_state
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX
+from ignite_mnist.storage.files import append_line
 from ignite_mnist.storage.run_dir import truncate_metrics_log
 
 __all__ = ["MetricsLog", "attach_metrics_log"]

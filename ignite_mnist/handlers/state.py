@@ -38,9 +38,9 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.storage.checkpoints import RNGStates, restore_objects
 from ignite_mnist.console import note
 from ignite_mnist.errors import RunFinishedError
+from ignite_mnist.storage.checkpoints import RNGStates, restore_objects
 
 __all__ = ["ResumableState", "resumable_state", "unsaved_objects"]
 

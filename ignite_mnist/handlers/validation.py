@@ -88,7 +88,7 @@ def attached_metric_modes(evaluator: Engine) -> dict[str, str]:
     kinds = (*SMALLER_IS_BETTER, *LARGER_IS_BETTER)
     for metric in gc.get_objects():  # type(), not isinstance(): no object's own __class__ runs
         if issubclass(type(metric), kinds) and metric.is_attached(evaluator):
-            with contextlib.suppress(Exception):  # noqa: BLE001 - one that cannot compute names nothing
+            with contextlib.suppress(Exception):  # a metric that cannot compute names nothing
                 value = metric.compute()
                 for name, computed in evaluator.state.metrics.items():
                     if isinstance(computed, float) and isinstance(value, float) and computed == value:

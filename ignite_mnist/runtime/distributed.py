@@ -53,15 +53,15 @@ from typing import Any, TypeVar
 import ignite.distributed as idist
 import torch
 import torch.distributed as dist
-from ignite.utils import manual_seed
 from ignite.distributed.launcher import Parallel
+from ignite.utils import manual_seed
 from torch.distributed.distributed_c10d import PrefixStore
 from torch.distributed.rendezvous import rendezvous
 from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedException
 
-from ignite_mnist.storage.checkpoints import RNGStates
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_SIGINT, ConfigError, IgniteMnistError, first_line
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.storage.checkpoints import RNGStates
 
 __all__ = [
     "RankError",
@@ -261,7 +261,6 @@ def run_on_rank(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     try:
         result = fn(config)
         idist.barrier()  # nobody tears the process group down while another rank still uses it
-        return result
     except IgniteMnistError as error:
         if not str(error).startswith(f"rank {rank}:"):
             error.args = (f"rank {rank}: {error}",)
@@ -272,6 +271,7 @@ def run_on_rank(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
         raise RankError(
             f"rank {rank}: stopped because another process failed ({first_line(error)})", lost_peer=True
         ) from error
+    return result
 
 
 def _write_report(reports: Path, error: BaseException) -> int:

@@ -25,19 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ignite_mnist.errors import ConfigError
-from ignite_mnist.settings.fields import (
-    NON_NEGATIVE,
-    POSITIVE,
-    PROBABILITY,
-    SEED,
-    TrackerSettings,
-    check_setting,
-    flag_name,
-    setting,
-    setting_default,
-    setting_name,
-    setting_type,
-)
 from ignite_mnist.limits import MAX_PROCESSES, MAX_THREADS, MAX_WORKERS
 from ignite_mnist.registry import (
     BACKENDS,
@@ -54,6 +41,19 @@ from ignite_mnist.registry import (
     TRACKER_CHOICES,
     TRACKER_SETTINGS,
     is_import_path,
+)
+from ignite_mnist.settings.fields import (
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    TrackerSettings,
+    check_setting,
+    flag_name,
+    setting,
+    setting_default,
+    setting_name,
+    setting_type,
 )
 
 #: ``--dataset folder:PATH`` (see :mod:`ignite_mnist.data.folders`).
@@ -303,7 +303,7 @@ class TrainConfig:
             for f in dataclasses.fields(settings):  # type: ignore[arg-type]
                 check_setting(f, getattr(settings, f.name))
             settings.validate()
-        if NO_TRACKER in self.tracker and len(self.tracker) > 1 or len(set(self.tracker)) < len(self.tracker):
+        if (NO_TRACKER in self.tracker and len(self.tracker) > 1) or len(set(self.tracker)) < len(self.tracker):
             raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or "\0" in self.run_name
                                           or self.run_name in (".", "..")):

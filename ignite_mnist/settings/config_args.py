@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ignite_mnist.errors import ConfigError
 from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser, Repeated
 from ignite_mnist.settings.config import (
     TrainConfig,
@@ -32,7 +33,6 @@ from ignite_mnist.settings.config import (
     setting_type,
 )
 from ignite_mnist.settings.config_file import ConfigFile, read_config_file
-from ignite_mnist.errors import ConfigError
 from ignite_mnist.settings.recipes import RECIPES
 
 if TYPE_CHECKING:

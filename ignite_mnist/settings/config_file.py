@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.settings.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
 from ignite_mnist.errors import ConfigError, UnsafeFileError
 from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes
+from ignite_mnist.settings.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
 from ignite_mnist.storage.reader import read_file, size_text
 
 __all__ = ["FORMATS", "ConfigFile", "dump_config", "read_config_file"]
@@ -75,13 +75,13 @@ def _parse(path: Path, kind: str, text: str) -> Any:
         try:
             contents = yaml.safe_load(text)
             count_nodes(contents, MAX_YAML_NODES)
-            return contents
         except ValueError as error:  # aliases that expand too far
             raise ConfigError(str(path), f"refused: it {error}") from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise ConfigError(where, f"not valid YAML ({getattr(error, 'problem', None) or error})") from None
+        return contents
     if kind == "TOML":
         if sys.version_info >= (3, 11):
             import tomllib

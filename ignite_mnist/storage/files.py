@@ -220,7 +220,7 @@ def _lock_of_the_name(path: Path, wait: bool) -> IO[str]:
     """The lock file ``path`` opened and locked: the file that has that name once it is locked (another process
     that replaced a planted link at the same moment made a new one: that one is locked instead)."""
     for _ in range(LOCK_ATTEMPTS):
-        handle = open(_open_lock(path), "r+", encoding="utf-8", errors="replace")
+        handle = open(_open_lock(path), "r+", encoding="utf-8", errors="replace")  # noqa: SIM115 - returned open
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

@@ -35,9 +35,9 @@ from types import FrameType
 
 import torch
 
+from ignite_mnist import handlers as kit
 from ignite_mnist.console import say
 from ignite_mnist.errors import Interrupted, TrainingError, WriteError
-from ignite_mnist import handlers as kit
 from ignite_mnist.handlers import Resumed
 from ignite_mnist.handlers.checkpoint import finite_weights
 from ignite_mnist.handlers.signals import HANDLED_SIGNALS

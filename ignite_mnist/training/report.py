@@ -21,15 +21,15 @@ from typing import Any
 
 from ignite.handlers import Checkpoint
 
-from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.data import DatasetInfo
-from ignite_mnist.runtime.distributed import broadcast_module, is_rank_zero
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.handlers import stopped_early
+from ignite_mnist.runtime.distributed import broadcast_module, is_rank_zero
+from ignite_mnist.storage.checkpoints import load_checkpoint
+from ignite_mnist.tracking import Tracker
 from ignite_mnist.training.parts import RunParts
 from ignite_mnist.training.plots import write_run_plots
 from ignite_mnist.training.resume import ResumePlan
-from ignite_mnist.tracking import Tracker
 from ignite_mnist.training.wiring import RunHandlers
 
 __all__ = ["Summary", "samples_seen", "test_and_report"]

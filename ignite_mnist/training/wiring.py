@@ -17,10 +17,9 @@ from typing import Any
 from ignite.engine import Events
 from ignite.handlers import EarlyStopping
 
-from ignite_mnist.storage.checkpoints import ConfigState
+from ignite_mnist import handlers
 from ignite_mnist.data import DatasetInfo
 from ignite_mnist.events import EngineEvent
-from ignite_mnist import handlers
 from ignite_mnist.handlers import (
     CheckpointHandlers,
     LossAverages,
@@ -46,8 +45,9 @@ from ignite_mnist.handlers import (
     resumable_state,
 )
 from ignite_mnist.registry import NO_TRACKER
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.runtime.distributed import RankRNGStates, is_rank_zero
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.storage.checkpoints import ConfigState
 from ignite_mnist.tracking import Tracker
 from ignite_mnist.training.parts import RunParts
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint, restore_objects
 from ignite_mnist.handlers import (
     ValidationEvents,
     attach_checkpointing,
@@ -13,6 +12,7 @@ from ignite_mnist.handlers import (
     attach_validation,
     every_epochs,
 )
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, restore_objects
 
 
 class ScriptedEvaluator(Engine):

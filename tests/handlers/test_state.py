@@ -9,7 +9,6 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.handlers import (
     attach_checkpointing,
     attach_early_stopping,
@@ -21,7 +20,9 @@ from ignite_mnist.handlers import (
     resume_training,
 )
 from ignite_mnist.handlers import state as state_module
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.storage.run_dir import read_metrics_log
+
 
 @pytest.fixture(autouse=True)
 def _scan_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,7 +107,7 @@ def test_everything_stateful_is_saved_and_restored_whatever_the_attach_order(tmp
     resumed = resume_training(tmp_path, resumed_trainer)
     assert resumed is not None and resumed.iteration == 8 and resumed.epoch == 2  # the epoch in progress
     assert resumed_trainer.state.iteration == 8 and resumable_state(resumed_trainer).get("record").best == \
-        {k: v for k, v in saved["record"]["best"].items()}
+        dict(saved["record"]["best"].items())
     assert torch.equal(resumed_model.weight, saved["model"]["weight"])
     assert warnings(capsys.readouterr().err) == []
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.data import FASHION_MNIST
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.training.managed import run
 from ignite_mnist.training.plots import (
     FIGURE_PIXELS,
     PLOT_FILES,
@@ -19,7 +20,6 @@ from ignite_mnist.training.plots import (
     plot_misclassified,
     save_figure,
 )
-from ignite_mnist.training.managed import run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -114,7 +114,7 @@ def test_predict_cli_plain_output(
 ) -> None:
     images, labels = sure_digits
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
-    for path, image in zip(paths, images[:2].numpy()):
+    for path, image in zip(paths, images[:2].numpy(), strict=False):
         _plain(image).save(path)
     assert main(["predict", str(mnist_checkpoint), *map(str, paths)]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -135,9 +135,9 @@ def test_a_planted_lock_link_is_replaced_and_its_target_unchanged(folders) -> No
 def test_a_second_holder_is_told_who_holds_the_lock(folders) -> None:
     run, _ = folders
     with RunDir(run).lock(), pytest.raises(RunDirError, match=f"in use by another ignite-mnist process "
-                                                              f"\\(pid {os.getpid()}\\)"):
-        with RunDir(run).lock():  # flock: a second open of the file is another holder, even in this process
-            raise AssertionError("the lock was taken twice")
+                                                              f"\\(pid {os.getpid()}\\)"), \
+            RunDir(run).lock():  # flock: a second open of the file is another holder, even in this process
+        raise AssertionError("the lock was taken twice")
 
 
 def test_a_lock_that_is_a_folder_is_refused(folders) -> None:
@@ -191,7 +191,7 @@ def test_own_folders_and_entries_are_real(folders, tmp_path: Path) -> None:
     run, victim = folders
     (tmp_path / "elsewhere").mkdir()
     (run / "checkpoints").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(UnsafeFileError, match="checkpoints: refused: a link .* not a folder inside"):
+    with pytest.raises(UnsafeFileError, match=r"checkpoints: refused: a link .* not a folder inside"):
         own_folder(run / "checkpoints", run)
     with pytest.raises(UnsafeFileError, match="checkpoints: refused: a link"):
         check_entries(run, {"checkpoints": FOLDER})
@@ -202,14 +202,14 @@ def test_own_folders_and_entries_are_real(folders, tmp_path: Path) -> None:
         RunDir(run).check_entries({"mlflow.db": "file or folder"})
     os.unlink(run / "mlflow.db")
     (run / "events.out.tfevents.1.host").symlink_to(victim)
-    with pytest.raises(UnsafeFileError, match="events.out.tfevents.1.host: refused: a link"):
+    with pytest.raises(UnsafeFileError, match=r"events\.out\.tfevents\.1\.host: refused: a link"):
         check_entries(run, {"events.out.tfevents.*": FILE})
     with pytest.raises(WriteError):
         own_folder(tmp_path / "missing" / "plots", tmp_path)
 
 
 def test_checkpoints_are_read_once_through_the_reader(folders, tmp_path: Path) -> None:
-    run, victim = folders
+    run, _victim = folders
     folder = run / "checkpoints"
     folder.mkdir()
     torch.save({"model": {"w": torch.ones(2)}}, tmp_path / "outside.pt")
