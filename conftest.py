@@ -19,7 +19,7 @@ import pytest
 # two threads per process collapse on a shared 2-core machine (pytest-xdist runs two processes already).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from tests.conftest import make_idx_dataset  # noqa: E402  (after OMP_NUM_THREADS: it imports torch)
+from tests.conftest import make_idx_dataset  # after OMP_NUM_THREADS: it imports torch
 
 #: The fuzz tests' case counts, printed at the end of every run (docs/security.md).
 pytest_plugins = ["tests.security.fuzz_report"]

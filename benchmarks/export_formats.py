@@ -153,9 +153,9 @@ def _range(values: list[float], digits: int = 0) -> str:
 
 
 def table(found: list[Contender]) -> str:
-    rows = ["| model | format | file KiB | % of float file | test accuracy % | Δ vs eager (points) | "
+    rows = [("| model | format | file KiB | % of float file | test accuracy % | Δ vs eager (points) | "
             "same digit as eager % | batch-1 latency µs (median; range of rounds) | × eager | "
-            "batch-256 images/s (median; range) | × eager |",
+            "batch-256 images/s (median; range) | × eager |"),
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     eager = {c.model: c for c in found if c.label == "eager"}
     for c in found:

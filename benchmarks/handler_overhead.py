@@ -25,7 +25,9 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist import TrainConfig, parts, training
+from ignite_mnist import TrainConfig
+from ignite_mnist.training import managed as training
+from ignite_mnist.training import parts
 
 PER_ITERATION = (Events.ITERATION_STARTED, Events.ITERATION_COMPLETED, Events.GET_BATCH_STARTED,
                  Events.GET_BATCH_COMPLETED)

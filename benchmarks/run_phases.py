@@ -78,7 +78,7 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"} | {"WANDB_MODE": "offline"}
-        env |= {name: scratch for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR")}
+        env |= dict.fromkeys(("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"), scratch)
         command = [*(options.args or ["--recipe", "one-epoch"]), "--data-dir", options.data_dir,
                    "--output-dir", scratch, "--run-name", "phases", "--progress", "none"]
         print(f"load average {os.getloadavg()[0]:.1f}; ignite-mnist {' '.join(command)}", flush=True)

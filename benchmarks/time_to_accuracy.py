@@ -129,13 +129,13 @@ def ignite_mnist(args: argparse.Namespace, clock: Clock) -> None:
     from ignite.engine import Events
     from ignite.utils import manual_seed
 
-    from ignite_mnist.data.augment import random_shift_rotate
     from ignite_mnist.data import LoaderOptions, build_loaders, load_splits
+    from ignite_mnist.data.augment import random_shift_rotate
     from ignite_mnist.engines import create_trainer, training_loss
-    from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
     from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
     from ignite_mnist.models import build_model
     from ignite_mnist.optim import build_optimizer
+    from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
 
     config = _recipe_config(args)
     splits = load_splits(config.data_dir, config.dataset, val_size=config.val_size, seed=config.seed)
@@ -172,8 +172,8 @@ def bare(args: argparse.Namespace, clock: Clock) -> None:
     from torch.nn import functional as F
 
     from ignite_mnist.data import load_splits, normalise
-    from ignite_mnist.runtime.devices import amp_dtype
     from ignite_mnist.models import build_model
+    from ignite_mnist.runtime.devices import amp_dtype
 
     config = _recipe_config(args)
     torch.manual_seed(args.seed)

@@ -38,6 +38,7 @@ from ignite_mnist.handlers import (
     attach_validation,
     evaluate_best,
     resume_training,
+    set_threads,
 )
 
 # --8<-- [end:imports]
@@ -96,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return loss.detach()
 
     trainer = Engine(update)
-    evaluator = create_supervised_evaluator(
-        model, metrics={"accuracy": Accuracy(), "loss": Loss(nn.functional.cross_entropy)}
-    )
+    metrics = {"accuracy": Accuracy(), "loss": Loss(nn.functional.cross_entropy)}
+    evaluator = create_supervised_evaluator(model, metrics=metrics)
     # --8<-- [end:engines]
 
     # --8<-- [start:handlers]
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         save_every |= Events.ITERATION_COMPLETED(every=args.checkpoint_every)
     attach_loss_averages(trainer)  # trainer.state.metrics["loss"] and ["train_loss"]
     nan_stop = attach_nan_stop(trainer)
-    attach_validation(trainer, evaluator, val_loader)  # -> trainer.state.metrics["val_*"], then VALIDATION_COMPLETED
+    attach_validation(trainer, evaluator, val_loader, metrics=metrics)  # -> state.metrics["val_*"]
     attach_run_record(trainer)  # best values and training time, across resumes
     attach_early_stopping(trainer, patience=args.patience, monitor="val_accuracy")
     attach_metrics_log(trainer, output / "metrics.jsonl", optimizer)
@@ -121,11 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     # --8<-- [end:handlers]
 
     # --8<-- [start:resume]
-    resumed = resume_training(output, trainer)  # everything above that has a state, and the loader's position
+    resumed = resume_training(output, trainer, max_epochs=args.epochs, data=train_loader)  # all the state above
     print(resumed or f"starting afresh in {output}")
+    if resumed is not None and resumed.finished:  # run again after it finished: nothing to do, no file changes
+        return 0
     # --8<-- [end:resume]
 
     # --8<-- [start:run]
+    probe_batch = train_loader.images[:64], train_loader.labels[:64]
+    print(set_threads(model, optimizer, nn.functional.cross_entropy, probe_batch))  # as --threads auto picks
     try:
         trainer.run(train_loader, max_epochs=args.epochs)
     except Interrupted as interrupt:  # a checkpoint was saved and the tracker closed its run as "interrupted"

@@ -2,8 +2,8 @@
 
 Everything above the marked block is plain Ignite: ``create_supervised_trainer``,
 ``create_supervised_evaluator`` and ``@trainer.on`` logging. The block adds this
-project's best checkpoints, early stopping, exact resume, Ctrl-C handling and
-TensorBoard. Run it again with the same --output-dir and it continues exactly where
+project's best checkpoints, early stopping, exact resume, Ctrl-C handling, loss averages,
+the CPU thread count and TensorBoard. Run it again with the same --output-dir and it continues exactly where
 it stopped; Ctrl-C saves a checkpoint and exits 130.
 
     python examples/ignite_style_trainer.py --data-dir ../shared/data --epochs 3
@@ -25,11 +25,13 @@ from ignite_mnist.handlers import (
     Interrupted,
     attach_checkpointing,
     attach_early_stopping,
+    attach_loss_averages,
     attach_metrics_log,
     attach_signal_checkpoint,
     attach_tracker,
     attach_validation,
     resume_training,
+    set_threads,
 )
 
 
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     model = Net()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     trainer = create_supervised_trainer(model, optimizer, F.nll_loss)
-    evaluator = create_supervised_evaluator(model, metrics={"accuracy": Accuracy(), "nll": Loss(F.nll_loss)})
+    metrics = {"accuracy": Accuracy(), "nll": Loss(F.nll_loss)}
+    evaluator = create_supervised_evaluator(model, metrics=metrics)
 
     @trainer.on(Events.ITERATION_COMPLETED(every=args.log_interval))
     def log_training_loss(engine):
@@ -73,14 +76,19 @@ def run(args: argparse.Namespace) -> int:
     # --8<-- [start:ignite_mnist]
     output = Path(args.output_dir)
     save_every = Events.EPOCH_COMPLETED | Events.ITERATION_COMPLETED(every=args.checkpoint_every)
-    attach_validation(trainer, evaluator, val_loader)  # -> val_accuracy, val_nll
-    attach_early_stopping(trainer, patience=args.patience, monitor="val_accuracy")
+    attach_loss_averages(trainer)  # train_loss in the metrics log (the trainer's output is loss.item())
+    attach_validation(trainer, evaluator, val_loader, metrics=metrics)  # -> val_accuracy (max), val_nll (min)
+    attach_early_stopping(trainer, patience=args.patience, monitor=args.monitor)
     attach_metrics_log(trainer, output / "metrics.jsonl", optimizer)
     attach_tracker(trainer, "tensorboard", output, evaluators={"val": evaluator}, optimizer=optimizer)
     checkpoints = attach_checkpointing(trainer, output / "checkpoints", {"model": model, "optimizer": optimizer},
-                                       event=save_every, monitor="val_accuracy")
+                                       event=save_every, monitor=args.monitor)
     attach_signal_checkpoint(trainer, checkpoints)
-    print(resume_training(output, trainer) or f"starting afresh in {output}")
+    resumed = resume_training(output, trainer, max_epochs=args.epochs, data=train_loader)
+    print(resumed or f"starting afresh in {output}")
+    if resumed is not None and resumed.finished:
+        return 0
+    print(set_threads(model, optimizer, F.nll_loss, (train_loader.images[:64], train_loader.labels[:64])))
     try:
         trainer.run(train_loader, max_epochs=args.epochs)
     except Interrupted as interrupt:  # Ctrl-C/SIGTERM: a checkpoint was saved; run again to continue
@@ -102,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-interval", type=int, default=100)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--checkpoint-every", type=int, default=500, help="also checkpoint every N iterations")
+    parser.add_argument("--monitor", default="val_accuracy", choices=("val_accuracy", "val_nll"),
+                        help="the validation metric that picks the best checkpoints and stops early")
     return parser.parse_args(argv)
 
 

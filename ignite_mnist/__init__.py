@@ -17,6 +17,7 @@ import importlib
 from typing import Any
 
 from ignite_mnist import _moved
+from ignite_mnist._version import __version__
 from ignite_mnist.settings.config import TrainConfig
 
 _moved.install()
@@ -33,7 +34,7 @@ _LAZY = {
     "run": "ignite_mnist.training.managed",
 }
 
-__all__ = ["TrainConfig", *sorted(_LAZY)]
+__all__ = ["TrainConfig", "__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

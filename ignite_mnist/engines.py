@@ -25,18 +25,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, create_supervised_evaluator
-from ignite.metrics import Accuracy, ConfusionMatrix, Loss
+from ignite.metrics import Accuracy, ConfusionMatrix, Loss, Metric
 from torch import nn
 
 from ignite_mnist.runtime.devices import amp_dtype
 
-__all__ = ["create_evaluator", "create_trainer", "make_grad_scaler", "make_train_step", "training_loss"]
+__all__ = [
+    "create_evaluator", "create_trainer", "make_grad_scaler", "make_train_step", "metrics_of", "training_loss",
+]
+
+#: The metrics of each evaluator :func:`create_evaluator` built.
+_METRICS: weakref.WeakKeyDictionary[Engine, dict[str, Metric]] = weakref.WeakKeyDictionary()
 
 def make_grad_scaler(device: torch.device | str | None, amp: bool | torch.dtype) -> torch.amp.GradScaler | None:
     """The ``GradScaler`` float16 autocast needs (None for float32 and bfloat16); checkpoint it with the run.
@@ -123,7 +129,7 @@ def make_train_step(
             loss.backward()
             optimizer.step()
         if world_size > 1:
-            return idist.all_reduce(loss.detach()) / world_size
+            return cast(torch.Tensor, idist.all_reduce(loss.detach())) / world_size
         return loss.detach()
 
     return train_step
@@ -171,6 +177,18 @@ def create_evaluator(
     }
     if confusion_matrix:
         metrics["confusion_matrix"] = ConfusionMatrix(num_classes, device=metric_device)
-    return create_supervised_evaluator(model, metrics=metrics, device=device, non_blocking=True)
+    evaluator = create_supervised_evaluator(model, metrics=metrics, device=device, non_blocking=True)
+    _METRICS[evaluator] = metrics
+    return evaluator
+
+
+def metrics_of(evaluator: Engine) -> dict[str, Metric]:
+    """The metrics, by name, of an evaluator :func:`create_evaluator` built (none for any other engine).
+
+    Example:
+        >>> sorted(metrics_of(create_evaluator(torch.nn.Linear(4, 3), num_classes=3)))
+        ['accuracy', 'loss']
+    """
+    return dict(_METRICS.get(evaluator, {}))
 
 

@@ -14,22 +14,24 @@ Example:
 from __future__ import annotations
 
 __all__ = [
-    "EXIT_OK",
     "EXIT_FAILURE",
-    "EXIT_USAGE",
+    "EXIT_OK",
     "EXIT_SIGINT",
-    "EXIT_SIGTERM",
     "EXIT_SIGPIPE",
-    "IgniteMnistError",
+    "EXIT_SIGTERM",
+    "EXIT_USAGE",
+    "TRACEBACK_ENV",
+    "CheckpointError",
     "ConfigError",
     "DataError",
-    "CheckpointError",
-    "RunDirError",
-    "TrainingError",
-    "WriteError",
-    "SweepError",
+    "IgniteMnistError",
     "Interrupted",
-    "TRACEBACK_ENV",
+    "RunDirError",
+    "RunFinishedError",
+    "SweepError",
+    "TrainingError",
+    "UnsafeFileError",
+    "WriteError",
     "first_line",
     "wants_traceback",
 ]
@@ -75,6 +77,10 @@ class CheckpointError(IgniteMnistError):
     """A checkpoint is missing, unreadable, unsafe, or belongs to another run."""
 
 
+class RunFinishedError(CheckpointError):
+    """``trainer.run`` on a restored run that had already finished (Ignite would train it again from scratch)."""
+
+
 class RunDirError(IgniteMnistError):
     """The run directory cannot be used (not writable, holds another run, busy)."""
 
@@ -108,6 +114,25 @@ class TrainingError(IgniteMnistError):
 
 class SweepError(IgniteMnistError):
     """A sweep cannot go on: its study's database cannot be reached, a worker failed, Optuna is missing."""
+
+
+class UnsafeFileError(IgniteMnistError):
+    """A file ignite-mnist was to read or write is not what its name says: a link out of its folder, a pipe, a
+    device, a folder, or bigger than its limit (see docs/security.md). Nothing was read or written through it.
+
+    Args:
+        path: the file.
+        reason: what it is, e.g. ``"a pipe (FIFO), not a regular file"``.
+        advice: what to do.
+
+    Example:
+        >>> str(UnsafeFileError("runs/a/metrics.jsonl", "a pipe (FIFO), not a regular file", "remove it"))
+        'runs/a/metrics.jsonl: refused: a pipe (FIFO), not a regular file; remove it'
+    """
+
+    def __init__(self, path: object, reason: str, advice: str) -> None:
+        self.path, self.reason, self.advice = path, reason, advice
+        super().__init__(f"{path}: refused: {reason}; {advice}")
 
 
 class Interrupted(IgniteMnistError):

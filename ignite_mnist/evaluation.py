@@ -75,7 +75,7 @@ class Evaluation:
         """Plain JSON values (a NaN loss, from NaN weights, becomes ``None``: JSON has no NaN)."""
         return {
             "accuracy": self.accuracy, "loss": self.loss if math.isfinite(self.loss) else None, "samples": self.samples,
-            "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy)),
+            "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy, strict=True)),
             "confusion_matrix": self.confusion_matrix, "classes": list(self.classes),
         }
 
@@ -101,12 +101,13 @@ class Evaluation:
             f"test accuracy {self.accuracy * 100:.2f} % ({self.samples} images), loss {self.loss:.4f}",
             "",
             "per-class accuracy:",
-            *(f"  {name:>{width}}  {acc * 100:6.2f} %" for name, acc in zip(names, self.per_class_accuracy)),
+            *(f"  {name:>{width}}  {acc * 100:6.2f} %"
+              for name, acc in zip(names, self.per_class_accuracy, strict=True)),
             "",
             "confusion matrix (rows: true class, columns: predicted):",
             " " * (width + 2) + " ".join(f"{n:>{width}}" for n in names),
             *(f"{name:>{width}}  " + " ".join(f"{count:>{width}}" for count in row)
-              for name, row in zip(names, self.confusion_matrix)),
+              for name, row in zip(names, self.confusion_matrix, strict=True)),
         ])
 
 

@@ -18,8 +18,8 @@ Example:
     ...     raise RuntimeError("boom")
     >>> trainer = Engine(fail)
     >>> seen = []
-    >>> on_exception(trainer, lambda engine, error: seen.append(str(error)))
-    >>> on_exception(trainer, lambda engine, error: seen.append("second"))
+    >>> _ = on_exception(trainer, lambda engine, error: seen.append(str(error)))
+    >>> _ = on_exception(trainer, lambda engine, error: seen.append("second"))
     >>> trainer.run([0])
     Traceback (most recent call last):
     ...
@@ -36,9 +36,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ignite.engine import Engine, EventEnum, Events
-from ignite.engine.events import EventsList
+from ignite.engine.events import CallableEventWithFilter, EventsList
 
-__all__ = ["Handlers", "ValidationEvents", "on_exception"]
+__all__ = ["EngineEvent", "Handlers", "ValidationEvents", "on_exception"]
+
+#: An event a handler can be attached at, as Ignite takes it: ``Events.EPOCH_COMPLETED``, a filtered
+#: ``Events.ITERATION_COMPLETED(every=500)``, a custom event, or several joined with ``|``.
+EngineEvent = CallableEventWithFilter | EventsList
 
 
 class ValidationEvents(EventEnum):
@@ -66,7 +70,7 @@ class Handlers:
     def __init__(self) -> None:
         self.attached: list[tuple[Engine, Any, Callable[..., Any]]] = []
 
-    def add(self, engine: Engine, event: Any, handler: Callable[..., Any], *args: Any) -> None:
+    def add(self, engine: Engine, event: EngineEvent, handler: Callable[..., Any], *args: Any) -> None:
         """``engine.add_event_handler(event, handler, *args)``, remembered."""
         engine.add_event_handler(event, handler, *args)
         self.attached.append((engine, event, handler))
@@ -81,6 +85,31 @@ class Handlers:
 
     def __bool__(self) -> bool:
         return bool(self.attached)
+
+
+def add_for_each_event(handlers: Handlers, engine: Engine, event: EngineEvent,
+                       handler: Callable[[Engine, Any], None]) -> None:
+    """Attach ``handler(engine, fired)`` at every single event of ``event`` (``A | B`` or one event), so the
+    handler knows which one fired (``engine.last_event_name`` does not: a custom event fired by an earlier
+    handler of the same event, like ``VALIDATION_COMPLETED``, replaces it)."""
+    for each in event if isinstance(event, EventsList) else [event]:
+        handlers.add(engine, each, handler, each)
+
+
+def ends_epoch_next(engine: Engine, fired: Any) -> bool:
+    """Whether ``fired`` is ``ITERATION_COMPLETED`` of an epoch's last iteration (``EPOCH_COMPLETED`` follows).
+
+    Example:
+        >>> trainer = Engine(lambda engine, batch: None)
+        >>> seen = []
+        >>> _ = trainer.add_event_handler(Events.ITERATION_COMPLETED,
+        ...                               lambda e: seen.append(ends_epoch_next(e, Events.ITERATION_COMPLETED)))
+        >>> _ = trainer.run(range(3), max_epochs=1)
+        >>> seen
+        [False, False, True]
+    """
+    length = engine.state.epoch_length
+    return bool(fired == Events.ITERATION_COMPLETED and length and engine.state.iteration % length == 0)
 
 
 ExceptionCallback = Callable[[Engine, BaseException], None]
@@ -99,9 +128,19 @@ def _call_all_then_raise(engine: Engine, error: BaseException) -> None:
     raise error
 
 
-def on_exception(engine: Engine, callback: ExceptionCallback) -> None:
-    """Call ``callback(engine, error)`` when ``engine.run`` raises; the error still propagates."""
+def on_exception(engine: Engine, callback: ExceptionCallback) -> Callable[[], None]:
+    """Call ``callback(engine, error)`` when ``engine.run`` raises; the error still propagates.
+
+    Returns:
+        What removes the callback again.
+    """
     if engine not in _CALLBACKS:
         _CALLBACKS[engine] = []
         engine.add_event_handler(Events.EXCEPTION_RAISED, _call_all_then_raise)
     _CALLBACKS[engine].append(callback)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _CALLBACKS.get(engine, []).remove(callback)
+
+    return remove

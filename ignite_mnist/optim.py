@@ -68,12 +68,14 @@ def build_optimizer(
     name: str, parameters: Iterable[torch.Tensor], *, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
     """The optimizer ``--optimizer`` names (see :data:`ignite_mnist.registry.OPTIMIZERS`)."""
-    return OPTIMIZERS.load(name)(list(parameters), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer: torch.optim.Optimizer = OPTIMIZERS.load(name)(list(parameters), lr=lr, momentum=momentum,
+                                                             weight_decay=weight_decay)
+    return optimizer
 
 
 def constant_lr(optimizer: torch.optim.Optimizer, *, lr: float, total_iterations: int) -> None:
     """``--lr-schedule constant``: nothing to schedule."""
-    return None
+    return
 
 
 def one_cycle_lr(optimizer: torch.optim.Optimizer, *, lr: float, total_iterations: int) -> PiecewiseLinear:
@@ -90,4 +92,5 @@ def build_lr_schedule(
     name: str, optimizer: torch.optim.Optimizer, *, lr: float, total_iterations: int
 ) -> ParamScheduler | None:
     """The scheduler ``--lr-schedule`` names, to call before every iteration; None for ``constant``."""
-    return LR_SCHEDULES.load(name)(optimizer, lr=lr, total_iterations=total_iterations)
+    scheduler: ParamScheduler | None = LR_SCHEDULES.load(name)(optimizer, lr=lr, total_iterations=total_iterations)
+    return scheduler

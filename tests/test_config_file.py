@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from ignite_mnist import run
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import main, parse_train_args
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from tests.conftest import assert_same_weights, run_cli
 
 

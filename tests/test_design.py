@@ -90,19 +90,50 @@ def _packages_of(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(2, len(parts))]
 
 
+def registry_targets(tree: ast.Module) -> dict[str, set[str]]:
+    """Each ``Registry`` a registry module defines (its variable name) -> the modules its string targets name
+    (``"ignite_mnist.models:TutorialMLP"`` -> ``ignite_mnist.models``)."""
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                getattr(node.value.func, "id", None) == "Registry" and isinstance(node.targets[0], ast.Name):
+            entries = next((arg for arg in node.value.args if isinstance(arg, ast.Dict)), None)
+            found[node.targets[0].id] = {value.value.partition(":")[0] for value in (entries.values if entries else [])
+                                         if isinstance(value, ast.Constant) and isinstance(value.value, str)}
+    return found
+
+
+def registry_loads(tree: ast.Module, targets: dict[str, set[str]]) -> set[str]:
+    """The modules a module imports by loading a registry's names: ``TRACKERS.load(name)`` imports every module
+    ``TRACKERS`` names (the import happens when the function runs, as a lazy import does)."""
+    loaded = {node.func.value.id if isinstance(node.func.value, ast.Name) else node.func.value.attr
+              for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "load" and isinstance(node.func.value, (ast.Name, ast.Attribute))}
+    return {module for name in loaded & set(targets) for module in targets[name]}
+
+
+def import_graph(trees: dict[str, ast.Module], root: Path = REPO) -> dict[str, set[str]]:
+    """Module -> the modules of ``trees`` it imports: lazily too, and through the registries' string targets."""
+    registry = next((tree for name, tree in trees.items() if name.endswith(".registry")), None)
+    targets = registry_targets(registry) if registry is not None else {}
+    return {name: (imports(name, tree, root) | registry_loads(tree, targets)) & set(trees) - {name}
+            for name, tree in trees.items()}
+
+
 def import_cycle(trees: dict[str, ast.Module], root: Path = REPO) -> list[str] | None:
-    """The first import cycle among ``trees`` (module name -> its syntax tree), lazy imports included, or None."""
-    graph = {name: imports(name, tree, root) & set(trees) - {name} for name, tree in trees.items()}
+    """The first import cycle among ``trees`` (module name -> its syntax tree), lazy imports and registry loads
+    included, or None."""
+    graph = import_graph(trees, root)
     state: dict[str, str] = {}
 
     def visit(name: str, path: list[str]) -> list[str] | None:
         if state.get(name) == "open":
-            return path[path.index(name):] + [name]
+            return [*path[path.index(name):], name]
         if state.get(name) == "done":
             return None
         state[name] = "open"
         for imported in sorted(graph[name]):
-            cycle = visit(imported, path + [name])
+            cycle = visit(imported, [*path, name])
             if cycle:
                 return cycle
         state[name] = "done"
@@ -129,10 +160,45 @@ def test_imports_have_no_cycles_lazy_imports_included() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def test_the_checks_follow_registry_strings_into_cycles(tmp_path: Path) -> None:
+    """A setting's default loaded through a registry string, whose module imports the setting's module again (the
+    cycle TrainConfig's tracker settings had before settings.fields): found, and gone once the string is gone."""
+    files = {
+        "__init__.py": "",
+        "registry.py": "SETTINGS = Registry('s', {'w': 'pkg.wandb_settings:WandbSettings'})\n",
+        "config.py": "from pkg.registry import SETTINGS\ndef defaults():\n    return SETTINGS.load('w')()\n",
+        "wandb_settings.py": "from pkg.config import setting\n",
+    }
+    trees = _package(tmp_path, files)
+    assert import_cycle(trees, tmp_path) == ["pkg.config", "pkg.wandb_settings", "pkg.config"]
+    trees = _package(tmp_path / "fixed", files | {"wandb_settings.py": "from pkg.fields import setting\n",
+                                                  "fields.py": ""})
+    assert import_cycle(trees, tmp_path / "fixed") is None
+
+
+def test_the_kit_never_imports_the_managed_run() -> None:
+    """The managed run is built from the public kit (``handlers``), never the other way round: lazily, under
+    TYPE_CHECKING or through a registry either."""
+    trees = modules()
+    graph = import_graph(trees)
+    kit = [name for name in trees if _inside(name, "ignite_mnist.handlers")]
+    reached = {module for name in kit for module in graph[name]}
+    assert not {m for m in reached if _inside(m, "ignite_mnist.training") or _inside(m, "ignite_mnist.cli")}
+    assert imports_of_layer(trees, "ignite_mnist.handlers", "ignite_mnist.training") == []
+
+
+def test_the_root_holds_few_modules_and_the_layers_are_packages() -> None:
+    root = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(root) <= 15, root
+    for layer in ("settings", "storage", "data", "runtime", "handlers", "tracking", "training", "inference",
+                  "experiments", "cli"):
+        assert (PACKAGE / layer / "__init__.py").is_file(), layer
+
+
 def test_the_library_never_imports_its_command_line() -> None:
     trees = modules()
     library = {name: tree for name, tree in trees.items()
-               if name not in ("ignite_mnist.__main__",) and not name.startswith("ignite_mnist.cli")}
+               if name != "ignite_mnist.__main__" and not name.startswith("ignite_mnist.cli")}
     assert imports_of_layer(library, "ignite_mnist", "ignite_mnist.cli") == []
 
 

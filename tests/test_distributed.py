@@ -21,14 +21,16 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.data import LoaderOptions, TensorLoader, build_loaders, load_splits, normalise
 from ignite_mnist.engines import create_evaluator
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.models import build_model
+from ignite_mnist.storage.checkpoints import load_checkpoint
 from tests.conftest import REPO, assert_same_weights, run_cli
 from tests.handlers.test_wandb import inspect
+
+pytestmark = pytest.mark.slow  # two-process runs (spawn and torchrun) in subprocesses
 
 DRIVER = Path(__file__).with_name("dist_driver.py")
 EPOCHS = 3
@@ -59,7 +61,7 @@ def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def spawned(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One 2-process run (``launch`` spawning 2 gloo processes) with W&B offline, observed on both ranks."""
     tmp = tmp_path_factory.mktemp("spawned")
-    flags = train_flags(idx_root, tmp / "runs", "two") + ["--nproc-per-node", "2", "--wandb-mode", "offline"]
+    flags = [*train_flags(idx_root, tmp / "runs", "two"), "--nproc-per-node", "2", "--wandb-mode", "offline"]
     done = subprocess.run([sys.executable, str(DRIVER), str(tmp / "ranks"), *flags], env=quiet_env(tmp),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -139,7 +141,7 @@ def test_torchrun_launch_trains_the_same_weights(spawned: dict[str, Any], idx_ro
 
 
 def test_sigterm_then_resume_of_a_two_process_run(spawned: dict[str, Any], idx_root: Path, tmp_path: Path) -> None:
-    flags = train_flags(idx_root, tmp_path / "runs", "k") + ["--nproc-per-node", "2", "--wandb-mode", "disabled"]
+    flags = [*train_flags(idx_root, tmp_path / "runs", "k"), "--nproc-per-node", "2", "--wandb-mode", "disabled"]
     process = subprocess.Popen([sys.executable, "-m", "ignite_mnist", *flags], env=quiet_env(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     checkpoints = tmp_path / "runs" / "k" / "checkpoints"
@@ -179,7 +181,7 @@ def test_error_on_one_rank_stops_all_and_names_it(idx_root: Path, tmp_path: Path
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "config.json").write_text("{}")  # only rank 0 creates the run dir, so only rank 0 fails
     (run_dir / "checkpoints" / "last_checkpoint_1.pt").write_bytes(b"")  # a run with checkpoints is not set aside
-    flags = train_flags(idx_root, tmp_path / "runs", "taken") + ["--nproc-per-node", "2", "--wandb-mode", "disabled"]
+    flags = [*train_flags(idx_root, tmp_path / "runs", "taken"), "--nproc-per-node", "2", "--wandb-mode", "disabled"]
     done = run_cli(*flags, env=quiet_env(tmp_path), timeout=300)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]

@@ -26,6 +26,8 @@ from ignite_mnist.storage.run_dir import read_metrics_log
 from tests.conftest import REPO, assert_same_weights
 from tests.faults.kill_driver import KILL_RANK
 
+pytestmark = pytest.mark.slow  # torchrun restarts a killed worker
+
 DRIVER = REPO / "tests" / "faults" / "kill_driver.py"
 # 1,000 training images in global batches of 50 (25 per rank): 20 iterations per epoch, 2 epochs;
 # a checkpoint every 6 iterations; rank 1 dies after iteration 9 of epoch 1 (a checkpoint at 6 stands).

@@ -14,15 +14,16 @@ from ignite.engine import Engine, Events
 from ignite.metrics import Average, RunningAverage
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.data.augment import random_shift_rotate
-from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.data import LoaderOptions, ResumableDataLoader, TensorLoader, build_loaders, load_splits
-from ignite_mnist.runtime.devices import amp_dtype, cpu_has_bfloat16
+from ignite_mnist.data.augment import random_shift_rotate
 from ignite_mnist.engines import make_train_step
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.handlers.loss_averages import attach_loss_averages
 from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
+from ignite_mnist.handlers.state import resumable_state
+from ignite_mnist.runtime.devices import amp_dtype, cpu_has_bfloat16
 from ignite_mnist.settings.recipes import FAST_RECIPE, fast_recipe
+from ignite_mnist.storage.checkpoints import load_checkpoint
 from tests.conftest import assert_same_weights
 
 
@@ -118,18 +119,27 @@ def test_onecycle_warms_up_to_the_peak_and_ends_low():
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     trainer = Engine(lambda e, b: None)
-    scheduler = attach_lr_schedule(trainer, optimizer, "onecycle", lr=0.5, total_iterations=50)
+    scheduler = attach_lr_schedule(trainer, optimizer, "onecycle", lr=0.5, total_iterations=50).scheduler
     lrs: list[float] = []
     trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: lrs.append(optimizer.param_groups[0]["lr"]))
     trainer.run(range(10), max_epochs=5)
     assert lrs[0] == pytest.approx(0.05) and max(lrs) == pytest.approx(0.5) and lrs[-1] == pytest.approx(0.0005)
     assert lrs.index(max(lrs)) == 10
     assert scheduler is not None and "event_index" in scheduler.state_dict()
-    assert attach_lr_schedule(Engine(lambda e, b: None), optimizer, "constant", lr=0.5, total_iterations=50) is None
+    constant = attach_lr_schedule(Engine(lambda e, b: None), optimizer, "constant", lr=0.5, total_iterations=50)
+    assert constant.scheduler is None
+    constant.detach()
+
+    other = Engine(lambda e, b: None)
+    schedule = attach_lr_schedule(other, optimizer, "onecycle", lr=0.5, total_iterations=50)
+    schedule.detach()  # the optimizer's rate stays where the first schedule left it, and nothing is saved of it
+    other.run(range(10), max_epochs=1)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0005)
+    assert "lr_scheduler" not in resumable_state(other).to_save()
 
 
 def test_speed_settings_are_checked():
-    with pytest.raises(ConfigError, match="--num-workers.*--loader torch"):
+    with pytest.raises(ConfigError, match=r"--num-workers.*--loader torch"):
         TrainConfig(num_workers=2).validate()
     with pytest.raises(ConfigError, match="--loader"):
         TrainConfig(loader="dali").validate()
@@ -163,6 +173,7 @@ def test_amp_runs_the_forward_pass_in_the_dtype_amp_dtype_names(amp):
     assert amp_dtype("cpu") == (torch.bfloat16 if cpu_has_bfloat16() else None)
 
 
+@pytest.mark.slow  # trained, killed and resumed in subprocesses
 def test_fast_recipe_with_augmentation_resumes_exactly_after_sigkill(idx_root, tmp_path):
     """One-cycle schedule, augmentation, channels-last FastCNN: killed mid-run, resumed, same weights bit for bit."""
     iterations = 4 * 1000 // 25  # 4 epochs of the 1000 training images, batch 25

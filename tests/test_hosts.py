@@ -30,6 +30,8 @@ import pytest
 from tests.conftest import REPO, make_idx_dataset
 from tests.netns import DEVICE, Hosts, Postgres, unavailable
 
+pytestmark = pytest.mark.slow  # network namespaces, several hosts, a PostgreSQL server
+
 SBATCH = REPO / "examples" / "slurm" / "train.sbatch"
 TRAIN = ("--val-size", "1000", "--batch-size", "64", "--epochs", "1", "--device", "cpu", "--backend", "gloo",
          "--progress", "none", "--no-plots", "--wandb-mode", "disabled", "--threads", "1")
@@ -120,7 +122,7 @@ def test_two_nodes_train_one_job_through_the_slurm_scripts_torchrun_line(
     one = start([sys.executable, "-m", "ignite_mnist", *flags, "--output-dir", str(tmp_path / "runs"),
                  "--run-name", "one-node"], environment(), one_log)
     outputs = [finish(process, log) for process, log in nodes]
-    for (process, _), output in zip(nodes, outputs):
+    for (process, _), output in zip(nodes, outputs, strict=False):
         assert process.returncode == 0, output[-3000:]
     assert "--resume auto: nothing to resume" in outputs[0]  # the script's one line: a fresh start
     assert finish(one, one_log) and one.returncode == 0

@@ -63,7 +63,9 @@ def test_the_tutorial_runs_top_to_bottom_and_shows_its_results(mnist_root: Path,
     accuracies = {name: float(value) for name, value in
                   re.findall(r"^(plain loop|Ignite engine|run\(\)): test accuracy ([\d.]+)%", printed, re.MULTILINE)}
     assert accuracies.keys() == {"plain loop", "Ignite engine", "run()"}, printed
-    assert accuracies["plain loop"] > 88 and accuracies["Ignite engine"] > 94 and accuracies["run()"] >= 98.5
+    # the plain loop and the Ignite engine: the same 55,000 images, one epoch, the same start; only the order differs
+    assert accuracies["plain loop"] > 93 and accuracies["Ignite engine"] > 93 and accuracies["run()"] >= 98.5
+    assert abs(accuracies["plain loop"] - accuracies["Ignite engine"]) < 1.5, printed
     assert re.search(r"^drawn digit: 7 \(probability", printed, re.MULTILINE), printed
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     pictures = [output for output in outputs if "image/png" in output.get("data", {})]
@@ -72,3 +74,11 @@ def test_the_tutorial_runs_top_to_bottom_and_shows_its_results(mnist_root: Path,
     assert any(WIDGET in output.get("data", {}) for output in ignite_cell.outputs)  # Ignite's progress bars: widgets
     assert "pad page 200" in printed
     assert (tmp_path / "runs" / "my_digit.png").is_file()
+
+
+def test_the_notebook_sets_its_threads_and_writes_under_a_git_ignored_folder() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    setup = notebook.cells[1].source
+    assert "torch.set_num_threads(1)" in setup and 'RUNS = Path("runs")' in setup
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert "/examples/runs/" in ignored and "/examples/data/" in ignored

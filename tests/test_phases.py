@@ -10,23 +10,24 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist import TrainConfig, report
-from ignite_mnist.storage.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
+from ignite_mnist import TrainConfig
 from ignite_mnist.engines import create_trainer, make_grad_scaler
 from ignite_mnist.errors import Interrupted, TrainingError
 from ignite_mnist.handlers import attach_checkpointing
 from ignite_mnist.models import build_model
+from ignite_mnist.storage.checkpoints import RNGStates, find_latest_checkpoint, load_checkpoint, restore_objects
+from ignite_mnist.storage.run_dir import read_metrics_log
+from ignite_mnist.training import report
+from ignite_mnist.training.managed import restore, train
 from ignite_mnist.training.parts import build_parts
 from ignite_mnist.training.resume import plan_resume
-from ignite_mnist.storage.run_dir import read_metrics_log
-from ignite_mnist.training.managed import restore, train
 from ignite_mnist.training.wiring import attach_run_handlers
 from tests.conftest import assert_same_weights
 
 
 def config(idx_root: Path, output: Path, **changes: object) -> TrainConfig:
-    values = dict(data_dir=str(idx_root), output_dir=str(output), run_name="p", val_size=200, epochs=2,
-                  progress="none", wandb_mode="disabled", plots=False)
+    values = {"data_dir": str(idx_root), "output_dir": str(output), "run_name": "p", "val_size": 200, "epochs": 2,
+                  "progress": "none", "wandb_mode": "disabled", "plots": False}
     return TrainConfig.from_dict(values | changes)
 
 
@@ -71,7 +72,7 @@ def test_restore_continues_the_record_averages_and_metrics_log(idx_root: Path, t
         plan = plan_resume(resumed_config)
         parts = build_parts(resumed_config, plan, held)
         handlers = attach_run_handlers(parts)
-        restore(parts, handlers, plan)
+        restore(parts, plan)
     assert plan.in_place and parts.trainer.state.iteration == 40
     assert handlers.record.best == saved["record"]["best"] and handlers.record.best["val_accuracy"] > 0
     assert handlers.loss_averages.state_dict() == saved["loss_averages"]
@@ -83,7 +84,7 @@ def test_train_reports_a_diverging_loss_with_the_last_good_checkpoint(idx_root: 
         parts = build_parts(config(idx_root, tmp_path, model="cnn", optimizer="sgd", lr=1e6), None, held)
         handlers = attach_run_handlers(parts)
         with pytest.raises(TrainingError,
-                           match="loss became nan at iteration 3 .*No usable checkpoint was saved before"):
+                           match=r"loss became nan at iteration 3 .*No usable checkpoint was saved before"):
             train(parts, handlers)
 
 
@@ -149,3 +150,24 @@ def test_float16_autocast_with_its_grad_scaler_resumes_bit_for_bit_on_cpu(tmp_pa
     second.run(data, max_epochs=3)
     assert_same_weights(expected["model"].state_dict(), restored["model"].state_dict())
     assert restored["grad_scaler"].state_dict() == expected["grad_scaler"].state_dict()
+
+
+def test_the_managed_run_attaches_trackers_and_resumes_through_the_public_kit(
+    idx_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One path: ``--tracker tensorboard --resume auto`` goes through ``ignite_mnist.handlers.attach_tracker`` and
+    ``resume_training``, the calls a hand-written trainer makes."""
+    import ignite_mnist.handlers as kit
+    from ignite_mnist.cli import main
+
+    calls: list[str] = []
+    for name in ("attach_tracker", "resume_training"):
+        public = getattr(kit, name)
+        monkeypatch.setattr(kit, name, lambda *args, _name=name, _public=public, **kwargs: (
+            calls.append(_name), _public(*args, **kwargs))[1])
+    flags = ["--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--val-size", "200",
+             "--threads", "1", "--tracker", "tensorboard", "--no-plots", "--progress", "none", "--resume", "auto"]
+    assert main([*flags, "--epochs", "1"]) == 0
+    assert calls == ["attach_tracker"]  # a fresh start: nothing to resume
+    assert main([*flags, "--epochs", "2"]) == 0
+    assert calls == ["attach_tracker", "attach_tracker", "resume_training"]

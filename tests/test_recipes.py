@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig
+from ignite_mnist.runtime.threads import ThreadChoice, choose_threads
+from ignite_mnist.settings.recipes import RECIPES
 from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.training.parts import build_parts
-from ignite_mnist.settings.recipes import RECIPES
-from ignite_mnist.runtime.threads import ThreadChoice, choose_threads
 from tests.conftest import REPO, assert_same_weights
 
 QUIET = ["--progress", "none", "--tracker", "none", "--no-plots"]
@@ -47,6 +47,7 @@ def _train(idx_root: Path, out: Path, name: str, recipe: str, *extra: str) -> li
             "--checkpoint-every", "10", *QUIET, *extra]
 
 
+@pytest.mark.slow  # each recipe trained, killed and resumed in subprocesses
 @pytest.mark.parametrize("recipe", ["one-epoch", "best", "mlp-best"])
 def test_recipe_resumes_bit_identically_with_the_threads_auto_chose(idx_root: Path, tmp_path: Path,
                                                                       recipe: str) -> None:
@@ -82,8 +83,8 @@ def test_recipes_name_only_real_settings() -> None:
 
 
 def test_label_smoothing_is_checked_and_resumed_as_an_optimisation_setting() -> None:
-    from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS
     from ignite_mnist.errors import ConfigError
+    from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS
 
     assert "label_smoothing" in EXACT_RESUME_SETTINGS
     with pytest.raises(ConfigError, match="--label-smoothing"):

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from ignite_mnist.cli import main
-from ignite_mnist.training.plots import FIGURE_PIXELS
 from ignite_mnist.storage.run_dir import RunDir
+from ignite_mnist.training.plots import FIGURE_PIXELS
 from tests.conftest import assert_same_weights, run_cli
 from tests.inference.test_plots import png_size
 
@@ -198,7 +198,7 @@ def test_compare_two_run_directories(killed_sweep, capsys):
     assert main(["compare", str(folder / "trial-0000"), str(folder / "trial-0001")]) == 0
     header, *rows = capsys.readouterr().out.strip().splitlines()
     configs = [json.loads((folder / name / "config.json").read_text()) for name in ("trial-0000", "trial-0001")]
-    differing = [k for k in configs[0] if k not in ("run_name",) and configs[0][k] != configs[1][k]]
+    differing = [k for k in configs[0] if k != "run_name" and configs[0][k] != configs[1][k]]
     assert differing and header.split()[:len(differing) + 2] == ["run", *differing, "state"]
     assert [row.split()[0] for row in rows] == ["trial-0000", "trial-0001"]
     assert all("finished" in row for row in rows)  # plain runs: no study, their own state
@@ -233,7 +233,8 @@ def test_workers_share_one_study_without_duplicate_trials(mnist_root, tmp_path):
     workers = [t.user_attrs["worker"] for t in study.trials]
     assert len({(w["folder"], w["pid"]) for w in workers}) >= 2  # trials ran side by side
     assert len({(t.params["lr"], t.params["seed"]) for t in study.trials}) == 6
-    for trial, worker in zip(study.trials, workers):  # each trial trained once, start to end, in its worker's folder
+    # each trial trained once, start to end, in its worker's folder
+    for trial, worker in zip(study.trials, workers, strict=False):
         run_dir = Path(worker["folder"]) / f"trial-{trial.number:04d}"
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["resumed_at"] == [] and summary["epochs_completed"] == 1

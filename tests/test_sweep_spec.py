@@ -86,7 +86,7 @@ def test_another_sweep_file_for_the_same_sweep_is_refused(tmp_path):
     optuna = pytest.importorskip("optuna")
     from ignite_mnist.experiments.sweep import open_sweep
 
-    folder, study = open_sweep(SweepSpec.load(write(tmp_path, VALID)), tmp_path / "runs")
+    _folder, study = open_sweep(SweepSpec.load(write(tmp_path, VALID)), tmp_path / "runs")
     assert study.user_attrs["sweep_file"]["run_cap"] == 3 and isinstance(study, optuna.Study)
     changed = SweepSpec.load(write(tmp_path, VALID.replace("run_cap: 3", "run_cap: 4")))
     with pytest.raises(ConfigError, match="holds a sweep started from another file"):

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,8 +10,8 @@ from tests.conftest import assert_same_weights
 
 
 def small_config(idx_root, tmp_path, **changes):
-    values = dict(data_dir=str(idx_root), output_dir=str(tmp_path / "runs"), val_size=200, epochs=3,
-                  batch_size=32, progress="none", run_name="r", wandb_mode="disabled")
+    values = {"data_dir": str(idx_root), "output_dir": str(tmp_path / "runs"), "val_size": 200, "epochs": 3,
+                  "batch_size": 32, "progress": "none", "run_name": "r", "wandb_mode": "disabled"}
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -25,13 +26,13 @@ def test_run_writes_config_metrics_and_summary(finished_run):
     config, summary = finished_run
     run_dir = summary.run_dir
     # config.json holds the settings, with the thread count --threads auto chose (1 here: $OMP_NUM_THREADS)
-    assert json.loads(open(f"{run_dir}/config.json").read()) == {**config.to_dict(), "threads": "1"}
+    assert json.loads(Path(f"{run_dir}/config.json").read_text()) == {**config.to_dict(), "threads": "1"}
     rows = read_metrics_log(f"{run_dir}/metrics.jsonl")
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
     for row in rows:
         assert {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"} <= set(row)
         assert row["lr"] == 1e-3 and row["seconds"] > 0
-    on_disk = json.loads(open(f"{run_dir}/summary.json").read())
+    on_disk = json.loads(Path(f"{run_dir}/summary.json").read_text())
     assert on_disk == summary.to_dict()
     for key in ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_completed", "train_seconds",
                 "samples_per_second", "best_checkpoint"):
@@ -102,7 +103,7 @@ def test_best_k_files_are_the_k_best(idx_root, tmp_path):
     summary = run(small_config(idx_root, tmp_path, epochs=5, keep_best=2, val_every_iterations=7))
     rows = read_metrics_log(f"{summary.run_dir}/metrics.jsonl")
     scores = sorted((row["val_accuracy"] for row in rows), reverse=True)
-    best_files = sorted((p for p in (tmp_path / "runs" / "r" / "checkpoints").glob("best_*.pt")))
+    best_files = sorted(p for p in (tmp_path / "runs" / "r" / "checkpoints").glob("best_*.pt"))
     assert len(best_files) == 2
     on_disk = sorted((float(p.stem.split("=")[1]) for p in best_files), reverse=True)
     assert on_disk == pytest.approx(scores[:2], abs=1e-4)

@@ -14,8 +14,8 @@ from ignite.engine import Events
 from PIL import Image
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.data import load_split_tensors
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from tests.conftest import REPO, run_cli
 
 QUIET = ("--progress", "none", "--wandb-mode", "disabled", "--no-plots")
@@ -32,7 +32,7 @@ class Net(nn.Sequential):
 def write_digit_folder(root: Path, images: torch.Tensor, labels: torch.Tensor, split: str) -> list[Path]:
     """Real MNIST digits as PNG files in ``root/<split>/<digit>/<index>.png`` (the ImageFolder layout)."""
     paths = []
-    for index, (image, label) in enumerate(zip(images, labels)):
+    for index, (image, label) in enumerate(zip(images, labels, strict=False)):
         path = root / split / str(int(label)) / f"{index}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image.numpy()).save(path)
@@ -79,7 +79,8 @@ def test_own_model_and_image_folder_train_resume_evaluate_predict_export(
     predicted = run_cli("predict", "runs/own", *map(str, test_files[:50]), "--model", "my_nets:Net", "--json",
                         cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
-    right = sum(p["label"] == path.parent.name for p, path in zip(json.loads(predicted.stdout), test_files))
+    answers = json.loads(predicted.stdout)
+    right = sum(p["label"] == path.parent.name for p, path in zip(answers, test_files, strict=True))
     assert right >= 35  # the test images, through predict's own preprocessing
     exported = run_cli("export", "runs/own", "--model", "my_nets:Net", "--format", "torchscript", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
@@ -135,6 +136,7 @@ def test_own_handlers_attach_to_the_managed_run_and_resume_with_it(idx_root: Pat
     assert COUNTERS[-1].iterations == 64  # restored to 32, then 32 more
 
 
+@pytest.mark.slow  # train, evaluate, predict and export in CLI subprocesses
 def test_a_custom_trainers_checkpoint_in_evaluate_predict_and_export(idx_root: Path, tmp_path: Path) -> None:
     trained = subprocess.run(
         [sys.executable, str(REPO / "examples" / "custom_trainer.py"), "--data-dir", str(idx_root), "--output-dir",
@@ -154,7 +156,7 @@ def test_a_custom_trainers_checkpoint_in_evaluate_predict_and_export(idx_root: P
     exported = run_cli("export", str(tmp_path / "custom"), "--model", "custom_trainer:Net", "--data-dir",
                        str(idx_root), "--format", "torchscript", env=examples)
     assert exported.returncode == 0, exported.stderr
-    image, label = (t[0] for t in load_split_tensors(idx_root, "mnist", train=False))
+    image, _label = (t[0] for t in load_split_tensors(idx_root, "mnist", train=False))
     Image.fromarray(image.numpy()).save(tmp_path / "digit.png")
     predicted = run_cli("predict", str(tmp_path / "custom"), str(tmp_path / "digit.png"), "--model",
                         "custom_trainer:Net", "--json", env=examples)

@@ -24,7 +24,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reference import page_path, page_title, public_modules  # noqa: E402  (a sibling file, not a package)
+from reference import page_path, page_title, public_modules  # a sibling file, not a package
 
 CLI_MARKER = "<!-- generated: cli -->"
 API_MARKER = "<!-- generated: api -->"

@@ -46,7 +46,7 @@ def public_modules() -> list[str]:
     import ignite_mnist
 
     found = (module.name for module in pkgutil.walk_packages(ignite_mnist.__path__, PACKAGE + "."))
-    return [PACKAGE] + sorted(name for name in found if not is_internal(name))
+    return [PACKAGE, *sorted(name for name in found if not is_internal(name))]
 
 
 def page_path(module: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import griffe
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reference import PACKAGE, is_internal  # noqa: E402  (a sibling file, not a package)
+from reference import PACKAGE, is_internal  # a sibling file, not a package
 
 ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|mod|data|exc|obj|const):"
                   r"`(?:(?P<title>[^`<]+?)\s*<(?P<named>[^`>]+)>|(?P<tilde>~?)\.?(?P<target>[^`]+))`")
@@ -111,13 +111,13 @@ class SphinxRoles(griffe.Extension):
         if full is None and "." in target and target.split(".")[0] != PACKAGE:
             return title  # a dotted name outside the package (``ignite.handlers.Checkpoint``): shown as code
         if full is None:
-            logger.warning(f"{scope.path}: the docstring names {target!r}, which nothing in its scope is called")
+            logger.warning("%s: the docstring names %r, which nothing in its scope is called", scope.path, target)
             return title
         if full != PACKAGE and not full.startswith(PACKAGE + "."):
             return title  # torch's, Ignite's, the standard library's: shown as code
         try:
             found = package[full.removeprefix(PACKAGE).lstrip(".")] if full != PACKAGE else package
         except KeyError:
-            logger.warning(f"{scope.path}: the docstring names {target!r}, which is not in the package")
+            logger.warning("%s: the docstring names %r, which is not in the package", scope.path, target)
             return title
         return f"[{title}][{full}]" if _shown(full, found, package) else title

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from ignite_mnist.settings.arguments import PROG
 
-__all__ = ["DEFAULT_COMMAND", "SUMMARIES", "commands_help"]
+__all__ = ["DEFAULT_COMMAND", "SUMMARIES", "VERSION_FLAG", "commands_help"]
 
 #: Every command by name -> (the ``ignite_mnist.cli`` module that runs it, its summary in ``ignite-mnist --help``).
 SUMMARIES: dict[str, tuple[str, str]] = {
     "train": ("train", "Train a model (the default command, when none is named)."),
     "evaluate": ("inference", "Test a checkpoint: accuracy, per-class accuracy, confusion matrix."),
-    "predict": ("inference", "Classify image files (PNG, JPEG) with a checkpoint."),
+    "predict": ("inference", "Classify image files (PNG, JPEG, BMP, GIF, TIFF, PNM) with a checkpoint."),
     "export": ("inference", "Write a checked TorchScript, ONNX or ExecuTorch file of a checkpoint's model."),
     "demo": ("inference", "Draw digits in the browser and see the model's probabilities live."),
     "sweep": ("experiments", "Search training settings from a W&B sweep file, on Optuna."),
@@ -22,6 +22,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
 }
 #: The command that runs when none is named.
 DEFAULT_COMMAND = "train"
+#: Given alone, prints the version and nothing else (handled before any command's parser).
+VERSION_FLAG = "--version"
 
 
 def commands_help() -> str:
@@ -33,4 +35,5 @@ def commands_help() -> str:
     """
     width = max(map(len, SUMMARIES)) + 2
     lines = [f"  {name:<{width}} {summary}" for name, (_, summary) in SUMMARIES.items()]
-    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help."])
+    return "\n".join(["commands:", *lines, "", f"Each command's own flags: {PROG} COMMAND --help.",
+                      f"The version: {PROG} {VERSION_FLAG}."])

@@ -1,5 +1,8 @@
 """``main``: pick the subcommand, run it, turn a user's error into one line and an exit code.
 
+``ignite-mnist --version`` prints the version (``ignite_mnist.__version__``) before any command
+is chosen, importing nothing more.
+
 :data:`COMMANDS` is the command table: each name and the function that runs it (its module imported
 only when it runs), from the list in :mod:`ignite_mnist.cli.command_list`.
 """
@@ -16,10 +19,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from ignite_mnist.settings.arguments import PROG
-from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES
+from ignite_mnist._version import __version__
+from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES, VERSION_FLAG
 from ignite_mnist.console import silence
-from ignite_mnist.errors import EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
+from ignite_mnist.errors import EXIT_OK, EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
+from ignite_mnist.settings.arguments import PROG
 
 __all__ = ["COMMANDS", "main"]
 
@@ -28,7 +32,9 @@ def _lazy_command(module: str, name: str, summary: str) -> Callable[[Sequence[st
     """The subcommand ``name`` of ``ignite_mnist.cli.<module>``, imported only when it runs."""
 
     def command(argv: Sequence[str]) -> int:
-        return getattr(importlib.import_module(f"ignite_mnist.cli.{module}"), f"{name}_command")(argv)
+        run: Callable[[Sequence[str]], int] = getattr(importlib.import_module(f"ignite_mnist.cli.{module}"),
+                                                      f"{name}_command")
+        return run(argv)
 
     command.__doc__ = summary
     return command
@@ -80,13 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Called without ``argv`` it is the process's own command line (``ignite-mnist``, ``python -m ignite_mnist``)
     and the process ends next: the objects left are then frozen out of the garbage collector (:func:`gc.freeze`),
     so that the interpreter's exit frees them without tracing them all first (with torch and Ignite loaded that
-    tracing took 1.5-3.5 s on the 2-core machine; see docs/benchmarks.md).
+    tracing took 1.3-2.2 s on the 2-core machine; see docs/benchmarks.md).
 
     Example:
         >>> main(["--epochs", "0"])
         Traceback (most recent call last):
         ...
         SystemExit: 2
+        >>> main(["--version"]) == 0  # doctest: +ELLIPSIS
+        ignite-mnist 0...
+        True
     """
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
@@ -97,13 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     """:func:`main` for the arguments ``args``."""
+    if args == [VERSION_FLAG]:
+        print(f"{PROG} {__version__}")
+        return EXIT_OK
     logging.getLogger("ignite.engine.engine.Engine").addFilter(_REPORTED_BELOW)
     name = args.pop(0) if args and args[0] in COMMANDS else DEFAULT_COMMAND
     try:
         with _sigterm_says_so(name):
             code = COMMANDS[name](args)
             sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
-        return code
     except Interrupted as error:  # asked for, not a failure: said as it is
         print(f"{PROG}: {error}", file=sys.stderr)
         return error.exit_code
@@ -117,3 +128,4 @@ def _run(args: list[str]) -> int:
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as a tool killed by SIGPIPE does
         silence("stdout")  # Python's last flush at exit must not fail
         return EXIT_SIGPIPE
+    return code

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
-from ignite_mnist.settings.config import TrainConfig, require_named_model
 from ignite_mnist.errors import EXIT_OK, ConfigError, IgniteMnistError, SweepError
 from ignite_mnist.registry import AUTO_PRUNER, COMPARE_FORMATS, MONITORS, PRUNER_CHOICES
+from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
+from ignite_mnist.settings.config import TrainConfig, require_named_model
 
 __all__ = ["EXPERIMENT_PARSERS", "build_compare_parser", "build_sweep_parser", "compare_command", "sweep_command"]
 

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK, ConfigError, WriteError
 from ignite_mnist.registry import DEVICES
+from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
 
 if TYPE_CHECKING:
     from ignite_mnist.evaluation import Evaluation
@@ -91,8 +91,10 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
 
 def build_predict_parser() -> argparse.ArgumentParser:
     """``ignite-mnist predict CKPT IMAGE...``: the class and its probability per image file."""
-    parser = _parser("predict", "Classify image files (PNG, JPEG, any size; dark-on-light or light-on-dark): "
-                                "each is cropped to the digit and centred the MNIST way before the model sees it.",
+    parser = _parser("predict", "Classify image files (PNG, JPEG, BMP, GIF, TIFF or PNM; up to 50 million pixels, "
+                                "10,000 a side; dark-on-light or light-on-dark): each is cropped to the digit and "
+                                "centred the MNIST way before the model sees it. A file that cannot be used is one "
+                                "line on stderr; the others are still classified.",
                      _MODEL_OR_EXPORTED)
     parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
@@ -105,7 +107,9 @@ def build_demo_parser() -> argparse.ArgumentParser:
 
     parser = _parser("demo", f"Serve the digit pad on {HOST} (this machine only): a page where you draw a digit with "
                              f"the mouse or a finger and see every class's probability as you draw. The drawing goes "
-                             f"through the same preprocessing as predict. Ctrl-C stops it.", _MODEL_OR_EXPORTED)
+                             f"through the same preprocessing as predict. It answers only its own page (Host "
+                             f"{HOST}, localhost or [::1] with its port). Ctrl-C or SIGTERM stops it (exit 0).",
+                     _MODEL_OR_EXPORTED)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N",
                         help="the port to listen on (0: any free one; the address is printed)")
     return parser

@@ -12,16 +12,15 @@ commands to ``--help``, runs the training and prints its last line::
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ignite_mnist.cli.command_list import commands_help
+from ignite_mnist.console import say
+from ignite_mnist.errors import EXIT_OK
 from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.settings.config_args import build_train_parser, parse_train_command
 from ignite_mnist.settings.config_file import dump_config
-from ignite_mnist.console import say
-from ignite_mnist.errors import EXIT_OK
 
 if TYPE_CHECKING:
     from ignite_mnist.training.report import Summary
@@ -65,9 +64,10 @@ def train_command(argv: Sequence[str] | None) -> int:
     if print_config:
         print(dump_config(config), end="")
         return EXIT_OK
+    from ignite_mnist.runtime.distributed import is_rank_zero
     from ignite_mnist.training.managed import run
 
     summary = run(config, resume=plan)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets here; rank 0 reports
+    if is_rank_zero():  # under torchrun every process gets here; rank 0 reports
         say(final_line(summary, config))
     return EXIT_OK

@@ -55,12 +55,12 @@ _SUBMODULE = {
 }
 
 __all__ = [
+    "FASHION_MNIST",
+    "MNIST",
     "Dataset",
     "DatasetInfo",
     "DatasetSpec",
-    "FASHION_MNIST",
     "LoaderOptions",
-    "MNIST",
     "ResumableDataLoader",
     "Splits",
     "TensorLoader",

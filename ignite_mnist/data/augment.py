@@ -3,8 +3,9 @@
 Each image of the batch gets its own small random rotation and shift, drawn from
 torch's global generator on the batch's device: the generator state that
 checkpoints already save (``RNGStates``), so a resumed run draws the same
-augmentations as an uninterrupted one. The warp is ``affine_grid`` +
-``grid_sample`` on the device, with no per-sample Python and no PIL.
+augmentations as an uninterrupted one. The warp is ``grid_sample`` on the device
+(its grid from :func:`ignite_mnist.warp.affine_grid`, which is what ``F.affine_grid``
+makes, in half the time on a CPU), with no per-sample Python and no PIL.
 
 torchvision's ``RandomAffine`` draws one set of parameters per call, i.e. the same
 warp for every image of a batch, which is why this module exists.
@@ -21,6 +22,8 @@ import math
 
 import torch
 from torch.nn import functional as F
+
+from ignite_mnist.warp import affine_grid
 
 __all__ = ["random_shift_rotate"]
 
@@ -51,5 +54,5 @@ def random_shift_rotate(images: torch.Tensor, max_shift: float = 2.0, max_degree
     shift_x = uniform[:, 1] * (2 * max_shift / width)
     shift_y = uniform[:, 2] * (2 * max_shift / height)
     theta = torch.stack((cos, -sin, shift_x, sin, cos, shift_y), dim=1).view(n, 2, 3)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = affine_grid(theta, height, width)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)

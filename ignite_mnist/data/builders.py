@@ -10,10 +10,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -55,7 +55,7 @@ class LoaderOptions:
 
 def torch_loaders(
     splits: Splits, options: LoaderOptions
-) -> tuple[ResumableDataLoader, torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+) -> tuple[ResumableDataLoader, torch.utils.data.DataLoader[Any], torch.utils.data.DataLoader[Any]]:
     """The classic path: torchvision ``Dataset`` + ``ToTensor``/``Normalize`` + ``DataLoader``.
 
     Uses the same validation split as :func:`~ignite_mnist.data.splits.load_splits`
@@ -75,7 +75,8 @@ def torch_loaders(
     )
     val_indices = splits.val_indices[rank::world_size].tolist()
     val_loader = DataLoader(Subset(full_train, val_indices), batch_size=options.eval_batch_size, **common)
-    test_loader = DataLoader(Subset(test, range(rank, len(test), world_size)), batch_size=options.eval_batch_size,
+    test_size = len(cast(Sized, test))
+    test_loader = DataLoader(Subset(test, range(rank, test_size, world_size)), batch_size=options.eval_batch_size,
                              **common)
     return train_loader, val_loader, test_loader
 
@@ -87,8 +88,10 @@ def tensor_loaders(splits: Splits, options: LoaderOptions) -> tuple[TensorLoader
     return (
         TensorLoader(*splits.train, options.batch_size, shuffle=True, seed=options.seed, rank=rank,
                      world_size=world_size, transform=options.transform, **common),
-        TensorLoader(*(t[rank::world_size] for t in splits.val), options.eval_batch_size, **common),
-        TensorLoader(*(t[rank::world_size] for t in splits.test), options.eval_batch_size, **common),
+        TensorLoader(splits.val[0][rank::world_size], splits.val[1][rank::world_size], options.eval_batch_size,
+                     **common),
+        TensorLoader(splits.test[0][rank::world_size], splits.test[1][rank::world_size], options.eval_batch_size,
+                     **common),
     )
 
 
@@ -101,4 +104,5 @@ def build_loaders(splits: Splits, options: LoaderOptions) -> tuple[Any, Any, Any
     sample (rank r takes samples r, r + world_size, ...): metrics reduced across
     ranks then count every sample exactly once.
     """
-    return LOADERS.load(options.loader)(splits, options)
+    loaders: tuple[Any, Any, Any] = LOADERS.load(options.loader)(splits, options)
+    return loaders

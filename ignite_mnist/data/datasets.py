@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ignite_mnist.settings.config import DATA_DIR_ENV, FOLDER_PREFIX
 from ignite_mnist.data.idx import ALL_FILES, file_names, read_idx_pair, unpack_gz
 from ignite_mnist.errors import DataError
 from ignite_mnist.limits import MAX_CLASSES
 from ignite_mnist.registry import DATASETS
+from ignite_mnist.settings.config import DATA_DIR_ENV, FOLDER_PREFIX
 
 if TYPE_CHECKING:
     import torch
@@ -186,7 +186,7 @@ def _download(spec: DatasetSpec, root: Path) -> str | None:
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
     try:
         spec.torchvision_class(str(root), train=True, download=True)
-    except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
+    except Exception as error:  # noqa: BLE001 - torchvision raises RuntimeError, URLError, OSError...
         lines = str(error).strip().splitlines()  # torchvision lists each mirror tried; the last line is why
         return f"{type(error).__name__}: {lines[-1] if lines else ''}".strip()
     finally:

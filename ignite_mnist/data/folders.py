@@ -2,7 +2,7 @@
 
 The layout is torchvision's ``ImageFolder``, once for training and once for testing::
 
-    PATH/train/<class name>/<any name>.png      (PNG, JPEG, anything Pillow reads)
+    PATH/train/<class name>/<any name>.png      (PNG, JPEG, BMP, TIFF or PNM: torchvision's image extensions)
     PATH/test/<class name>/<any name>.png
 
 Class names are the folder names, sorted (``0`` ... ``9`` for digits); train and
@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ignite_mnist.settings.config import FOLDER_PREFIX
-from ignite_mnist.errors import DataError
 from ignite_mnist.data.preprocess import ImageError, digit_field
+from ignite_mnist.errors import DataError
+from ignite_mnist.settings.config import FOLDER_PREFIX
 
 if TYPE_CHECKING:
     import torch

@@ -18,8 +18,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sized
+from typing import Any, cast
 
 import torch
 
@@ -184,7 +184,7 @@ class ResumableDataLoader:
 
     def __init__(
         self,
-        dataset: torch.utils.data.Dataset,
+        dataset: torch.utils.data.Dataset[Any],
         batch_size: int,
         *,
         seed: int = 0,
@@ -196,13 +196,14 @@ class ResumableDataLoader:
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         _check_batching(batch_size, rank, world_size)
-        self.sampler = _EpochSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
+        size = len(cast(Sized, dataset))  # a map-style dataset: torchvision's and Subset have a length
+        self.sampler = _EpochSampler(size, seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers, pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
         )
         self.batch_size = batch_size
-        self.num_samples = len(dataset) // world_size
+        self.num_samples = size // world_size
         self.transform = transform
         self._epoch = 0
         self._position = 0

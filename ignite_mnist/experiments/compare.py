@@ -34,15 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.settings.config import bookkeeping_settings
 from ignite_mnist.errors import RunDirError
-from ignite_mnist.registry import MONITORS, lower_is_better
-from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
+from ignite_mnist.registry import MONITOR_MODES, MONITORS
+from ignite_mnist.settings.config import bookkeeping_settings
+from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = ["METRIC_COLUMNS", "Comparison", "RunResult", "find_runs"]
 
 #: The metric columns: latest and best of each validation metric, then the test accuracy.
-METRIC_COLUMNS = tuple(c for m in MONITORS for c in (m, f"best_{m}")) + ("test_accuracy",)
+METRIC_COLUMNS = (*tuple(c for m in MONITORS for c in (m, f"best_{m}")), "test_accuracy")
 #: A sweep folder -> {trial folder name: state} (None for a folder that is not a sweep).
 StatesOf = Callable[[Path], Mapping[str, str] | None]
 
@@ -63,12 +63,7 @@ class RunResult:
     @classmethod
     def read(cls, run_dir: RunDir, name: str, state: str = "") -> RunResult:
         """Read ``config.json``, ``metrics.jsonl`` and ``summary.json`` of ``run_dir``."""
-        try:
-            config = json.loads(run_dir.config_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise RunDirError(f"{run_dir.config_file}: cannot be read ({error})") from None
-        rows = read_metrics_log(run_dir.metrics_file) if run_dir.metrics_file.is_file() else []
-        return cls(name, config, rows, run_dir.read_summary(), state)
+        return cls(name, run_dir.read_config(), run_dir.read_metrics(), run_dir.read_summary(), state)
 
     def validations(self, metric: str) -> list[tuple[int, float]]:
         """``(trainer iteration, value)`` of every validation of ``metric``, in order."""
@@ -86,7 +81,7 @@ class RunResult:
             return None
         if column == metric:
             return values[-1]
-        return min(values) if lower_is_better(metric) else max(values)
+        return min(values) if MONITOR_MODES[metric] == "min" else max(values)
 
 
 def find_runs(paths: Sequence[str | Path], states_of: StatesOf | None = None) -> list[RunResult]:
@@ -190,7 +185,8 @@ class Comparison:
             lines = [rows[0], ["---"] * len(rows[0]), *rows[1:]]
             return "\n".join("| " + " | ".join(row) + " |" for row in lines)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+                         for row in rows)
 
     def curves(self, metric: str) -> dict[str, list[tuple[int, float]]]:
         """Each run's validation curve of ``metric``: (training images seen, value)."""

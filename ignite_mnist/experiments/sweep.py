@@ -36,7 +36,6 @@ parent of ``--jobs N`` and ``compare`` start at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -49,14 +48,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ignite_mnist.experiments.compare import Comparison, RunResult, find_runs
-from ignite_mnist.settings.config_args import parse_train_args
+from ignite_mnist.console import note
 from ignite_mnist.errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
@@ -66,9 +64,7 @@ from ignite_mnist.errors import (
     TrainingError,
     first_line,
 )
-from ignite_mnist.storage.files import write_json, write_text
-from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
-from ignite_mnist.storage.run_dir import RunDir
+from ignite_mnist.experiments.compare import Comparison, RunResult, find_runs
 from ignite_mnist.experiments.sweep_spec import EarlyTerminate, Parameter, SweepSpec
 from ignite_mnist.experiments.sweep_storage import (
     Heartbeat,
@@ -78,6 +74,21 @@ from ignite_mnist.experiments.sweep_storage import (
     quiet_heartbeat_warnings,
     record_heartbeat,
 )
+from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES
+from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
+from ignite_mnist.settings.config_args import parse_train_args
+from ignite_mnist.storage.files import (
+    FILE,
+    FOLDER,
+    check_entries,
+    lock_held,
+    locked,
+    own_folder,
+    write_json,
+    write_text,
+)
+from ignite_mnist.storage.reader import read_json
+from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = [
     "Claim", "Heartbeat", "SweepDir", "claim_trial", "open_sweep", "report", "run_trial", "run_workers",
@@ -94,8 +105,6 @@ WAIT_SECONDS = 2
 WORKER = "worker"
 #: The study's user attribute holding the sweep file it was started from.
 SPEC = "sweep_file"
-#: The trial's pruning handler in its checkpoints.
-PRUNING_ENTRY = "trial_pruning"
 #: What a worker says of a trial another worker failed as stale while it ran (its heartbeat was late).
 STALE = ("another worker marked it failed (no heartbeat for longer than --grace-period) and retries it; "
          "raise --grace-period on a busy machine")
@@ -133,35 +142,43 @@ def categorical(parameter: Parameter) -> BaseDistribution:
     return CategoricalDistribution(list(parameter.values))
 
 
+def _range(parameter: Parameter) -> tuple[Any, Any]:
+    """``min`` and ``max`` of a numeric parameter, as the sweep file gave them (it checked both are there)."""
+    assert parameter.low is not None and parameter.high is not None
+    return parameter.low, parameter.high
+
+
 def int_uniform(parameter: Parameter) -> BaseDistribution:
     """An integer from ``min`` to ``max``."""
-    return IntDistribution(parameter.low, parameter.high)
+    return IntDistribution(*_range(parameter))
 
 
 def uniform(parameter: Parameter) -> BaseDistribution:
     """A number from ``min`` to ``max``."""
-    return FloatDistribution(parameter.low, parameter.high)
+    return FloatDistribution(*_range(parameter))
 
 
 def log_uniform_values(parameter: Parameter) -> BaseDistribution:
     """A number from ``min`` to ``max`` on a log scale."""
-    return FloatDistribution(parameter.low, parameter.high, log=True)
+    return FloatDistribution(*_range(parameter), log=True)
 
 
 def q_uniform(parameter: Parameter) -> BaseDistribution:
     """A multiple of ``q`` (default 1) from ``min`` to ``max``: integers when all three are."""
-    q = parameter.q if parameter.q is not None else 1
-    if _integers(parameter.low, parameter.high, q):
-        return IntDistribution(parameter.low, parameter.high, step=q)
-    return FloatDistribution(parameter.low, parameter.high, step=q)
+    low, high = _range(parameter)
+    q: Any = parameter.q if parameter.q is not None else 1
+    if _integers(low, high, q):
+        return IntDistribution(low, high, step=q)
+    return FloatDistribution(low, high, step=q)
 
 
 def q_log_uniform_values(parameter: Parameter) -> BaseDistribution:
     """Integers on a log scale; as W&B's own Optuna scheduler, a float log scale where Optuna has no stepped one."""
+    low, high = _range(parameter)
     q = parameter.q if parameter.q is not None else 1
-    if q != 1 or parameter.low < 1:
-        return FloatDistribution(parameter.low, parameter.high, log=True)
-    return IntDistribution(parameter.low, parameter.high, log=True, step=int(q))
+    if q != 1 or low < 1:
+        return FloatDistribution(low, high, log=True)
+    return IntDistribution(low, high, log=True, step=int(q))
 
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
@@ -234,30 +251,49 @@ class SweepDir:
 
     @classmethod
     def holds_sweep(cls, path: str | Path) -> bool:
-        return (Path(path) / cls.INFO).is_file()
+        """Whether ``path`` is a sweep's folder (it has a ``sweep.json``, whatever that turns out to be)."""
+        return os.path.lexists(Path(path) / cls.INFO)
 
     def trial_dir(self, number: int) -> RunDir:
         return RunDir(self.path / trial_name(number))
 
     def read_info(self) -> dict[str, Any]:
+        """``sweep.json`` (a regular file inside the folder, at most 1 MiB), or ``{}`` when missing or damaged.
+
+        Raises:
+            UnsafeFileError: it is a link out of the folder, a pipe, a device, or too big.
+        """
         try:
-            return json.loads((self.path / self.INFO).read_text(encoding="utf-8"))
+            values = read_json(self.path / self.INFO, MAX_SETTINGS_FILE_BYTES, inside=self.path)
         except (OSError, ValueError):
             return {}
+        return values if isinstance(values, dict) else {}
 
     def storage(self) -> str:
-        """The study's database URL: the one recorded, else SQLite in the folder."""
-        return self.read_info().get("storage") or f"sqlite:///{(self.path / self.STUDY).resolve()}"
+        """The study's database URL: the one recorded, else SQLite in the folder.
+
+        Raises:
+            ConfigError: the recorded one is not a URL, or a SQLite file outside the folder: a path a file names
+                is used only when the command line names it too (``--storage``).
+        """
+        recorded = self.read_info().get("storage")
+        own = f"sqlite:///{(self.path / self.STUDY).resolve()}"
+        if recorded is None or recorded == own:
+            return own
+        if not isinstance(recorded, str) or recorded.startswith("sqlite"):
+            raise ConfigError("--storage", f"{self.path / self.INFO} names the study database {str(recorded)[:200]!r}"
+                              f" outside the sweep's folder; pass --storage with it if you trust it")
+        return recorded
+
+    def check_entries(self) -> None:
+        """Refuse a folder whose own names hold a link, a pipe or a device, before anything is written there."""
+        check_entries(self.path, {self.SPEC: FILE, self.INFO: FILE, self.STUDY: FILE, self.WORKERS: FOLDER})
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the folder's lock (waiting for it) while the ``with`` block runs."""
-        with open(self.path / self.LOCK, "a+", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked(self.path / self.LOCK):
+            yield
 
     @contextlib.contextmanager
     def worker(self) -> Iterator[dict[str, Any]]:
@@ -267,9 +303,8 @@ class SweepDir:
         """
         me = {"host": socket.gethostname(), "pid": os.getpid(), "folder": str(self.path.resolve())}
         path = self._worker_lock(me)
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "a+", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        own_folder(path.parent, self.path)
+        with locked(path):
             try:
                 yield me
             finally:
@@ -294,17 +329,7 @@ class SweepDir:
             return False
         if worker.get("pid") == me["pid"]:
             return True
-        try:
-            descriptor = os.open(self._worker_lock(worker), os.O_RDWR)
-        except FileNotFoundError:
-            return True
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(descriptor)
-        return True
+        return isinstance(worker.get("pid"), int) and not lock_held(self._worker_lock(worker))
 
 
 # --- the study ----------------------------------------------------------------------------------------------------
@@ -315,7 +340,7 @@ def _check_spec_copy(sweep: SweepDir, spec: SweepSpec) -> None:
 
     copy = sweep.path / SweepDir.SPEC
     if copy.is_file():
-        if SweepSpec.load(copy).raw != spec.raw:
+        if SweepSpec.load(copy, inside=sweep.path).raw != spec.raw:
             raise ConfigError(spec.where, f"{sweep} holds a sweep started from another file ({copy}); start it "
                               "again with that file, or choose another --name")
         return
@@ -332,6 +357,7 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
     quiet_heartbeat_warnings()
     sweep = SweepDir(Path(output_dir) / (name or spec.name))
     sweep.path.mkdir(parents=True, exist_ok=True)
+    sweep.check_entries()
     _check_spec_copy(sweep, spec)
     recorded = sweep.read_info().get("storage")
     if storage is not None and recorded is not None and storage != recorded:
@@ -339,7 +365,8 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
     if pruner == AUTO_PRUNER:
         pruner = "halving" if spec.early_terminate is not None else "none"
     study = optuna.create_study(
-        storage=open_storage(storage or sweep.storage(), heartbeat), study_name=sweep.path.name, direction=spec.goal,
+        storage=open_storage(storage or sweep.storage(), heartbeat), study_name=sweep.path.name,
+        direction=cast(Literal["minimize", "maximize"], spec.goal),  # the sweep file's check: one of the two
         sampler=SWEEP_METHODS.load(spec.method)(spec), pruner=PRUNERS.load(pruner)(spec), load_if_exists=True,
     )
     started_from = study.user_attrs.get(SPEC)
@@ -444,10 +471,11 @@ def _train(study: optuna.Study, spec: SweepSpec, sweep: SweepDir, claim: Claim, 
     say(f"trial {trial.number}: {'resumed' if claim.resumed else 'started'} in "
         f"{sweep.trial_dir(trial.number)}: {shlex.join(spec.trial_args(trial.params))}")
 
-    def attach(parts: Any) -> dict[str, Any]:  # run(attach=...): the pruning handler, checkpointed with the run
-        return {PRUNING_ENTRY: attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)}
+    def attach(parts: Any) -> None:  # run(attach=...): the pruning handler (it saves itself in the checkpoints)
+        attach_trial_pruning(parts.trainer, trial, spec.monitor, claim.reported)
 
     try:
+        check_entries(sweep.path, {trial_name(trial.number): FOLDER})  # a trial trains in the folder, not a link
         config, plan = parse_train_args(_trial_args(spec, sweep, claim), with_plan=True)
         run(config, resume=plan, attach=attach)
     except Interrupted as error:  # it stays running: the sweep resumes it when started again
@@ -536,9 +564,20 @@ def trial_states(path: str | Path) -> dict[str, str] | None:
     if not SweepDir.holds_sweep(path):
         return None
     sweep = SweepDir(path)
+    sweep.check_entries()  # the database opened below is a file of the folder, not a link or a pipe
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=sweep.read_info().get("study", sweep.path.name),
-                              storage=open_storage(sweep.storage()))
+    name = sweep.read_info().get("study")
+    try:
+        storage = sweep.storage()
+    except ConfigError as error:  # a database outside the folder: not opened; its trials count as plain runs
+        note("note", f"{path}: its study is not read ({error.message.partition('; ')[0]})")
+        return None
+    try:
+        study = optuna.load_study(study_name=name if isinstance(name, str) else sweep.path.name,
+                                  storage=open_storage(storage))
+    except KeyError as error:
+        raise SweepError(f"{path}: its study database holds no study {first_line(error)}; the folder is damaged "
+                         "or its database was replaced") from None
     return _states(study)
 
 
@@ -552,7 +591,7 @@ def report(study: optuna.Study, spec: SweepSpec, sweep: SweepDir) -> str:
     try:
         best = study.best_trial
     except ValueError:
-        return "\n".join(lines + ["no trial has completed"])
+        return "\n".join([*lines, "no trial has completed"])
     lines += [f"best: {trial_name(best.number)} ({spec.metric} {best.value:.4f}), trained by:",
               "  " + shlex.join(["ignite-mnist", *spec.trial_args(best.params)])]
     run_dir = sweep.trial_dir(best.number)

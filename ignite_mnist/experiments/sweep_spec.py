@@ -45,20 +45,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ignite_mnist.errors import ConfigError, UnsafeFileError
+from ignite_mnist.limits import MAX_GRID_POINTS, MAX_SETTINGS_FILE_BYTES, MAX_SWEEP_VALUES, MAX_YAML_NODES, count_nodes
+from ignite_mnist.registry import MONITORS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS, is_import_path
 from ignite_mnist.settings.arguments import PROG
 from ignite_mnist.settings.config_args import parse_train_args
-from ignite_mnist.errors import ConfigError
-from ignite_mnist.limits import (
-    MAX_GRID_POINTS,
-    MAX_SETTINGS_FILE_BYTES,
-    MAX_SWEEP_VALUES,
-    MAX_YAML_NODES,
-    count_nodes,
-    read_bounded,
-)
-from ignite_mnist.registry import MONITORS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS, SWEEP_METRICS, is_import_path
+from ignite_mnist.storage.reader import read_file, size_text
 
-__all__ = ["EarlyTerminate", "GOALS", "Parameter", "SWEEP_OWNED", "SweepSpec", "agent_args"]
+__all__ = ["GOALS", "SWEEP_OWNED", "EarlyTerminate", "Parameter", "SweepSpec", "agent_args"]
 
 #: W&B's ``metric.goal`` values; W&B's default is the first.
 GOALS = ("minimize", "maximize")
@@ -235,13 +229,17 @@ class SweepSpec:
     raw: dict[str, Any]
 
     @classmethod
-    def load(cls, path: str | Path) -> SweepSpec:
-        """Read and check a YAML sweep file; every problem is a one-line :class:`ConfigError` naming the file."""
+    def load(cls, path: str | Path, *, inside: str | Path | None = None) -> SweepSpec:
+        """Read and check a YAML sweep file (with ``inside``: a copy kept in that sweep folder, which it must not
+        leave); every problem is a one-line :class:`ConfigError` naming the file."""
         import yaml
 
         try:
-            raw = yaml.safe_load(read_bounded(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
+            raw = yaml.safe_load(read_file(path, MAX_SETTINGS_FILE_BYTES, inside=inside).decode("utf-8"))
             count_nodes(raw, MAX_YAML_NODES)
+        except UnsafeFileError as error:
+            raise ConfigError(str(path), f"refused: {error.reason}; a sweep file is a regular file of at most "
+                              f"{size_text(MAX_SETTINGS_FILE_BYTES)}") from None
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(str(path), f"cannot read the sweep file ({getattr(error, 'strerror', None) or error})"
                               ) from None
@@ -249,9 +247,9 @@ class SweepSpec:
             mark = getattr(error, "problem_mark", None)
             line = f"line {mark.line + 1}: " if mark is not None else ""
             raise ConfigError(str(path), f"{line}not valid YAML ({getattr(error, 'problem', error)})") from None
-        except (ValueError, RecursionError) as error:  # a device or pipe, too big, nested or aliased too deep
+        except (ValueError, RecursionError) as error:  # nested or aliased too deep
             raise ConfigError(str(path), f"refused: {error or 'nested too deeply'}; a sweep file is a regular file "
-                              f"of at most {MAX_SETTINGS_FILE_BYTES // 1024} KiB") from None
+                              f"of at most {size_text(MAX_SETTINGS_FILE_BYTES)}") from None
         return cls.from_dict(raw, str(path))
 
     @classmethod

@@ -25,7 +25,7 @@ import contextlib
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread  # no public names; optimize() uses them
@@ -142,7 +142,7 @@ def keep_alive(study: optuna.Study, trial: optuna.Trial) -> contextlib.AbstractC
     Optuna starts this thread only inside ``Study.optimize``; the sweep asks and tells itself, so it starts it here.
     """
 
-    return get_heartbeat_thread(trial._trial_id, study._storage)
+    return cast(contextlib.AbstractContextManager[Any], get_heartbeat_thread(trial._trial_id, study._storage))
 
 
 def record_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:

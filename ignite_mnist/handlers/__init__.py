@@ -18,17 +18,18 @@ from ignite_mnist.handlers.checkpoint import CheckpointHandlers, attach_checkpoi
 from ignite_mnist.handlers.early_stopping import EpochEarlyStopping, attach_early_stopping, stopped_early
 from ignite_mnist.handlers.evaluate import evaluate_best
 from ignite_mnist.handlers.loss_averages import LossAverages, attach_loss_averages
-from ignite_mnist.handlers.lr_schedule import attach_lr_schedule
+from ignite_mnist.handlers.lr_schedule import LrSchedule, attach_lr_schedule
 from ignite_mnist.handlers.metrics_log import MetricsLog, attach_metrics_log
 from ignite_mnist.handlers.nan_stop import NonFiniteLossStop, attach_nan_stop
 from ignite_mnist.handlers.progress import Progress, attach_progress
 from ignite_mnist.handlers.pruning import TrialPruning, attach_trial_pruning
 from ignite_mnist.handlers.record import RunRecord, attach_run_record
-from ignite_mnist.handlers.resume import Resumed, resume_training
+from ignite_mnist.handlers.resume import Resumed, SavedCheckpoint, resume_training
 from ignite_mnist.handlers.signals import SignalCheckpoint, attach_signal_checkpoint
 from ignite_mnist.handlers.state import ResumableState, resumable_state
+from ignite_mnist.handlers.threads import set_threads
 from ignite_mnist.handlers.tracker import attach_tracker, detach_tracker
-from ignite_mnist.handlers.validation import Validation, attach_validation, every_epochs
+from ignite_mnist.handlers.validation import Validation, attach_validation, every_epochs, monitor_mode
 from ignite_mnist.handlers.wandb import attach_wandb
 
 __all__ = [
@@ -36,12 +37,14 @@ __all__ = [
     "EpochEarlyStopping",
     "Interrupted",
     "LossAverages",
+    "LrSchedule",
     "MetricsLog",
     "NonFiniteLossStop",
     "Progress",
     "ResumableState",
     "Resumed",
     "RunRecord",
+    "SavedCheckpoint",
     "SignalCheckpoint",
     "TrialPruning",
     "Validation",
@@ -62,8 +65,10 @@ __all__ = [
     "detach_tracker",
     "evaluate_best",
     "every_epochs",
+    "monitor_mode",
     "on_exception",
     "resumable_state",
     "resume_training",
+    "set_threads",
     "stopped_early",
 ]

@@ -48,14 +48,20 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, global_step_from_engine
 
-from ignite_mnist.storage.checkpoints import BEST_PREFIX, LAST_PREFIX, find_best_checkpoint, find_latest_checkpoint
 from ignite_mnist.errors import CheckpointError
-from ignite_mnist.events import Handlers, ValidationEvents
+from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents, add_for_each_event, ends_epoch_next
 from ignite_mnist.handlers.state import SAVE, resumable_state
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX
-from ignite_mnist.registry import lower_is_better
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, declare_mode, known_mode, monitor_mode
+from ignite_mnist.runtime.distributed import is_rank_zero
+from ignite_mnist.storage.checkpoints import (
+    BEST_PREFIX,
+    LAST_PREFIX,
+    checkpoint_iteration,
+    find_best_checkpoint,
+    find_latest_checkpoint,
+)
 
-__all__ = ["CheckpointHandlers", "attach_checkpointing", "finite_weights"]
+__all__ = ["BestScore", "CheckpointHandlers", "attach_checkpointing", "finite_weights"]
 
 
 class CheckpointHandlers:
@@ -66,17 +72,26 @@ class CheckpointHandlers:
     keeps rotating the same files.
     """
 
-    def __init__(self, trainer: Engine, last: Checkpoint, best: Checkpoint | None, event: Any) -> None:
+    def __init__(self, trainer: Engine, last: Checkpoint, best: Checkpoint | None, event: EngineEvent) -> None:
         self.trainer, self.last, self.best, self.event = trainer, last, best, event
+        # a signal's save: a "last" file outside the rotation, so a run interrupted and resumed keeps the same
+        # files as one left alone (it goes once a newer save of the rotation exists)
+        self.interrupt = Checkpoint({}, last.save_handler, filename_prefix=LAST_PREFIX, n_saved=None,
+                                    global_step_transform=last.global_step_transform)
         self.state = resumable_state(trainer)
         self.handlers = Handlers()
         self._due = False  # an iteration save that fell on an epoch's end waits for EPOCH_COMPLETED
+        self._last_saved_at: int | None = None  # the trainer iteration of the newest "last" file this process wrote
 
     def attach(self, trainer: Engine) -> None:
-        """Attach the saves (called when the trainer starts, so they run after every other handler)."""
+        """Attach the saves (called when the trainer starts, so they run after every other handler); the best
+        files' score direction is settled now when it is known (else after the first validation, from the
+        evaluator's metrics)."""
         if self.handlers:
             return
-        self.handlers.add(trainer, self.event, self.save_last)
+        if self.best is not None:
+            self.best.score_function.resolve_if_known()  # type: ignore[union-attr]
+        add_for_each_event(self.handlers, trainer, self.event, self.save_last)
         self.handlers.add(trainer, Events.EPOCH_COMPLETED, self._save_due)
         if self.best is not None:
             self.handlers.add(trainer, ValidationEvents.VALIDATION_COMPLETED, self.save_best)
@@ -98,14 +113,31 @@ class CheckpointHandlers:
     def _save(self, engine: Engine, checkpoint: Checkpoint) -> None:
         checkpoint.to_save = self._entries(checkpoint)
         if finite_weights(checkpoint.to_save):
-            _save_or_explain(engine, checkpoint)
+            self._write(engine, checkpoint)
 
-    def save_last(self, engine: Engine) -> None:
+    def _write(self, engine: Engine, checkpoint: Checkpoint) -> None:
+        newest = checkpoint.last_checkpoint if checkpoint is self.last else None
+        _save_or_explain(engine, checkpoint)
+        if checkpoint is self.last:
+            self._last_saved_at = engine.state.iteration
+            after = checkpoint_iteration(newest) if newest is not None else None
+            self._remove_superseded(after if after is not None else -1, engine.state.iteration)
+
+    def _remove_superseded(self, after: int, before: int) -> None:
+        """Delete the "last" files saved between the rotation's two newest (iterations ``after`` and ``before``):
+        a signal's saves, now that a newer checkpoint of the rotation exists (only rank 0 writes files)."""
+        folder = Path(self.last.save_handler.dirname)
+        if not is_rank_zero() or not folder.is_dir():
+            return
+        for path in folder.iterdir():
+            saved_at = checkpoint_iteration(path)
+            if saved_at is not None and after < saved_at < before and not path.is_symlink():
+                path.unlink(missing_ok=True)
+
+    def save_last(self, engine: Engine, fired: Any = Events.EPOCH_COMPLETED) -> None:
         """Write a "last" checkpoint, unless the weights are not finite; at an epoch's last iteration the
         save waits for the epoch's end (so the epoch's validation and logs are in it)."""
-        epoch_length = engine.state.epoch_length or 0
-        if engine.last_event_name == Events.ITERATION_COMPLETED and epoch_length and \
-                engine.state.iteration % epoch_length == 0:
+        if ends_epoch_next(engine, fired):
             self._due = True
             return
         self._due = False
@@ -121,10 +153,16 @@ class CheckpointHandlers:
         self._save(engine, self.best)
 
     def save_now(self, trainer: Engine) -> Path:
-        """Write a "last" checkpoint of the trainer's current state (used on signals); return its path."""
-        self.last.to_save = self._entries(self.last)
-        _save_or_explain(trainer, self.last)
-        return self.latest_path
+        """Write a "last" checkpoint of the trainer's current state (used on signals); return its path.
+
+        It stays out of the rotation of "last" files (which it carries, as ``checkpointer``): the
+        resumed run's next save removes it, so its files end as those of a run left alone. One written
+        at this iteration already (a signal during an epoch end's own save) is kept as it is."""
+        if self._last_saved_at == trainer.state.iteration:
+            return self.latest_path
+        self.interrupt.to_save = self._entries(self.last) | {"checkpointer": self.last}
+        _save_or_explain(trainer, self.interrupt)
+        return Path(self.interrupt.last_checkpoint)  # type: ignore[arg-type]
 
     @property
     def latest_path(self) -> Path:
@@ -155,7 +193,8 @@ class _DiskSaver(DiskSaver):
         super().__init__(*args, **kwargs)
         self.written: dict[str, float] = {}
 
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None
+                 ) -> None:
         super().__call__(checkpoint, filename, metadata)
         self.written[filename] = float((metadata or {}).get("priority") or 0.0)
 
@@ -181,7 +220,7 @@ def _save_or_explain(engine: Engine, checkpoint: Checkpoint) -> None:
         error = raised if isinstance(raised, OSError) else raised.__context__
         if not isinstance(error, OSError):
             raise
-        dirname = Path(checkpoint.save_handler.dirname)  # type: ignore[attr-defined]
+        dirname = Path(checkpoint.save_handler.dirname)
         latest = find_latest_checkpoint(dirname)
         kept = f"the newest intact one is {latest}" if latest is not None else "no earlier checkpoint exists"
         raise CheckpointError(
@@ -222,17 +261,37 @@ def _saver(dirname: str | Path) -> _DiskSaver:
     return _DiskSaver(str(dirname), require_empty=False, atomic=True, create_dir=True)
 
 
-def _best_checkpoint(trainer: Engine, saver: DiskSaver, monitor: str, mode: str | None, keep_best: int
-                     ) -> Checkpoint:
-    """Ignite's ``Checkpoint`` keeping the ``keep_best`` best by ``trainer.state.metrics[monitor]``."""
-    mode = mode or ("min" if lower_is_better(monitor) else "max")
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    sign = 1.0 if mode == "max" else -1.0
+class BestScore:
+    """The score Ignite's ``Checkpoint`` keeps the highest of: ``trainer.state.metrics[monitor]``, negated where
+    smaller is better (which is :func:`~ignite_mnist.handlers.validation.monitor_mode`'s answer: ``mode``,
+    else what is known of the metric, at the trainer's start or at the first validation)."""
+
+    def __init__(self, trainer: Engine, monitor: str, mode: str | None) -> None:
+        if mode is not None:
+            declare_mode(trainer, monitor, mode)  # a wrong mode fails here, at the attach call
+        self.trainer, self.monitor, self.mode = trainer, monitor, mode
+        self.sign: float | None = None
+
+    def resolve(self) -> None:
+        """Settle the direction (raises ``ValueError``, one line, when nothing tells it)."""
+        self.sign = 1.0 if monitor_mode(self.trainer, self.monitor, self.mode) == "max" else -1.0
+
+    def resolve_if_known(self) -> None:
+        """Settle the direction when it is known already (at the trainer's start), else at the first score."""
+        if self.mode is not None or known_mode(self.trainer, self.monitor) is not None:
+            self.resolve()
+
+    def __call__(self, engine: Engine) -> float:
+        if self.sign is None:
+            self.resolve()
+        return self.sign * float(engine.state.metrics[self.monitor])  # type: ignore[operator]
+
+
+def _best_checkpoint(trainer: Engine, saver: DiskSaver, score: BestScore, keep_best: int) -> Checkpoint:
+    """Ignite's ``Checkpoint`` keeping the ``keep_best`` best by ``score``."""
     return Checkpoint(
-        {}, saver, filename_prefix=BEST_PREFIX, n_saved=keep_best,
-        score_function=lambda engine: sign * float(engine.state.metrics[monitor]),
-        score_name=monitor.removeprefix(VALIDATION_PREFIX),
+        {}, saver, filename_prefix=BEST_PREFIX, n_saved=keep_best, score_function=score,
+        score_name=score.monitor.removeprefix(VALIDATION_PREFIX),
         global_step_transform=global_step_from_engine(trainer, Events.ITERATION_COMPLETED),
     )
 
@@ -242,7 +301,7 @@ def attach_checkpointing(
     dirname: str | Path,
     objects: Mapping[str, Any] | None = None,
     *,
-    event: Any = Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.EPOCH_COMPLETED,
     monitor: str | None = "val_accuracy",
     mode: str | None = None,
     keep_best: int = 2,
@@ -259,7 +318,9 @@ def attach_checkpointing(
             module's weights are NaN or infinite.
         monitor: after each validation (:class:`~ignite_mnist.events.ValidationEvents`), keep the
             ``keep_best`` best checkpoints by ``trainer.state.metrics[monitor]``; None: no best files.
-        mode: ``max`` or ``min``; by default ``min`` for losses, else ``max``.
+        mode: ``max`` or ``min``; by default what is known of the monitored metric (an Ignite ``Loss`` is
+            minimised, an ``Accuracy`` maximised: :func:`~ignite_mnist.handlers.validation.monitor_mode`); when
+            nothing is, the trainer's start fails with one line asking for it. Never guessed from the name.
 
     Returns:
         The attached :class:`CheckpointHandlers` (``.detach()`` removes it).
@@ -271,13 +332,14 @@ def attach_checkpointing(
         state.add(name, obj)
     best = None
     if monitor is not None:
-        best = _best_checkpoint(trainer, _saver(dirname), monitor, mode, keep_best)
+        best = _best_checkpoint(trainer, _saver(dirname), BestScore(trainer, monitor, mode), keep_best)
         state.add("best_checkpointer", best, bookkeeping=True)
         if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
             trainer.register_events(*ValidationEvents)
     last = Checkpoint({}, _saver(dirname), filename_prefix=LAST_PREFIX, n_saved=2, include_self=True,
                       global_step_transform=global_step_from_engine(trainer, Events.ITERATION_COMPLETED))
     state.add("checkpointer", last, bookkeeping=True)
+    state.checkpoint_dir = Path(dirname)
     handlers = CheckpointHandlers(trainer, last, best, event)
     state.defer(SAVE, handlers.attach)
     return handlers

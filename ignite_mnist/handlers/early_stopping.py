@@ -17,7 +17,7 @@ Example:
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=0.5))
-    >>> stopper = attach_early_stopping(trainer, patience=2)  # before or after validation
+    >>> stopper = attach_early_stopping(trainer, patience=2, mode="max")  # before or after validation
     >>> validation = attach_validation(trainer, evaluator, [0], event=Events.EPOCH_COMPLETED(every=2))
     >>> trainer.run(range(3), max_epochs=10).epoch, stopped_early(stopper)
     (4, True)
@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,8 +34,8 @@ from ignite.engine import Engine
 from ignite.handlers import EarlyStopping
 
 from ignite_mnist.events import ValidationEvents
-from ignite_mnist.handlers.state import resumable_state
-from ignite_mnist.registry import lower_is_better
+from ignite_mnist.handlers.state import SETUP, resumable_state
+from ignite_mnist.handlers.validation import declare_mode, known_mode, monitor_mode
 
 __all__ = ["EpochEarlyStopping", "attach_early_stopping", "stopped_early"]
 
@@ -45,6 +46,20 @@ class EpochEarlyStopping(EarlyStopping):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.best_iteration: int | None = None
+        self.monitor: str | None = None  # the trainer metric, when attach_early_stopping set it
+        self.requested_mode: str | None = None
+        self._settled = False
+
+    def settle_mode(self, trainer: Engine) -> None:
+        """Take the better direction of the monitored metric (``mode``, else what is known of it): when the
+        trainer starts if it is known then, else at the first validation (raises one line if nothing tells)."""
+        if self.monitor is not None and not self._settled:
+            self.mode = monitor_mode(trainer, self.monitor, self.requested_mode)  # type: ignore[assignment]
+            self._settled = True
+
+    def settle_known_mode(self, trainer: Engine) -> None:
+        if self.monitor is not None and (self.requested_mode or known_mode(trainer, self.monitor)):
+            self.settle_mode(trainer)
 
     def _improved(self, score: float) -> bool:
         if self.best_score is None:
@@ -54,6 +69,7 @@ class EpochEarlyStopping(EarlyStopping):
         return score > self.best_score + self.threshold
 
     def __call__(self, engine: Engine) -> None:
+        self.settle_mode(engine)
         score = self.score_function(engine)
         iteration, epoch_length = engine.state.iteration, engine.state.epoch_length or 1
         if self._improved(score):
@@ -66,14 +82,23 @@ class EpochEarlyStopping(EarlyStopping):
             self.logger.info("EarlyStopping: stop training")
             self.trainer.terminate()
 
+    @property
+    def stopped_run(self) -> bool:
+        """Whether its patience is used up: the run it watches has ended (a resume finds it finished)."""
+        return stopped_early(self)
+
     def detach(self) -> None:
         """Stop checking (and saving) it."""
         if self.trainer.has_event_handler(self, ValidationEvents.VALIDATION_COMPLETED):
             self.trainer.remove_event_handler(self, ValidationEvents.VALIDATION_COMPLETED)
-        resumable_state(self.trainer).remove(self)
+        state = resumable_state(self.trainer)
+        state.remove(self)
+        state.cancel(self.settle_known_mode)
 
-    def state_dict(self) -> dict[str, Any]:
-        return dict(super().state_dict()) | {"best_iteration": self.best_iteration}
+    def state_dict(self) -> OrderedDict[str, Any]:
+        state = super().state_dict()
+        state["best_iteration"] = self.best_iteration
+        return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "best_iteration"})
@@ -94,7 +119,9 @@ def attach_early_stopping(
         trainer: the engine to stop; checked after each validation.
         patience: trainer epochs without an improvement larger than ``min_delta``.
         monitor: the metric, e.g. ``val_accuracy`` or ``val_loss`` (the name checkpointing takes too).
-        mode: ``max`` or ``min``; by default ``min`` for losses, else ``max``.
+        mode: ``max`` or ``min``; by default what is known of the monitored metric (an Ignite ``Loss`` is
+            minimised, an ``Accuracy`` maximised: :func:`~ignite_mnist.handlers.validation.monitor_mode`);
+            when nothing is, the trainer's start fails with one line asking for it.
         min_delta: the smallest change that counts as an improvement.
 
     Returns:
@@ -102,23 +129,25 @@ def attach_early_stopping(
     """
     if patience <= 0:
         raise ValueError(f"patience must be > 0, got {patience}")
-    mode = mode or ("min" if lower_is_better(monitor) else "max")
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    if mode is not None:
+        declare_mode(trainer, monitor, mode)  # a wrong mode fails here, at the attach call
     stopper = EpochEarlyStopping(
         patience=patience,
         score_function=lambda engine: float(engine.state.metrics[monitor]),
         trainer=trainer,
         threshold=min_delta,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode or "max",  # settled when the trainer starts
     )
+    stopper.monitor, stopper.requested_mode = monitor, mode
     # Ignite's own logger prints a timestamped INFO line even with --progress none; this one, like any
     # library's, prints only where logging is configured. The run's last line says it stopped early.
     stopper.logger = logging.getLogger(__name__)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
     trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, stopper)
-    resumable_state(trainer).add("early_stopping", stopper)
+    state = resumable_state(trainer)
+    state.add("early_stopping", stopper)
+    state.defer(SETUP, stopper.settle_known_mode)
     return stopper
 
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.handlers.checkpoint import CheckpointHandlers
+from ignite_mnist.storage.checkpoints import load_checkpoint
 
 if TYPE_CHECKING:
     from ignite_mnist.data import DatasetInfo

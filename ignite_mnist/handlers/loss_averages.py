@@ -67,12 +67,15 @@ class LossAverages:
             self._sum, self._count = None, 0
 
     def iteration_completed(self, engine: Engine) -> None:
-        loss = engine.state.output.detach()
-        # on CPU reading the value is free and Python arithmetic is cheapest; elsewhere stay on the device
-        if loss.device.type == "cpu":
-            self._add_number(loss.item())
+        loss: Any = engine.state.output  # Ignite types it as an int
+        # a float (Ignite's create_supervised_trainer returns loss.item()); a tensor on the CPU is read (free,
+        # and Python arithmetic is cheapest); elsewhere the averages stay on the device (no sync per step)
+        if not isinstance(loss, torch.Tensor):
+            self._add_number(float(loss))
+        elif loss.device.type == "cpu":
+            self._add_number(loss.detach().item())
         else:
-            self._add_tensor(loss.to(torch.float32, copy=True))
+            self._add_tensor(loss.detach().to(torch.float32, copy=True))
         self._count += 1
         if engine.state.iteration % self.refresh_every == 0:
             engine.state.metrics["loss"] = float(self._running)  # type: ignore[arg-type]
@@ -133,8 +136,9 @@ def attach_loss_averages(
 ) -> LossAverages:
     """Give ``trainer`` the metrics ``loss`` (running average) and ``train_loss`` (epoch mean).
 
-    ``trainer.state.output`` must be the batch loss as a tensor (see
-    :func:`~ignite_mnist.engines.make_train_step`). ``refresh_every`` defaults to
+    ``trainer.state.output`` is the batch loss: a number (what Ignite's ``create_supervised_trainer``
+    returns) or a one-element tensor (:func:`~ignite_mnist.engines.make_train_step`'s, which spares a
+    device sync each step on a GPU). ``refresh_every`` defaults to
     1 on CPU and ``CUDA_LOSS_REFRESH`` when training on ``device`` CUDA.
     Saved in checkpoints (entry ``loss_averages``) by itself.
     """

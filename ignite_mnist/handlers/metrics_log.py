@@ -1,8 +1,13 @@
 """``metrics.jsonl``: one JSON object per epoch (and per mid-epoch validation).
 
-Epoch rows hold ``epoch``, ``iteration``, ``train_loss``, ``val_loss``,
+Epoch rows hold ``epoch``, ``iteration``, ``train_loss`` (the epoch's mean),
+``running_loss`` (the trainer's running average at that iteration, ``state.metrics["loss"]``
+of :func:`~ignite_mnist.handlers.attach_loss_averages`; absent without it), ``val_loss``,
 ``val_accuracy`` (``null`` when that epoch was not validated), ``lr`` and
-``seconds`` (training time of the epoch, carried across a resume). Ignite has no
+``seconds`` (training time of the epoch, carried across a resume). Mid-epoch validation
+rows (``kind: "validation"``) hold ``epoch``, ``iteration``, ``running_loss`` and the
+validation metrics: with them a run of one or two epochs still has a curve
+(:func:`ignite_mnist.training.plots.plot_curves`). Ignite has no
 file logger of this kind. The log is checkpointable (the time the epoch in
 progress has taken so far), so a resumed run writes the rows an uninterrupted
 one would. Reading the file back is :func:`ignite_mnist.storage.run_dir.read_metrics_log`.
@@ -34,10 +39,10 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist.console import note
-from ignite_mnist.events import Handlers, ValidationEvents
-from ignite_mnist.storage.files import append_line
+from ignite_mnist.events import EngineEvent, Handlers, ValidationEvents
 from ignite_mnist.handlers.state import REPORT, resumable_state
 from ignite_mnist.handlers.validation import VALIDATION_PREFIX
+from ignite_mnist.storage.files import append_line
 from ignite_mnist.storage.run_dir import truncate_metrics_log
 
 __all__ = ["MetricsLog", "attach_metrics_log"]
@@ -59,7 +64,7 @@ class MetricsLog:
         self.path = Path(path)
         self.optimizer = optimizer
         self.validated_at: int | None = None  # the trainer iteration of the latest validation
-        self.row_event: Any = Events.EPOCH_COMPLETED
+        self.row_event: EngineEvent = Events.EPOCH_COMPLETED
         self.trainer: Any = None
         self.handlers = Handlers()
         self._epoch_started = time.perf_counter()
@@ -76,6 +81,11 @@ class MetricsLog:
     def _validation_metrics(engine: Engine) -> dict[str, Any]:
         return {k: v for k, v in engine.state.metrics.items() if k.startswith(VALIDATION_PREFIX)}
 
+    @staticmethod
+    def _running_loss(engine: Engine) -> dict[str, Any]:
+        running = engine.state.metrics.get("loss")
+        return {} if running is None else {"running_loss": running}
+
     def _epoch_seconds(self) -> float:
         return self._carried_seconds + time.perf_counter() - self._epoch_started
 
@@ -87,7 +97,7 @@ class MetricsLog:
     def epoch_completed(self, engine: Engine) -> None:
         first_iteration = engine.state.iteration - (engine.state.epoch_length or 0)
         row: dict[str, Any] = {"kind": "epoch", "epoch": engine.state.epoch, "iteration": engine.state.iteration,
-                               "train_loss": engine.state.metrics.get("train_loss")}
+                               "train_loss": engine.state.metrics.get("train_loss")} | self._running_loss(engine)
         row |= dict.fromkeys(EPOCH_VALIDATION_COLUMNS)
         if self.validated_at is not None and self.validated_at > first_iteration:
             row |= self._validation_metrics(engine)
@@ -99,7 +109,7 @@ class MetricsLog:
         if engine.state.epoch_length and engine.state.iteration % engine.state.epoch_length == 0:
             return  # the epoch row reports it
         self.write({"kind": "validation", "epoch": engine.state.epoch, "iteration": engine.state.iteration}
-                   | self._validation_metrics(engine))
+                   | self._running_loss(engine) | self._validation_metrics(engine))
 
     def state_dict(self) -> dict[str, float]:
         return {"epoch_seconds": self._epoch_seconds()}
@@ -128,7 +138,7 @@ class MetricsLog:
 
 def attach_metrics_log(
     trainer: Engine, path: str | Path, optimizer: torch.optim.Optimizer | None = None, *,
-    event: Any = Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.EPOCH_COMPLETED,
 ) -> MetricsLog:
     """Append a row to ``path`` at ``event`` (each epoch's end) and after each mid-epoch validation.
 

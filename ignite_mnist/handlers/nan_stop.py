@@ -26,6 +26,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.engine.events import RemovableEventHandle
 
+from ignite_mnist.events import EngineEvent
+
 __all__ = ["NonFiniteLossStop", "attach_nan_stop"]
 
 
@@ -47,7 +49,7 @@ class NonFiniteLossStop:
         return self.iteration is not None
 
     def __call__(self, engine: Engine) -> None:
-        output = engine.state.output
+        output: Any = engine.state.output  # Ignite types it as an int; the train step's loss, a tensor or a float
         value = output.item() if isinstance(output, torch.Tensor) else float(output)
         if not math.isfinite(value):
             self.iteration, self.value = engine.state.iteration, value
@@ -58,7 +60,7 @@ class NonFiniteLossStop:
             self.handle.remove()
 
 
-def attach_nan_stop(trainer: Engine, *, event: Any = Events.ITERATION_COMPLETED) -> NonFiniteLossStop:
+def attach_nan_stop(trainer: Engine, *, event: EngineEvent = Events.ITERATION_COMPLETED) -> NonFiniteLossStop:
     """Stop ``trainer`` at its first non-finite loss (``state.output``, a scalar tensor or number), checked at
     ``event``; ``.detach()`` removes it."""
     stop = NonFiniteLossStop()

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.engine.events import RemovableEventHandle
 from ignite.handlers import ProgressBar
+from ignite.handlers.base_logger import BaseLogger
 
 from ignite_mnist.console import say
 from ignite_mnist.events import Handlers, on_exception
@@ -143,6 +146,25 @@ class LogProgress:
         return log
 
 
+class _HandlesRecorded(BaseLogger):
+    """Keeps the handle of every handler Ignite's ``ProgressBar.attach`` adds through ``BaseLogger.attach``
+    (it comes between the two in the bar's class order), so the bar can be detached."""
+
+    def attach(self, engine: Engine, log_handler: Callable[..., Any], event_name: Any, *args: Any, **kwargs: Any
+               ) -> RemovableEventHandle:
+        handle: RemovableEventHandle = super().attach(engine, log_handler, event_name, *args, **kwargs)
+        self.__dict__.setdefault("handles", []).append(handle)
+        return handle
+
+
+class _Bar(ProgressBar, _HandlesRecorded):  # type: ignore[misc]  # each attach has its own signature, by design
+    """Ignite's ``ProgressBar``, detachable: :meth:`remove` takes its handlers off (the bar stops moving)."""
+
+    def remove(self) -> None:
+        for handle in self.__dict__.pop("handles", []):
+            handle.remove()
+
+
 @dataclass
 class Progress:
     """What :func:`attach_progress` attached: the mode it chose and its displays.
@@ -154,16 +176,18 @@ class Progress:
     """
 
     mode: str
-    bars: list[ProgressBar] = field(default_factory=list)
+    bars: list[_Bar] = field(default_factory=list)
     log: LogProgress | None = None
     handlers: Handlers = field(default_factory=Handlers)
 
     def detach(self) -> None:
-        """Stop the log lines and the epoch lines (Ignite's bars keep their own handlers until the run ends)."""
+        """Stop the bars, the log lines and the epoch lines."""
         self.handlers.remove()
+        for bar in self.bars:
+            bar.remove()
 
 
-def _clear(bars: list[ProgressBar]) -> None:
+def _clear(bars: list[_Bar]) -> None:
     """Take the bars still shown off the screen (an error or an interrupt stopped them mid-way)."""
     for bar in reversed(bars):
         if bar.pbar is not None:
@@ -197,19 +221,20 @@ def attach_progress(
     if mode == "none":
         return Progress(mode)
     if mode == "bar":
-        bars = [ProgressBar(persist=False)]
+        bars = [_Bar(persist=False)]
         bars[0].attach(trainer, metric_names=metric_names, output_transform=None if metric_names else batch_loss)
         # the epoch's bar is cleared (persist=False); its line stays, written above the next one (tqdm.write)
         progress = Progress(mode, bars=bars)
         progress.handlers.add(trainer, Events.EPOCH_COMPLETED, lambda engine: bars[0].log_message(epoch_line(engine)))
         for name, evaluator in evaluators.items():
-            bar = ProgressBar(persist=False, desc=name)
+            bar = _Bar(persist=False, desc=name)
             bar.attach(evaluator)
             bars.append(bar)
         on_exception(trainer, lambda engine, error: _clear(bars))  # what is said next starts on a clean line
         return progress
-    progress = Progress(mode, log=LogProgress(interval))
-    log, handlers = progress.log, progress.handlers
+    log = LogProgress(interval)
+    progress = Progress(mode, log=log)
+    handlers = progress.handlers
     handlers.add(trainer, Events.STARTED, log.started)
     handlers.add(trainer, Events.ITERATION_COMPLETED, log.iteration_completed)
     handlers.add(trainer, Events.EPOCH_COMPLETED, log.epoch_completed)

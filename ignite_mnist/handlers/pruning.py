@@ -40,12 +40,15 @@ from typing import Any, Protocol
 
 from ignite.engine import Engine
 
-from ignite_mnist.events import ValidationEvents
+from ignite_mnist.events import EngineEvent, ValidationEvents
+from ignite_mnist.handlers.state import resumable_state
 
-__all__ = ["PRUNED_AT", "TrialPruning", "attach_trial_pruning"]
+__all__ = ["PRUNED_AT", "PRUNING_ENTRY", "TrialPruning", "attach_trial_pruning"]
 
 #: The trial's user attribute that records the validation a trial was pruned at.
 PRUNED_AT = "pruned_at"
+#: The pruning handler's entry in checkpoints.
+PRUNING_ENTRY = "trial_pruning"
 
 
 class Trial(Protocol):
@@ -74,6 +77,8 @@ class TrialPruning:
         self.reported = set(reported or ())
         self.validations = 0
         self.pruned_at: int | None = None
+        self.trainer: Engine | None = None
+        self.event: EngineEvent = ValidationEvents.VALIDATION_COMPLETED
 
     def __call__(self, trainer: Engine) -> None:
         self.validations += 1
@@ -88,6 +93,13 @@ class TrialPruning:
             self.trial.set_user_attr(PRUNED_AT, self.validations)
             trainer.terminate()
 
+    def detach(self) -> None:
+        """Stop reporting (and saving the count)."""
+        if self.trainer is not None:
+            if self.trainer.has_event_handler(self, self.event):
+                self.trainer.remove_event_handler(self, self.event)
+            resumable_state(self.trainer).remove(self)
+
     def state_dict(self) -> dict[str, int]:
         return {"validations": self.validations}
 
@@ -96,15 +108,18 @@ class TrialPruning:
 
 
 def attach_trial_pruning(
-    trainer: Engine, trial: Trial, metric: str, reported: Mapping[int, float] | None = None
+    trainer: Engine, trial: Trial, metric: str, reported: Mapping[int, float] | None = None, *,
+    event: EngineEvent = ValidationEvents.VALIDATION_COMPLETED,
 ) -> TrialPruning:
-    """Report ``metric`` to ``trial`` after every validation of ``trainer`` and stop it once pruned.
+    """Report ``metric`` to ``trial`` after every validation of ``trainer`` (``event``) and stop it once pruned.
 
-    Attach it after :func:`~ignite_mnist.handlers.attach_validation`; put the result in
-    ``to_save`` so a resumed trial keeps counting validations.
+    Attach it after :func:`~ignite_mnist.handlers.attach_validation`. Saved in checkpoints (entry
+    ``trial_pruning``) by itself, so a resumed trial keeps counting validations; ``.detach()`` removes it.
     """
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         raise ValueError("attach_validation first: the trainer fires no VALIDATION_COMPLETED")
     pruning = TrialPruning(trial, metric, reported)
-    trainer.add_event_handler(ValidationEvents.VALIDATION_COMPLETED, pruning)
+    pruning.trainer, pruning.event = trainer, event
+    trainer.add_event_handler(event, pruning)
+    resumable_state(trainer).add(PRUNING_ENTRY, pruning)
     return pruning

@@ -7,13 +7,14 @@ iterations at which the run was resumed. Neither Ignite nor torch keeps such a r
 
 Example:
     >>> from ignite.engine import Engine
+    >>> from ignite.metrics import Accuracy
     >>> from ignite_mnist.handlers.validation import attach_validation
     >>> trainer = Engine(lambda engine, batch: None)
     >>> evaluator = Engine(lambda engine, batch: None)
     >>> scores = iter([0.5, 0.9, 0.7])
     >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(accuracy=next(scores)))
     >>> record = attach_run_record(trainer)
-    >>> validation = attach_validation(trainer, evaluator, [0])
+    >>> validation = attach_validation(trainer, evaluator, [0], metrics={"accuracy": Accuracy()})  # higher: better
     >>> _ = trainer.run(range(2), max_epochs=3)
     >>> record.best
     {'val_accuracy': 0.9}
@@ -28,18 +29,16 @@ from ignite.engine import Engine, Events
 
 from ignite_mnist.events import Handlers, ValidationEvents
 from ignite_mnist.handlers.state import resumable_state
-from ignite_mnist.handlers.validation import VALIDATION_PREFIX
-from ignite_mnist.registry import lower_is_better
+from ignite_mnist.handlers.validation import VALIDATION_PREFIX, known_mode
 
 __all__ = ["RunRecord", "attach_run_record"]
 
 
-def _better(name: str, new: float, old: float) -> bool:
-    return new < old if lower_is_better(name) else new > old
 
 
 class RunRecord:
-    """Best validation values (max, or min for losses), training seconds and resume points of a run.
+    """Best validation values (the largest, or the smallest where smaller is better), training seconds and
+    resume points of a run.
 
     Attributes:
         best: ``{"val_accuracy": 0.97, "val_loss": 0.09}``: the best of every validation so far.
@@ -67,11 +66,13 @@ class RunRecord:
         return self._seconds + running
 
     def validated(self, trainer: Engine) -> None:
-        """Take the best of this validation's metrics (called after each validation)."""
+        """Take the best of this validation's metrics whose better direction is known (called after each
+        validation; see :func:`~ignite_mnist.handlers.validation.known_mode`)."""
         for name, value in trainer.state.metrics.items():
-            if not (name.startswith(VALIDATION_PREFIX) and isinstance(value, (int, float))):
+            mode = known_mode(trainer, name) if name.startswith(VALIDATION_PREFIX) else None
+            if mode is None or not isinstance(value, (int, float)):
                 continue
-            if name not in self.best or _better(name, value, self.best[name]):
+            if name not in self.best or (value < self.best[name] if mode == "min" else value > self.best[name]):
                 self.best[name] = float(value)
 
     def started(self, trainer: Engine) -> None:

@@ -1,9 +1,10 @@
 """Stop cleanly on SIGINT/SIGTERM: finish the iteration, save a resumable checkpoint, raise ``Interrupted``.
 
 Ignite has no signal handling. :func:`attach_signal_checkpoint` installs
-handlers that only set a flag; at the end of the current trainer iteration (or
-epoch, after validation) the trainer saves a checkpoint and ``trainer.run``
-raises :class:`~ignite_mnist.errors.Interrupted`, whose ``exit_code`` is the
+handlers that only set a flag; at the end of the current trainer iteration (at
+an epoch's last iteration: at the epoch's end, once its validation, metrics row
+and checkpoints are done, so the checkpoint holds the whole epoch) the trainer
+saves a checkpoint and ``trainer.run`` raises :class:`~ignite_mnist.errors.Interrupted`, whose ``exit_code`` is the
 shell's (130 for SIGINT, 143 for SIGTERM). A script that does nothing about it
 therefore stops there, with a traceback naming the checkpoint, instead of going on to test a
 half-trained model as if training had finished. A second signal of the same kind
@@ -38,7 +39,7 @@ import ignite.distributed as idist
 from ignite.engine import Engine, Events
 
 from ignite_mnist.errors import Interrupted
-from ignite_mnist.events import Handlers, on_exception
+from ignite_mnist.events import EngineEvent, Handlers, add_for_each_event, ends_epoch_next, on_exception
 from ignite_mnist.handlers.state import SIGNAL, resumable_state
 
 if TYPE_CHECKING:
@@ -66,11 +67,14 @@ class SignalCheckpoint:
         self._distributed = False  # set when the run starts; asking idist every iteration costs ~5 % of a step
         self.handlers = Handlers()
         self.trainer: Engine | None = None
-        self.check_event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED
+        self.check_event: EngineEvent = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED
 
     def attach_check(self, trainer: Engine) -> None:
-        """Check for a signal at ``check_event`` (attached when the trainer starts, after every other handler)."""
-        self.handlers.add(trainer, self.check_event, self.check)
+        """Check for a signal at ``check_event`` and at every epoch's end (attached when the trainer starts,
+        after every other handler)."""
+        add_for_each_event(self.handlers, trainer, self.check_event, self.check)
+        if not trainer.has_event_handler(self.check, Events.EPOCH_COMPLETED):
+            self.handlers.add(trainer, Events.EPOCH_COMPLETED, self.check, Events.EPOCH_COMPLETED)
 
     def detach(self) -> None:
         """Stop handling signals (restores the previous handlers)."""
@@ -100,7 +104,12 @@ class SignalCheckpoint:
             signal.signal(signum, previous)
         self._previous.clear()
 
-    def check(self, engine: Engine) -> None:
+    def check(self, engine: Engine, fired: Any = Events.ITERATION_COMPLETED) -> None:
+        """Save and raise ``Interrupted`` if a signal came; at an epoch's last iteration, wait for the epoch's
+        end: a checkpoint taken there would count the epoch as done before its validation, metrics row and
+        best checkpoint happened, and a resumed trainer would go straight to the next epoch."""
+        if ends_epoch_next(engine, fired):
+            return
         received = self.received  # read once: a signal may land while this runs
         if self._distributed:  # ranks must stop at the same iteration: agree on any rank's signal
             agreed = int(idist.all_reduce(int(received or 0), op="MAX"))
@@ -121,7 +130,7 @@ class SignalCheckpoint:
 
 def attach_signal_checkpoint(
     trainer: Engine, save: Callable[[Engine], Path] | CheckpointHandlers, *,
-    event: Any = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED,
+    event: EngineEvent = Events.ITERATION_COMPLETED | Events.EPOCH_COMPLETED,
 ) -> SignalCheckpoint:
     """On SIGINT or SIGTERM, save at the next ``event`` and raise ``Interrupted``.
 

@@ -31,24 +31,28 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.storage.checkpoints import RNGStates, restore_objects
 from ignite_mnist.console import note
+from ignite_mnist.errors import RunFinishedError
+from ignite_mnist.storage.checkpoints import RNGStates, restore_objects
 
 __all__ = ["ResumableState", "resumable_state", "unsaved_objects"]
 
-#: Orders of the handlers attached when the trainer starts: rows, then saves, then the signal check.
-REPORT, SAVE, SIGNAL = 0, 1, 2
+#: Orders of what runs when the trainer starts: settling handlers' settings, then attaching the rows, the saves
+#: and the signal check.
+SETUP, REPORT, SAVE, SIGNAL = 0, 1, 2, 3
 #: The checkpoint entry of the trainer's data (its position in the epoch).
 LOADER_ENTRY = "train_loader"
 
 _STATES: weakref.WeakKeyDictionary[Engine, ResumableState] = weakref.WeakKeyDictionary()
+#: Whether this process has looked for unsaved stateful objects already (it scans every live object).
+_SCANNED = False
 
 
 def _stateful(obj: Any) -> bool:
@@ -61,31 +65,40 @@ class ResumableState:
     Attributes:
         objects: what every checkpoint saves (``trainer`` and ``rng`` from the start).
         bookkeeping: checkpoint handlers' own state, restored only when a run goes on in its own folder.
+        own_run: names of the objects restored only then too (a tracker's run: a new run starts its own).
+        checkpoint_dir: where the trainer's "last" checkpoints go (set by ``attach_checkpointing``).
         restored: the entry names of the checkpoint the state was restored from (empty before).
+        all_named: the caller named every stateful object (the managed run): no scan for unsaved ones.
     """
 
     def __init__(self, trainer: Engine) -> None:
         self.trainer = trainer
         self.objects: dict[str, Any] = {"trainer": trainer, "rng": RNGStates()}
         self.bookkeeping: dict[str, Any] = {}
+        self.own_run: set[str] = set()
+        self.checkpoint_dir: Path | None = None
         self.restored: set[str] = set()
         self.restored_from: Path | None = None
+        self.all_named = False
         self._loader_state: Any = None
-        self._warned = False
+        self._resumed_at: int | None = None
         self._deferred: list[tuple[int, Callable[[Engine], None]]] = []
         trainer.add_event_handler(Events.STARTED, self._started)
 
     def defer(self, order: int, attach: Callable[[Engine], None]) -> None:
         """Call ``attach(trainer)`` when the trainer first starts, after every ``attach_*`` call, by ``order``:
-        ``REPORT`` (the metrics log's rows), then ``SAVE`` (checkpoints), then ``SIGNAL``."""
+        ``SETUP`` (settings that need every handler attached), ``REPORT`` (the metrics log's rows), then ``SAVE``
+        (checkpoints), then ``SIGNAL``."""
         self._deferred.append((order, attach))
 
     def cancel(self, attach: Callable[[Engine], None]) -> None:
         """Forget a deferred ``attach`` (its handler was detached before the trainer started)."""
         self._deferred = [(order, held) for order, held in self._deferred if held != attach]
 
-    def add(self, name: str, obj: Any, *, replace: bool = False, bookkeeping: bool = False) -> None:
-        """Save ``obj`` (with ``state_dict``/``load_state_dict``) as entry ``name`` of every checkpoint.
+    def add(self, name: str, obj: Any, *, replace: bool = False, bookkeeping: bool = False,
+            own_run: bool = False) -> None:
+        """Save ``obj`` (with ``state_dict``/``load_state_dict``) as entry ``name`` of every checkpoint;
+        ``own_run``: restored only when the run goes on in its own folder (a tracker's run).
 
         Raises:
             ValueError: ``obj`` is not stateful; another object holds ``name``; or a resume already
@@ -101,6 +114,8 @@ class ResumableState:
             raise ValueError(f"{name!r} was attached after resume_training restored {self.restored_from}: "
                              "move resume_training(...) below every attach_* call")
         (self.bookkeeping if bookkeeping else self.objects)[name] = obj
+        if own_run:
+            self.own_run.add(name)
 
     def remove(self, obj: Any) -> None:
         """Stop saving ``obj`` (a handler was detached)."""
@@ -118,20 +133,49 @@ class ResumableState:
         loader = {LOADER_ENTRY: data} if LOADER_ENTRY not in self.objects and _stateful(data) else {}
         return self.objects | loader
 
-    def to_load(self, in_place: bool = True) -> dict[str, Any]:
-        """What a resume restores (the bookkeeping only ``in_place``, in the run's own folder)."""
-        return self.objects | (self.bookkeeping if in_place else {})
+    def to_load(self, in_place: bool = True, skip: Collection[str] = ()) -> dict[str, Any]:
+        """What a resume restores (the bookkeeping and ``own_run`` objects only ``in_place``, in the run's own
+        folder), but ``skip``."""
+        found = self.objects | self.bookkeeping if in_place else {
+            name: obj for name, obj in self.objects.items() if name not in self.own_run}
+        return {name: obj for name, obj in found.items() if name not in skip}
 
-    def restore(self, checkpoint: Mapping[str, Any], source: Path, in_place: bool = True) -> list[str]:
-        """Restore every object from ``checkpoint``; the data's position waits for ``trainer.run``."""
-        restored = restore_objects(checkpoint, self.to_load(in_place), source)
+    def restore(self, checkpoint: Mapping[str, Any], source: Path, in_place: bool = True,
+                skip: Collection[str] = ()) -> list[str]:
+        """Restore every object from ``checkpoint`` but ``skip``; the data's position waits for ``trainer.run``."""
+        restored = restore_objects(checkpoint, self.to_load(in_place, skip), source)
         if LOADER_ENTRY not in self.objects and LOADER_ENTRY in checkpoint:
             self._loader_state = checkpoint[LOADER_ENTRY]
             restored.append(LOADER_ENTRY)
         self.restored, self.restored_from = set(checkpoint), source
+        self._resumed_at = self.trainer.state.iteration
         return restored
 
+    def _rewind(self, iteration: int) -> None:
+        """Objects that write files as they go (the metrics log) drop what they wrote after ``iteration``
+        (when the restored trainer starts: a finished run that is not trained again keeps its files)."""
+        for obj in self.objects.values():
+            if callable(getattr(obj, "rewind", None)):
+                obj.rewind(iteration)
+
+    def stopped_run(self) -> bool:
+        """Whether a saved object ended the run before its last epoch (early stopping: ``stopped_run``)."""
+        return any(getattr(obj, "stopped_run", False) is True for obj in self.objects.values())
+
+    def _go_on_from_checkpoint(self, trainer: Engine) -> None:
+        """The first start after a restore: refuse to train a run that had finished (Ignite starts a trainer
+        at its ``max_epochs`` over; early stopping may have ended it), then rewind what writes files."""
+        resumed_at, self._resumed_at = self._resumed_at, None
+        if resumed_at is None:
+            return
+        if resumed_at and (trainer.state.iteration < resumed_at or self.stopped_run()):
+            raise RunFinishedError(f"{self.restored_from}: this run already finished (iteration {resumed_at}); "
+                                   "nothing to train: check resume_training(...).finished before trainer.run, "
+                                   "or give trainer.run more max_epochs")
+        self._rewind(resumed_at)
+
     def _started(self, trainer: Engine) -> None:
+        self._go_on_from_checkpoint(trainer)
         deferred, self._deferred = sorted(self._deferred, key=lambda item: item[0]), []
         for _, attach in deferred:
             attach(trainer)
@@ -142,12 +186,19 @@ class ResumableState:
                                  f"{type(data).__name__}, which cannot take it: run on the same loader")
             restore_objects({LOADER_ENTRY: self._loader_state}, {LOADER_ENTRY: data}, self.restored_from or "")
             self._loader_state = None
-        if not self._warned:
-            self._warned = True
-            missing = unsaved_objects(self)
-            if missing:
-                note("warning", f"not saved in checkpoints, so a resume would not restore them: {', '.join(missing)}; "
-                                "name them in attach_checkpointing(..., objects={...})")
+        self._warn_unsaved()
+
+    def _warn_unsaved(self) -> None:
+        """Name the stateful objects checkpoints would miss: once per process (it looks at every live
+        object), and never where the caller named them all."""
+        global _SCANNED
+        if self.all_named or _SCANNED:
+            return
+        _SCANNED = True
+        missing = unsaved_objects(self)
+        if missing:
+            note("warning", f"not saved in checkpoints, so a resume would not restore them: {', '.join(missing)}; "
+                            "name them in attach_checkpointing(..., objects={...})")
 
 
 def resumable_state(trainer: Engine) -> ResumableState:

@@ -1,6 +1,7 @@
 """One call for every tracker: :func:`attach_tracker` (TensorBoard, MLflow, W&B) on any Ignite trainer.
 
-The trackers are :mod:`ignite_mnist.tracking`'s, with the managed run's
+The trackers are :mod:`ignite_mnist.tracking`'s, built from the registry by their
+``in_folder`` (the managed run attaches its trackers with this same call), with these
 guarantees: the files go to the folder given (a run directory:
 TensorBoard's event files, ``mlflow.db`` and ``mlartifacts/``, ``wandb/``); each
 tracker is in the trainer's resumable state, so :func:`~ignite_mnist.handlers.resume_training`
@@ -16,30 +17,30 @@ Example:
     >>> tracker = attach_tracker(trainer, "tensorboard", tempfile.mkdtemp(), log_every=2)
     >>> tracker.name, len(tracker.handles)
     ('tensorboard', 2)
-    >>> detach_tracker(trainer, tracker)
+    >>> tracker.detach()
     >>> tracker.handles
     []
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from ignite_mnist.events import ValidationEvents
 from ignite_mnist.handlers.state import resumable_state
+from ignite_mnist.registry import TRACKERS
 from ignite_mnist.tracking import Tracker
-from ignite_mnist.tracking.base import LoggerTracker
-from ignite_mnist.tracking.mlflow import MlflowTracker
-from ignite_mnist.tracking.tensorboard import TensorboardTracker
-from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings
-from ignite_mnist.tracking.wandb import WandbTracker, wandb_init_args
 
 __all__ = ["attach_tracker", "detach_tracker"]
+
+#: Options 0.1 named otherwise (kept one minor version): tracker -> {old name: new name}.
+_RENAMED_OPTIONS = {"mlflow": {"tracking_uri": "uri"}}
 
 
 class _TrainerRecord:
@@ -57,22 +58,6 @@ class _TrainerRecord:
         return dict(record.best)
 
 
-def _build(kind: str, folder: Path, config: Mapping[str, Any] | None, log_every: int,
-           options: dict[str, Any]) -> LoggerTracker:
-    """The tracker ``kind`` with its files in ``folder``; ``options`` are its own settings."""
-    if kind == "tensorboard":
-        return TensorboardTracker(TensorboardSettings.log_dir(folder), config=config, log_every=log_every, **options)
-    if kind == "mlflow":
-        return MlflowTracker.in_folder(folder, uri=options.pop("tracking_uri", None),
-                                       experiment=options.pop("experiment", None), params=config,
-                                       log_every=log_every, **options)
-    if kind == "wandb":
-        mode, watch = options.pop("mode", "auto"), options.pop("watch", "off")
-        init_args = wandb_init_args(config=config, dir=folder, **options)
-        return WandbTracker(mode=mode, init_args=init_args, log_every=log_every, watch=watch)
-    raise ValueError(f"tracker must be tensorboard, mlflow or wandb, got {kind!r}")
-
-
 def attach_tracker(
     trainer: Engine,
     kind: str,
@@ -85,33 +70,42 @@ def attach_tracker(
     log_every: int = 50,
     **options: Any,
 ) -> Tracker:
-    """Track ``trainer`` with ``kind`` (``tensorboard``, ``mlflow`` or ``wandb``), its files in ``dir``.
+    """Track ``trainer`` with ``kind`` (a name of :data:`~ignite_mnist.registry.TRACKERS`: ``wandb``,
+    ``tensorboard``, ``mlflow``), its files in ``dir``.
 
     Logged, all at the trainer's iteration: ``train/loss`` and the learning rates of
     ``optimizer`` every ``log_every`` iterations, ``epoch/train_loss`` each epoch, each
     evaluator's metrics as ``<name>/<metric>`` (``evaluators={"val": evaluator}``);
-    ``config`` as the run's settings. ``options`` are the tracker's own: W&B ``mode``
-    (``auto``/``online``/``offline``/``disabled``), ``project``, ``entity``, ``name``,
-    ``tags``, ``watch``; MLflow ``tracking_uri``, ``experiment``.
+    ``config`` as the run's settings; W&B's summary keeps the run record's best values.
+    ``options`` are the tracker's own, named as its command-line flags without the
+    prefix (``--wandb-mode`` -> ``mode``): W&B ``mode`` (``auto``/``online``/``offline``/
+    ``disabled``), ``project``, ``entity``, ``name``, ``tags``, ``watch``; MLflow ``uri``,
+    ``experiment``. The managed run attaches its trackers with this call too.
 
     Returns:
-        The tracker (saved in checkpoints by itself): call ``log_test_report``, ``log_model``
-        and ``finish()`` on it at the end; :func:`detach_tracker` removes it.
+        The tracker (saved in checkpoints by itself; a new run started from another run's
+        checkpoint starts its own tracked run): call ``log_test_report``, ``log_model`` and
+        ``finish()`` on it at the end; ``tracker.detach()`` removes it.
     """
-    tracker = _build(kind, Path(dir), config, log_every, dict(options))
+    if kind not in TRACKERS:
+        raise ValueError(f"tracker must be one of {', '.join(TRACKERS.names)}, got {kind!r}")
+    for old, new in _RENAMED_OPTIONS.get(kind, {}).items():
+        if old in options:
+            warnings.warn(f"attach_tracker(..., {old}=) is {new}= since ignite-mnist 0.2; {old} goes in 0.3",
+                          DeprecationWarning, stacklevel=2)
+            options[new] = options.pop(old)
+    tracker: Tracker = TRACKERS.load(kind).in_folder(Path(dir), config=config, log_every=log_every, **options)
     if not trainer.has_registered_events(ValidationEvents.VALIDATION_COMPLETED):
         trainer.register_events(*ValidationEvents)
-    record = _TrainerRecord(trainer) if kind == "wandb" else None
-    tracker.attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, record=record)  # type: ignore[arg-type]
-    resumable_state(trainer).add(tracker.name, tracker)
+    tracker.attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, record=_TrainerRecord(trainer))
+    state = resumable_state(trainer)
+    state.add(tracker.name, tracker, own_run=True)
+    tracker.on_detach(lambda: state.remove(tracker))
     return tracker
 
 
-def detach_tracker(trainer: Engine, tracker: LoggerTracker) -> None:
-    """Stop ``tracker`` logging ``trainer`` and saving its state (its run stays open until ``finish()``)."""
-    for handle in tracker.handles:
-        handle.remove()
-    tracker.handles.clear()
-    if trainer.has_event_handler(tracker.start, Events.STARTED):
-        trainer.remove_event_handler(tracker.start, Events.STARTED)
-    resumable_state(trainer).remove(tracker)
+def detach_tracker(trainer: Engine, tracker: Tracker) -> None:
+    """``tracker.detach()`` (kept for 0.1 code; goes in 0.3)."""
+    warnings.warn("detach_tracker(trainer, tracker) is tracker.detach() since ignite-mnist 0.2; it goes in 0.3",
+                  DeprecationWarning, stacklevel=2)
+    tracker.detach()

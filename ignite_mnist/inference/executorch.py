@@ -45,6 +45,8 @@ import numpy as np
 
 from ignite_mnist.errors import first_line
 from ignite_mnist.inference.exported import METADATA_NAME, ExportError, ExportFormat, in_chunks
+from ignite_mnist.limits import MAX_EXPORTED_BYTES
+from ignite_mnist.storage.reader import open_file
 
 if TYPE_CHECKING:
     import torch
@@ -177,7 +179,7 @@ def _read_metadata(path: Path) -> str | None:
 def _check(path: Path) -> None:
     """An ExecuTorch program starts with its flatbuffer identifier (``ET`` and two digits, at byte 4) and its
     extended header (``eh00``, at byte 8); the runtime aborts the process on some files without them."""
-    with open(path, "rb") as handle:
+    with open_file(path, MAX_EXPORTED_BYTES) as handle:
         head = handle.read(12)
     if not (head[4:6] == b"ET" and head[6:8].isdigit() and head[8:12] == b"eh00"):
         raise ExportError(f"{path}: not an ExecuTorch program (no ET.. eh00 header); export it with "

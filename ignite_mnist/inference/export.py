@@ -52,12 +52,12 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ignite_mnist._version import __version__
 from ignite_mnist.errors import ConfigError, WriteError, first_line
 from ignite_mnist.inference.exported import (
     INPUT_NAME,
@@ -73,7 +73,7 @@ from ignite_mnist.inference.exported import (
 )
 from ignite_mnist.limits import MAX_EXPORTED_BYTES
 from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
-from ignite_mnist.storage.files import write_json
+from ignite_mnist.storage.files import replacing_path, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -248,13 +248,6 @@ ONNX = ExportFormat("onnx", ".onnx", _save_onnx, _run_onnx, _read_onnx_metadata,
                     require=_require_onnx, require_runtime=_require_onnxruntime, check_file=_check_onnx)
 
 
-def _project_version() -> str:
-    try:
-        return package_metadata.version("ignite-mnist")
-    except package_metadata.PackageNotFoundError:  # run from a source tree that was not installed
-        return "unknown"
-
-
 def export_metadata(
     loaded: LoadedModel, exporter: ExportFormat, quantize: str | None, accuracy: float, samples: int
 ) -> dict[str, Any]:
@@ -263,7 +256,7 @@ def export_metadata(
     ``accuracy`` is the eager model's on ``samples`` test images (the file's own is in the sidecar).
     """
     return {
-        "ignite_mnist_version": _project_version(),
+        "ignite_mnist_version": __version__,
         "format": exporter.name,
         "quantization": quantize,
         "model": loaded.config.model,
@@ -319,11 +312,13 @@ class ExportResult:
 
 
 def _save_or_explain(save: Callable[[Path], None], path: Path) -> None:
-    """Write the file; a folder that cannot be written is one line (exporters wrap the OSError in their own errors)."""
+    """Write the file (to ``<path>.partial``, then renamed: a link at ``path`` is replaced, never written through); a
+    folder that cannot be written is one line (exporters wrap the OSError in their own errors)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save(path)
-    except Exception as raised:  # noqa: BLE001 - torch's writers wrap the OSError: find it, else re-raise
+        with replacing_path(path) as partial:
+            save(partial)
+    except Exception as raised:  # torch's writers wrap the OSError: find it, else re-raise
         error = raised if isinstance(raised, OSError) else raised.__context__ or raised.__cause__
         reason = re.search(r"strerror: ([^\n]+)", str(raised))  # TorchScript's C++ writer only says it in words
         if not isinstance(error, OSError) and reason is None:
@@ -389,7 +384,7 @@ def _write(loaded: LoadedModel, exporter: ExportFormat, path: Path, quantize: st
     if quantize is not None:
         save_int8, calibration = exporter.save_int8, _calibration_images(loaded, data_dir)
 
-        def save(target: Path) -> None:  # noqa: F811  (the int8 file instead)
+        def save(target: Path) -> None:  # the int8 file instead
             save_int8(model, target, metadata, calibration)  # type: ignore[misc]
 
     _save_or_explain(save, path)

@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ignite_mnist.data.datasets import DatasetInfo, dataset_spec, load_split_arrays
-from ignite_mnist.errors import IgniteMnistError, first_line
+from ignite_mnist.errors import IgniteMnistError, UnsafeFileError, first_line
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified, evaluation_from_confusion
-from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES, check_regular_file, read_bounded
+from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES
 from ignite_mnist.registry import EXPORT_FORMATS
+from ignite_mnist.storage.reader import check_file, read_json, size_text
 
 if TYPE_CHECKING:
     import torch
@@ -147,9 +148,10 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     if not sidecar.is_file():
         return None
     try:
-        values = json.loads(read_bounded(sidecar, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as error:
-        raise ExportError(f"{sidecar}: not a readable sidecar ({first_line(error)}); export the model again") from None
+        values = read_json(sidecar, MAX_SETTINGS_FILE_BYTES)
+    except (OSError, ValueError, UnsafeFileError) as error:
+        reason = error.reason if isinstance(error, UnsafeFileError) else first_line(error)
+        raise ExportError(f"{sidecar}: not a readable sidecar ({reason}); export the model again") from None
     if not isinstance(values, dict):
         raise ExportError(f"{sidecar}: not a sidecar of ignite-mnist export; export the model again")
     return values
@@ -180,10 +182,10 @@ def load_exported(path: str | Path) -> ExportedModel:
     sidecar = _read_sidecar(path)
     exporter = _readable_format(path, sidecar)
     try:
-        check_regular_file(path, MAX_EXPORTED_BYTES)
-    except ValueError as error:
-        raise ExportError(f"{path}: refused: {error} (an exported model is a regular file of at most "
-                          f"{MAX_EXPORTED_BYTES >> 20} MiB)") from None
+        check_file(path, MAX_EXPORTED_BYTES)
+    except UnsafeFileError as error:
+        raise ExportError(f"{path}: refused: {error.reason} (an exported model is a regular file of at most "
+                          f"{size_text(MAX_EXPORTED_BYTES)})") from None
     exporter.check_file(path)
     try:
         inside = exporter.read_metadata(path)

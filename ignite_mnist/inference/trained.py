@@ -133,8 +133,9 @@ def load_model(
         ...
         ignite_mnist.errors.CheckpointError: missing.pt: no such checkpoint file; check the path
     """
-    path = model_checkpoint(path)
-    checkpoint = load_checkpoint(path)
+    given = Path(path)
+    path = model_checkpoint(given)
+    checkpoint = load_checkpoint(path, inside=given if given.is_dir() else None)  # a run's own file stays in it
     config = _config_of(path, checkpoint, model, dataset)
     saved = checkpoint.get("dataset")
     try:

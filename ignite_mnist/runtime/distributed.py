@@ -53,12 +53,15 @@ from typing import Any, TypeVar
 import ignite.distributed as idist
 import torch
 import torch.distributed as dist
+from ignite.distributed.launcher import Parallel
 from ignite.utils import manual_seed
-from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
+from torch.distributed.distributed_c10d import PrefixStore
+from torch.distributed.rendezvous import rendezvous
+from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedException
 
-from ignite_mnist.storage.checkpoints import RNGStates
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_SIGINT, ConfigError, IgniteMnistError, first_line
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.storage.checkpoints import RNGStates
 
 __all__ = [
     "RankError",
@@ -66,6 +69,7 @@ __all__ = [
     "broadcast_module",
     "check_world",
     "external_world_size",
+    "is_rank_zero",
     "launch",
     "needs_launch",
     "rank_device",
@@ -95,6 +99,19 @@ class RankError(IgniteMnistError):
 def _lost_peer(error: BaseException) -> bool:
     """Whether a collective failed because another process went away (gloo raises a plain RuntimeError)."""
     return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and "by peer" in str(error))
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0, the one that writes files and talks to the user: the process group's
+    rank once there is one, before that ``$RANK`` as torchrun sets it (a process alone is rank 0).
+
+    Example:
+        >>> is_rank_zero()
+        True
+    """
+    if idist.get_world_size() > 1:
+        return idist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
 
 
 def external_world_size() -> int:
@@ -224,7 +241,8 @@ def _forward_signals() -> Iterator[None]:
         if signum == signal.SIGINT and _children_share_terminal():
             return  # the terminal sent it to the workers too; a second copy would mean "stop at once"
         for child in multiprocessing.active_children():
-            os.kill(child.pid, signum)
+            if child.pid is not None:
+                os.kill(child.pid, signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -243,7 +261,6 @@ def run_on_rank(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
     try:
         result = fn(config)
         idist.barrier()  # nobody tears the process group down while another rank still uses it
-        return result
     except IgniteMnistError as error:
         if not str(error).startswith(f"rank {rank}:"):
             error.args = (f"rank {rank}: {error}",)
@@ -254,6 +271,7 @@ def run_on_rank(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:
         raise RankError(
             f"rank {rank}: stopped because another process failed ({first_line(error)})", lost_peer=True
         ) from error
+    return result
 
 
 def _write_report(reports: Path, error: BaseException) -> int:
@@ -307,11 +325,11 @@ def _torchrun_group(backend: str) -> Iterator[None]:
     seen here). Each attempt (``$TORCHELASTIC_RESTART_COUNT``) gets its own prefix; the store
     and the ranks are torch's own ``env://`` rendezvous, and Ignite takes up the group.
     """
-    store, rank, world_size = next(dist.rendezvous("env://"))
+    store, rank, world_size = next(rendezvous("env://"))
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend, store=dist.PrefixStore(f"ignite-mnist/attempt-{attempt}", store), rank=rank,
+    dist.init_process_group(backend, store=PrefixStore(f"ignite-mnist/attempt-{attempt}", store), rank=rank,
                             world_size=world_size)
     idist.sync()
     try:
@@ -355,12 +373,13 @@ def _spawn(fn: Callable[[TrainConfig], T], config: TrainConfig, backend: str) ->
     port = int(os.environ.get("MASTER_PORT") or _free_port())
     with tempfile.TemporaryDirectory(prefix="ignite-mnist-ranks-") as reports, _forward_signals():
         try:
-            with idist.Parallel(backend=backend, nproc_per_node=config.nproc_per_node, master_port=port) as parallel:
+            with Parallel(backend=backend, nproc_per_node=config.nproc_per_node, master_port=port) as parallel:
                 parallel.run(_rank_main, fn, config, reports)
         except (ProcessExitedException, ProcessRaisedException) as failure:
             raise _failure(Path(reports), failure) from None
         with open(Path(reports) / _RESULT, "rb") as f:
-            return pickle.load(f)  # written by our own rank 0 in our own temporary folder
+            result: T = pickle.load(f)  # written by our own rank 0 in our own temporary folder
+        return result
 
 
 def launch(fn: Callable[[TrainConfig], T], config: TrainConfig) -> T:

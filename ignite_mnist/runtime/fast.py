@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import cast
 
 import torch
 from torch import nn
@@ -67,4 +68,4 @@ def prepare_model(model: nn.Module, device: torch.device | str, *, compile: bool
     """
     if uses_channels_last(model, device):
         model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if compile else model
+    return cast(nn.Module, torch.compile(model)) if compile else model

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import statistics
@@ -47,7 +48,10 @@ from torch import nn
 
 from ignite_mnist.registry import THREADS_AUTO
 
-__all__ = ["MIN_SPEEDUP", "ThreadChoice", "available_cores", "choose_threads", "step_probe", "using_threads"]
+__all__ = [
+    "MIN_SPEEDUP", "ThreadChoice", "available_cores", "choose_threads", "choose_threads_for", "step_probe",
+    "using_threads",
+]
 
 #: How much faster per step more threads must be before ``auto`` takes them (noise, and the risk under load).
 MIN_SPEEDUP = 1.15
@@ -72,6 +76,9 @@ class ThreadChoice:
     threads: int
     reason: str
     measured: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.threads} CPU thread{'s' if self.threads > 1 else ''} ({self.reason})"
 
 
 def available_cores() -> int:
@@ -126,7 +133,7 @@ def choose_threads(setting: str, probe: Callable[[], None] | None, cores: int | 
     with torch.random.fork_rng(devices=[]), using_threads(torch.get_num_threads()):
         times = _probe_times(probe, cores)
     one, many = (statistics.median(times[count]) * 1000 for count in (1, cores))
-    faster = statistics.median(a / b for a, b in zip(times[1], times[cores])) >= MIN_SPEEDUP
+    faster = statistics.median(a / b for a, b in zip(times[1], times[cores], strict=True)) >= MIN_SPEEDUP
     return ThreadChoice(cores if faster else 1, f"{one:.1f} ms per step on 1 thread, {many:.1f} ms on {cores}",
                         measured=True)
 
@@ -141,11 +148,30 @@ def _probe_times(probe: Callable[[], None], cores: int) -> dict[int, list[float]
     for _ in range(PROBE_ROUNDS):
         for count in times:
             times[count].append(_seconds_per_step(probe, count))
-        speedups = [a / b for a, b in zip(times[1], times[cores])]
+        speedups = [a / b for a, b in zip(times[1], times[cores], strict=True)]
         clear = not MIN_SPEEDUP / 2 < speedups[0] < MIN_SPEEDUP * 2
         if len({speedup >= MIN_SPEEDUP for speedup in speedups}) == 1 and (len(speedups) >= 2 or clear):
             break
     return times
+
+
+def choose_threads_for(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor],
+                       batch: tuple[torch.Tensor, torch.Tensor], setting: str = THREADS_AUTO) -> ThreadChoice:
+    """The thread count ``setting`` means for training ``model`` with ``optimizer`` and ``loss_fn`` on batches
+    like ``batch`` (``auto``: a few steps timed at each count, :func:`choose_threads`). The steps train copies,
+    so ``model``, ``optimizer`` and every random generator are as they were.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> batch = (torch.randn(8, 4), torch.randint(0, 2, (8,)))
+        >>> choose_threads_for(model, optimizer, torch.nn.functional.cross_entropy, batch, "1").threads
+        1
+    """
+    images, labels = batch
+    with torch.random.fork_rng(devices=[]):
+        probe_model, probe_optimizer = copy.deepcopy((model, optimizer))  # the copy steps over the copied weights
+        return choose_threads(setting, step_probe(probe_model, probe_optimizer, loss_fn, images, labels))
 
 
 @contextlib.contextmanager

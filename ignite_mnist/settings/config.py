@@ -20,11 +20,9 @@ import contextlib
 import copy
 import dataclasses
 import difflib
-import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.limits import MAX_PROCESSES, MAX_THREADS, MAX_WORKERS
@@ -43,6 +41,19 @@ from ignite_mnist.registry import (
     TRACKER_CHOICES,
     TRACKER_SETTINGS,
     is_import_path,
+)
+from ignite_mnist.settings.fields import (
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    TrackerSettings,
+    check_setting,
+    flag_name,
+    setting,
+    setting_default,
+    setting_name,
+    setting_type,
 )
 
 #: ``--dataset folder:PATH`` (see :mod:`ignite_mnist.data.folders`).
@@ -87,14 +98,6 @@ TRACKER_SETTINGS_FIELD = "tracker_settings"
 
 DATA_DIR_ENV = "IGNITE_MNIST_DATA_DIR"
 
-Check = tuple[Callable[[Any], bool], str]
-
-POSITIVE: Check = (lambda v: v > 0, "must be > 0")
-NON_NEGATIVE: Check = (lambda v: v >= 0, "must be >= 0")
-PROBABILITY: Check = (lambda v: 0 <= v < 1, "must be in [0, 1)")
-SEED: Check = (lambda v: 0 <= v < 2**32, "must be between 0 and 4294967295 (NumPy's seed range)")
-
-
 def default_data_dir() -> str:
     """The dataset root: ``$IGNITE_MNIST_DATA_DIR`` when set, else ``./data``."""
     return os.environ.get(DATA_DIR_ENV) or "./data"
@@ -115,40 +118,6 @@ def is_folder_name(dataset: str) -> bool:
     return dataset.startswith(FOLDER_PREFIX) and len(dataset) > len(FOLDER_PREFIX)
 
 
-def flag_name(field_name: str) -> str:
-    """The command-line flag of a config field: ``batch_size`` -> ``--batch-size``."""
-    return "--" + field_name.replace("_", "-")
-
-
-def setting_name(flag: str) -> str:
-    """The config field of a command-line flag: ``--batch-size`` -> ``batch_size``."""
-    return flag.removeprefix("--").replace("-", "_")
-
-
-def setting(
-    default: Any = dataclasses.MISSING,
-    help: str = "",
-    *,
-    choices: tuple[str, ...] | None = None,
-    other: tuple[str, Callable[[str], bool]] | None = None,
-    check: Check | None = None,
-    type: Callable[[str], Any] | None = None,
-    default_factory: Callable[[], Any] | None = None,
-    repeatable: bool = False,
-) -> Any:
-    """Declare one setting: a dataclass field whose metadata feeds the CLI and validation.
-
-    ``other`` opens ``choices``: ``(what else is accepted, its test)``, e.g.
-    ``("package.module:Class", is_import_path)``. A ``repeatable`` setting is a
-    list of ``type`` values, its flag given once per value.
-    """
-    metadata = {"help": help, "choices": choices, "other": other, "check": check, "type": type,
-                "repeatable": repeatable}
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 #: Settings that were renamed: the old name (in older ``config.json`` files and checkpoints) -> the current one.
 RENAMED_SETTINGS = {"wandb_log_every": "log_every"}
 
@@ -163,55 +132,6 @@ def current_names(values: dict[str, Any]) -> dict[str, Any]:
     return {RENAMED_SETTINGS.get(name, name): value for name, value in values.items()}
 
 
-def setting_default(f: dataclasses.Field) -> Any:
-    """A setting's default value."""
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-
-
-def setting_type(f: dataclasses.Field) -> type:
-    """What one value of a setting is (``int`` for ``--patience``, ``str`` for each ``--tracker``)."""
-    return f.metadata.get("type") or type(setting_default(f))
-
-
-def _check_field(f: dataclasses.Field, value: Any) -> None:
-    """A setting's value (each item of a repeatable one) against its declared choices and range."""
-    for item in value if f.metadata.get("repeatable") else [value]:
-        _check_value(f, item)
-
-
-def _check_value(f: dataclasses.Field, value: Any) -> None:
-    """One value of a setting against its declared choices and range."""
-    choices, other = f.metadata.get("choices"), f.metadata.get("other")
-    if choices and value not in choices and not (other and other[1](value)):
-        accepted = ", ".join(choices) + (f" or {other[0]}" if other else "")
-        raise ConfigError(flag_name(f.name), f"invalid choice {value!r} (choose from {accepted})")
-    check = f.metadata.get("check")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(flag_name(f.name), f"must be a finite number, got {value}")
-    if check is not None and value is not None and not check[0](value):
-        raise ConfigError(flag_name(f.name), f"{check[1]}, got {value}")
-
-
-class TrackerSettings:
-    """Base of a tracker's own settings: a dataclass of :func:`setting` fields, each named ``<tracker>_<what>``.
-
-    Each tracker declares its settings in a small module of its own (no torch), named
-    in :data:`~ignite_mnist.registry.TRACKER_SETTINGS`; :class:`TrainConfig` holds one
-    instance per tracker and knows none by name. Their fields are settings like any
-    other: a flag each (``--wandb-mode``), a key each in ``config.json`` and ``--config``
-    files (``wandb_mode``), checked against their choices and ranges.
-
-    Attributes:
-        FILES: the files and folders the tracker keeps in the run directory (``wandb``, ``tensorboard``);
-            the tracker makes its paths from them, :class:`~ignite_mnist.storage.run_dir.RunDir` names none.
-    """
-
-    FILES: ClassVar[tuple[str, ...]] = ()
-
-    def validate(self) -> None:
-        """Checks beyond each field's choices and range (e.g. the environment the tracker reads)."""
-
-
 def tracker_settings_classes() -> dict[str, type[TrackerSettings]]:
     """Each tracker's settings class, by tracker name (:data:`~ignite_mnist.registry.TRACKER_SETTINGS`)."""
     return {name: TRACKER_SETTINGS.load(name) for name in TRACKER_SETTINGS.names}
@@ -221,11 +141,11 @@ def _default_tracker_settings() -> dict[str, TrackerSettings]:
     return {name: kind() for name, kind in tracker_settings_classes().items()}
 
 
-def _core_fields() -> tuple[dataclasses.Field, ...]:
+def _core_fields() -> tuple[dataclasses.Field[Any], ...]:
     return tuple(f for f in dataclasses.fields(TrainConfig) if f.name != TRACKER_SETTINGS_FIELD)
 
 
-def setting_fields() -> dict[str, dataclasses.Field]:
+def setting_fields() -> dict[str, dataclasses.Field[Any]]:
     """Every setting by name, in ``config.json``'s order: :class:`TrainConfig`'s own, then each tracker's.
 
     Example:
@@ -261,7 +181,8 @@ class TrainConfig:
     val_size: int = setting(5000, "training images held out (seeded) for validation", check=POSITIVE)
     # model and optimisation
     model: str = setting(
-        "mlp", "network: mlp, the tutorial's MLP; cnn, a small ConvNet; fastcnn, the fast recipe's BatchNorm CNN; "
+        "mlp", "network: mlp, the tutorial's MLP; mlp-deskew, the same MLP behind a deskewing layer (the "
+        "mlp-best recipe's); cnn, a small ConvNet; fastcnn, the fast recipe's BatchNorm CNN; "
         "quickcnn, the one-epoch recipe's CNN; deepcnn, the best recipe's deeper CNN; or your own "
         "torch.nn.Module class by import path (taking num_classes if it wants it)",
         choices=MODELS.names, other=("package.module:Class", is_import_path),
@@ -377,12 +298,12 @@ class TrainConfig:
             ConfigError: naming the flag and the accepted values.
         """
         for f in _core_fields():
-            _check_field(f, getattr(self, f.name))
+            check_setting(f, getattr(self, f.name))
         for settings in self.tracker_settings.values():
             for f in dataclasses.fields(settings):  # type: ignore[arg-type]
-                _check_field(f, getattr(settings, f.name))
+                check_setting(f, getattr(settings, f.name))
             settings.validate()
-        if NO_TRACKER in self.tracker and len(self.tracker) > 1 or len(set(self.tracker)) < len(self.tracker):
+        if (NO_TRACKER in self.tracker and len(self.tracker) > 1) or len(set(self.tracker)) < len(self.tracker):
             raise ConfigError("--tracker", f"name each tracker once, or none alone; got {', '.join(self.tracker)}")
         if self.run_name is not None and (not self.run_name or "/" in self.run_name or "\0" in self.run_name
                                           or self.run_name in (".", "..")):

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ignite_mnist.errors import ConfigError
 from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser, Repeated
 from ignite_mnist.settings.config import (
     TrainConfig,
@@ -32,7 +33,6 @@ from ignite_mnist.settings.config import (
     setting_type,
 )
 from ignite_mnist.settings.config_file import ConfigFile, read_config_file
-from ignite_mnist.errors import ConfigError
 from ignite_mnist.settings.recipes import RECIPES
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ __all__ = ["ParsedTrainArgs", "agent_style", "build_train_parser", "parse_train_
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
-def _flag_options(f: dataclasses.Field, suppress_defaults: bool) -> dict[str, Any]:
+def _flag_options(f: dataclasses.Field[Any], suppress_defaults: bool) -> dict[str, Any]:
     """``add_argument`` options of the flag of config field ``f``."""
     kind = setting_type(f)
     options: dict[str, Any] = {"help": f.metadata["help"], "dest": f.name}
@@ -77,9 +77,9 @@ def build_train_parser(prog: str = PROG, *, suppress_defaults: bool = False,
     )
     for f in setting_fields().values():
         parser.add_argument(flag_name(f.name), **_flag_options(f, suppress_defaults))
+    recipe_default: dict[str, Any] = {} if suppress_defaults else {"default": "tutorial"}
     parser.add_argument(
-        "--recipe", choices=sorted(RECIPES), metavar="{" + ",".join(sorted(RECIPES)) + "}",
-        **({} if suppress_defaults else {"default": "tutorial"}),
+        "--recipe", choices=sorted(RECIPES), metavar="{" + ",".join(sorted(RECIPES)) + "}", **recipe_default,
         help="start from a named set of settings; --config and flags given beside it win. tutorial: the other "
              "flags' defaults; fast: >= 99 %% test accuracy in 3 epochs; one-epoch: >= 99 %% in one epoch; best: "
              "~99.65 %% in 10 epochs; mlp-best: the tutorial's MLP at ~98.5 %% (each recipe's settings: "

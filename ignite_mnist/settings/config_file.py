@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ignite_mnist.errors import ConfigError, UnsafeFileError
+from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes
 from ignite_mnist.settings.config import RENAMED_SETTINGS, TrainConfig, coerce_setting
-from ignite_mnist.errors import ConfigError
-from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, MAX_YAML_NODES, count_nodes, read_bounded
+from ignite_mnist.storage.reader import read_file, size_text
 
 __all__ = ["FORMATS", "ConfigFile", "dump_config", "read_config_file"]
 
@@ -73,18 +75,18 @@ def _parse(path: Path, kind: str, text: str) -> Any:
         try:
             contents = yaml.safe_load(text)
             count_nodes(contents, MAX_YAML_NODES)
-            return contents
         except ValueError as error:  # aliases that expand too far
             raise ConfigError(str(path), f"refused: it {error}") from None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise ConfigError(where, f"not valid YAML ({getattr(error, 'problem', None) or error})") from None
+        return contents
     if kind == "TOML":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10: its backport
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # Python 3.10: its backport
+            import tomli as tomllib
 
         try:
             return tomllib.loads(text)
@@ -108,12 +110,12 @@ def read_config_file(path: str | Path) -> ConfigFile:
     if kind is None:
         raise ConfigError("--config", f"{path}: unknown file type; use .yaml, .yml, .toml or .json")
     try:
-        text = read_bounded(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8")
+        text = read_file(path, MAX_SETTINGS_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError("--config", f"cannot read {path} ({getattr(error, 'strerror', None) or error})") from None
-    except ValueError as error:  # a device, a pipe, a folder, or too big
-        raise ConfigError("--config", f"{path}: refused: {error}; a settings file is a regular file of at most "
-                                      f"{MAX_SETTINGS_FILE_BYTES // 1024} KiB") from None
+    except UnsafeFileError as error:  # a device, a pipe, a folder, or too big
+        raise ConfigError("--config", f"{path}: refused: {error.reason}; a settings file is a regular file of at "
+                                      f"most {size_text(MAX_SETTINGS_FILE_BYTES)}") from None
     try:
         contents = _parse(path, kind, text)
     except RecursionError:

@@ -28,6 +28,7 @@ __all__ = [
     "find_latest_checkpoint",
     "is_checkpoint_name",
     "is_stray_temporary",
+    "remove_stray_temporaries",
     "saved_iteration",
 ]
 
@@ -81,6 +82,17 @@ def is_stray_temporary(path: str | Path) -> bool:
         (True, False)
     """
     return bool(_TEMPORARY_PATTERN.match(Path(path).name))
+
+
+def remove_stray_temporaries(dirname: str | Path) -> list[Path]:
+    """Delete the temporary files (``tmpXXXXXXXX``) saves killed between write and rename left in ``dirname``;
+    return them. Only regular files of that name directly in the folder are touched (never a link)."""
+    dirname = Path(dirname)
+    stray = [p for p in dirname.iterdir() if is_stray_temporary(p) and p.is_file() and not p.is_symlink()
+             ] if dirname.is_dir() and not dirname.is_symlink() else []
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return stray
 
 
 def best_score(path: str | Path) -> float | None:

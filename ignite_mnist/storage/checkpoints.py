@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import pickle
 import pickletools
 import random
@@ -37,11 +38,15 @@ import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
+from ignite_mnist.errors import CheckpointError, ConfigError, UnsafeFileError, first_line
+from ignite_mnist.limits import MAX_CHECKPOINT_BYTES
+from ignite_mnist.registry import TRACKERS
+from ignite_mnist.settings.config import coerce_setting, current_names, setting_fields
 from ignite_mnist.storage.checkpoint_files import (
     BEST_PREFIX,
     LAST_PREFIX,
@@ -52,9 +57,7 @@ from ignite_mnist.storage.checkpoint_files import (
     is_checkpoint_name,
     saved_iteration,
 )
-from ignite_mnist.settings.config import coerce_setting, current_names, setting_fields
-from ignite_mnist.errors import CheckpointError, ConfigError, first_line
-from ignite_mnist.registry import TRACKERS
+from ignite_mnist.storage.reader import open_file, size_text
 
 __all__ = [
     "BEST_PREFIX",
@@ -67,6 +70,7 @@ __all__ = [
     "find_best_checkpoint",
     "find_latest_checkpoint",
     "load_checkpoint",
+    "newest_intact_checkpoint",
     "restore_objects",
     "saved_iteration",
     "saved_settings",
@@ -153,48 +157,78 @@ def _corrupted(path: Path, error: Exception) -> str:
     return f"{path}: corrupted or truncated checkpoint ({type(error).__name__}); use another checkpoint of the run"
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def _open_checkpoint(path: Path, inside: str | Path | None) -> IO[bytes]:
+    """The checkpoint file opened by :func:`~ignite_mnist.storage.reader.open_file`, or a one-line error."""
+    try:
+        return open_file(path, MAX_CHECKPOINT_BYTES, inside=inside)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file; check the path") from None
+    except UnsafeFileError as error:
+        raise CheckpointError(f"{path}: refused: {error.reason} (a checkpoint is a regular file of at most "
+                              f"{size_text(MAX_CHECKPOINT_BYTES)}); use a checkpoint ignite-mnist wrote") from None
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error.strerror or error}); check the path") from None
+
+
+def load_checkpoint(path: str | Path, *, inside: str | Path | None = None) -> dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``: no code from the file runs).
 
     Any dict with a ``model`` entry (a state dict) is accepted, so checkpoints a
     custom trainer wrote with :func:`~ignite_mnist.handlers.attach_checkpointing`
     load too; ``config`` and the rest are there when the managed run wrote it.
+    The file is opened once, by the one reader (a regular file of at most
+    :data:`~ignite_mnist.limits.MAX_CHECKPOINT_BYTES`; with ``inside``, a file found
+    in that run directory, it must lie inside it), and every check reads that handle.
 
     Raises:
-        CheckpointError: the file is missing, truncated/corrupted, carries
-            pickled code, or holds no model state.
+        CheckpointError: the file is missing, a pipe, a device, too big, a link out of ``inside``,
+            truncated/corrupted, carries pickled code, or holds no model state.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file; check the path")
-    if zipfile.is_zipfile(path):
-        _check_unpacked_size(path)
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a foreign file
-            warnings.simplefilter("ignore", UserWarning)
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a damaged file fails anywhere in the reader: zip, pickle, storage sizes
-        # torch's weights-only unpickler names the first global it refused ("... GLOBAL posix.system ..."); a
-        # plain pickle it cannot even parse is read here, without running it, for the globals it names
-        refused = _REFUSED_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
-        named = refused.group(1) if refused else _first_pickled_global(path)
-        if named is None:
-            raise CheckpointError(_corrupted(path, error)) from None
-        raise CheckpointError(
-            f"{path}: refused to load: the file holds objects other than tensors and plain values "
-            f"({named}), which could run code; load only checkpoints written by ignite-mnist"
-        ) from None
+    with _open_checkpoint(path, inside) as handle:
+        if zipfile.is_zipfile(handle):
+            _check_unpacked_size(path, handle)
+        handle.seek(0)
+        try:
+            with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a foreign file
+                warnings.simplefilter("ignore", UserWarning)
+                checkpoint = torch.load(handle, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - a damaged file fails anywhere in the reader: zip, pickle, sizes
+            # torch's weights-only unpickler names the first global it refused ("... GLOBAL posix.system ..."); a
+            # plain pickle it cannot even parse is read here, without running it, for the globals it names
+            refused = _REFUSED_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
+            named = refused.group(1) if refused else _first_pickled_global(handle)
+            if named is None:
+                raise CheckpointError(_corrupted(path, error)) from None
+            raise CheckpointError(
+                f"{path}: refused to load: the file holds objects other than tensors and plain values "
+                f"({named}), which could run code; load only checkpoints written by ignite-mnist"
+            ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), Mapping):
         raise CheckpointError(f"{path}: not a training checkpoint (no model state inside)")
     return checkpoint
 
 
-def _check_unpacked_size(path: Path) -> None:
+def newest_intact_checkpoint(dirname: str | Path, *, before: int | None = None
+                             ) -> tuple[Path, dict[str, Any], list[str]] | None:
+    """The newest "last" checkpoint of folder ``dirname`` (below iteration ``before``) that loads, read; and why
+    each newer one was skipped (:func:`load_checkpoint`'s message). None when no "last" checkpoint loads."""
+    skipped = []
+    while (path := find_latest_checkpoint(dirname, before=before)) is not None:
+        try:
+            return path, load_checkpoint(path, inside=dirname), skipped
+        except CheckpointError as error:
+            skipped.append(str(error))
+            before = checkpoint_iteration(path)
+    return None
+
+
+def _check_unpacked_size(path: Path, handle: IO[bytes]) -> None:
     """Refuse, before reading it, an archive that would unpack far beyond its size (torch stores tensors
     uncompressed, so a checkpoint unpacks to about its own size; a crafted one could claim gigabytes)."""
-    size = path.stat().st_size
+    size = os.fstat(handle.fileno()).st_size
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(handle) as archive:
             unpacked = sum(entry.file_size for entry in archive.infolist())
     except (zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(_corrupted(path, error)) from None
@@ -204,18 +238,18 @@ def _check_unpacked_size(path: Path) -> None:
                               "ignite-mnist run")
 
 
-def _first_pickled_global(path: Path) -> str | None:
+def _first_pickled_global(handle: IO[bytes]) -> str | None:
     """The first ``module.name`` a plain pickle file refers to, read with ``pickletools`` (nothing is run)."""
     strings: list[str] = []
     try:
-        with open(path, "rb") as handle:
-            for opcode, argument, _ in pickletools.genops(handle):
-                if opcode.name in ("GLOBAL", "INST"):
-                    return str(argument).replace(" ", ".")
-                if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    return f"{strings[-2]}.{strings[-1]}"
-                if isinstance(argument, str):
-                    strings.append(argument)
+        handle.seek(0)
+        for opcode, argument, _ in pickletools.genops(handle):
+            if opcode.name in ("GLOBAL", "INST"):
+                return str(argument).replace(" ", ".")
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+            if isinstance(argument, str):
+                strings.append(argument)
     except Exception:  # noqa: BLE001 - not a pickle at all
         return None
     return None
@@ -302,9 +336,9 @@ def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
             (_empty_like(v), v, where) for v in saved.values()]
         return next((bad for f, v, w in pairs if (bad := _unlike(f, v, w))), None)
     if isinstance(fresh, (list, tuple)):
-        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or fresh and len(saved) != len(fresh):
+        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or (fresh and len(saved) != len(fresh)):
             return where
-        pairs = list(zip(fresh, saved)) if fresh else [(_empty_like(v), v) for v in saved]
+        pairs = list(zip(fresh, saved, strict=True)) if fresh else [(_empty_like(v), v) for v in saved]
         return next((bad for f, v in pairs if (bad := _unlike(f, v, f"{where}[]"))), None)
     if isinstance(fresh, torch.Tensor):
         return None if isinstance(saved, torch.Tensor) and saved.dtype == fresh.dtype else where
@@ -378,14 +412,16 @@ damaged or was not written by ignite-mnist
     for name, value in current_names(dict(saved)).items():
         if name not in known:
             continue
-        try:
-            plain = isinstance(value, _PLAIN) or isinstance(value, list) and all(isinstance(v, str) for v in value)
-            if not plain:
-                raise ConfigError(name, f"expected a plain value, got a {type(value).__name__}")
-            values[name] = coerce_setting(name, value)
-        except ConfigError as error:
+        plain = isinstance(value, _PLAIN) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        error = None if plain else ConfigError(name, f"expected a plain value, got a {type(value).__name__}")
+        if error is None:
+            try:
+                values[name] = coerce_setting(name, value)
+            except ConfigError as refused:
+                error = refused
+        if error is not None:
             raise CheckpointError(f"{source}: its config.{name}: {error.message[:200]}; the file is damaged or was "
-                                  "not written by ignite-mnist") from None
+                                  "not written by ignite-mnist")
     return values
 
 

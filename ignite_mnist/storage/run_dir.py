@@ -14,13 +14,20 @@
 Each tracker declares what it keeps here (``FILES`` of its settings, e.g.
 :class:`~ignite_mnist.tracking.wandb_settings.WandbSettings`), so this module names none.
 
+Every file of the folder is read through :mod:`ignite_mnist.storage.reader` (inside the
+folder, within its limit) and written through :mod:`ignite_mnist.storage.files`.
+
 Training, ``--resume``, ``evaluate``, ``predict`` and ``export`` all find
 checkpoints through :class:`RunDir`, so a run can be moved or copied: every path
 it stores is relative to the folder. Two guards neither Ignite nor torch provide:
 
 * :meth:`RunDir.lock`: an exclusive ``fcntl.flock`` on ``.lock`` for the whole run;
   a second process on the same folder is refused at once. The kernel drops the
-  lock when the holder exits, however it exits, so there is no stale lock.
+  lock when the holder exits, however it exits, so there is no stale lock. A
+  ``.lock`` planted as a link or a pipe is replaced, never followed
+  (:func:`~ignite_mnist.storage.files.locked`).
+* :meth:`RunDir.check_entries`: before a run writes, its own names (and its trackers')
+  must not be links, pipes or devices.
 * :meth:`RunDir.set_aside`: ``--overwrite`` moves the previous run's files into a
   sibling ``<name>.old-<N>`` instead of deleting them.
 
@@ -37,25 +44,33 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ignite_mnist.errors import CheckpointError, RunDirError
+from ignite_mnist.limits import MAX_METRICS_LINE_BYTES, MAX_METRICS_LOG_BYTES, MAX_SETTINGS_FILE_BYTES
 from ignite_mnist.storage.checkpoint_files import (
     find_best_checkpoint,
     find_latest_checkpoint,
     is_checkpoint_name,
-    is_stray_temporary,
     saved_iteration,
 )
-from ignite_mnist.errors import CheckpointError, RunDirError
-from ignite_mnist.storage.files import write_json, write_text
-from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES, read_bounded
+from ignite_mnist.storage.files import (
+    FILE,
+    FOLDER,
+    LockBusy,
+    check_entries,
+    locked,
+    move,
+    replacing,
+    write_json,
+    write_text,
+)
+from ignite_mnist.storage.reader import read_file, read_json, read_lines
 
 __all__ = ["RunDir", "model_checkpoint", "read_metrics_log", "truncate_metrics_log", "unwritable"]
 
@@ -142,12 +157,52 @@ class RunDir:
         return self.path / Path(*stored.parts[-2:])  # "<old run dir>/checkpoints/x.pt" from an older summary
 
     def read_summary(self) -> dict[str, Any] | None:
-        """``summary.json`` as a dict, or None when there is none (or it is not valid JSON)."""
+        """``summary.json`` as a dict, or None when there is none (or it is not valid JSON).
+
+        Raises:
+            UnsafeFileError: it is a link out of the run, a pipe, a device, or over 1 MiB.
+        """
         try:
-            values = json.loads(read_bounded(self.summary_file, MAX_SETTINGS_FILE_BYTES).decode("utf-8"))
-        except (OSError, ValueError, RecursionError):  # missing, damaged, a device, too big
+            values = read_json(self.summary_file, MAX_SETTINGS_FILE_BYTES, inside=self.path)
+        except (OSError, ValueError):  # missing, damaged
             return None
         return values if isinstance(values, dict) else None
+
+    def read_config(self) -> dict[str, Any]:
+        """``config.json`` as a dict.
+
+        Raises:
+            RunDirError: missing, not a JSON object, or damaged.
+            UnsafeFileError: a link out of the run, a pipe, a device, or over 1 MiB.
+        """
+        try:
+            values = read_json(self.config_file, MAX_SETTINGS_FILE_BYTES, inside=self.path)
+        except (OSError, ValueError) as error:
+            raise RunDirError(f"{self.config_file}: cannot be read ({error}); it is damaged or was not written "
+                              "by ignite-mnist") from None
+        if not isinstance(values, dict):
+            raise RunDirError(f"{self.config_file}: not the settings of a run (a JSON object); it is damaged or "
+                              "was not written by ignite-mnist")
+        return values
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl`` (:func:`read_metrics_log`); none when there is no such file.
+
+        Raises:
+            UnsafeFileError: it is a link out of the run, a pipe, a device, or over 16 MiB.
+        """
+        return read_metrics_log(self.metrics_file) if os.path.lexists(self.metrics_file) else []
+
+    def check_entries(self, others: Mapping[str, str]) -> None:
+        """Refuse a run whose own names (and ``others``: its trackers' names or patterns, each ``FILE``,
+        ``FOLDER`` or ``ANY``) hold a link, a pipe, a device, or a file where a folder goes (or the reverse),
+        before anything is written there.
+
+        Raises:
+            UnsafeFileError: one line naming the entry.
+        """
+        check_entries(self.path, {self.CONFIG: FILE, self.METRICS: FILE, self.SUMMARY: FILE,
+                                  self.CHECKPOINTS: FOLDER, self.PLOTS: FOLDER} | dict(others))
 
     def write_summary(self, values: dict[str, Any]) -> None:
         write_json(self.summary_file, values)
@@ -175,46 +230,26 @@ class RunDir:
         """Hold an exclusive lock on the folder (which must exist) while the ``with`` block runs.
 
         Raises:
-            RunDirError: another process holds the lock; the message names its pid.
+            RunDirError: another process holds the lock (the message names its pid), or the folder is not writable.
+            UnsafeFileError: ``.lock`` is a folder.
         """
         path = self.path / self.LOCK
-        try:
-            handle = open(path, "a+", encoding="utf-8")
-        except OSError as error:
-            raise unwritable(self.path, error) from None
-        with handle:
+        with contextlib.ExitStack() as held:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
+                held.enter_context(locked(path, wait=False, holder=f"{os.getpid()}\n"))
+            except LockBusy as busy:
                 raise RunDirError(
-                    f"{self.path} is in use by another ignite-mnist process (pid {holder}); wait for it to finish "
-                    "or choose another --run-name"
+                    f"{self.path} is in use by another ignite-mnist process (pid {busy.holder or 'unknown'}); wait "
+                    "for it to finish or choose another --run-name"
                 ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            try:
-                yield path
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            except OSError as error:
+                raise unwritable(self.path, error) from None
+            yield path
 
     def holds_checkpoints(self) -> bool:
         """Whether any checkpoint ("last" or "best") was saved here."""
         folder = self.checkpoint_dir
         return folder.is_dir() and any(saved_iteration(p) is not None for p in folder.iterdir())
-
-    def remove_stray_temporaries(self) -> list[Path]:
-        """Delete the temporary files (``checkpoints/tmpXXXXXXXX``) saves killed between write and rename left;
-        return them. Only regular files of that name directly in ``checkpoints/`` are touched."""
-        folder = self.checkpoint_dir
-        stray = [p for p in folder.iterdir() if is_stray_temporary(p) and p.is_file() and not p.is_symlink()
-                 ] if folder.is_dir() else []
-        for path in stray:
-            path.unlink(missing_ok=True)
-        return stray
 
     def newer_checkpoints(self, iteration: int) -> list[Path]:
         """The checkpoints saved after trainer ``iteration``."""
@@ -224,19 +259,21 @@ class RunDir:
 
     def set_aside(self, entries: list[Path] | None = None, copies: list[Path] | None = None) -> Path:
         """Move ``entries`` (default: everything but the lock) into a new sibling ``<name>.old-<N>``, keeping
-        their places in the folder, and copy ``copies`` there; return that folder. Nothing is deleted."""
+        their places in the folder, and copy ``copies`` (the metrics log) there; return that folder. Nothing is
+        deleted; a link is moved as the link, never followed."""
         number = 1
-        while (self.path.parent / f"{self.path.name}.old-{number}").exists():
+        while os.path.lexists(self.path.parent / f"{self.path.name}.old-{number}"):
             number += 1
         target = self.path.parent / f"{self.path.name}.old-{number}"
         target.mkdir()
         for entry in self.path.iterdir() if entries is None else entries:
-            if entry.name != self.LOCK and entry.exists():
-                (target / entry.relative_to(self.path)).parent.mkdir(parents=True, exist_ok=True)
-                entry.rename(target / entry.relative_to(self.path))
+            if entry.name != self.LOCK and os.path.lexists(entry):
+                move(entry, target / entry.relative_to(self.path))
         for entry in copies or []:
-            if entry.is_file():
-                shutil.copy2(entry, target / entry.relative_to(self.path))
+            with contextlib.suppress(FileNotFoundError):
+                data = read_file(entry, MAX_METRICS_LOG_BYTES, inside=self.path)
+                with replacing(target / entry.relative_to(self.path), "wb") as handle:
+                    handle.write(data)
         return target
 
 
@@ -254,18 +291,21 @@ def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _parse_metrics_log(path: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """The complete rows, and how many non-empty lines were not rows."""
+    """The complete rows, and how many non-empty lines were not rows (a line over 64 KiB is not one).
+
+    The log is read through :func:`~ignite_mnist.storage.reader.read_lines`: a regular file inside its
+    folder, at most 16 MiB (:data:`~ignite_mnist.limits.MAX_METRICS_LOG_BYTES`).
+    """
     rows, unreadable = [], 0
-    for line in Path(path).read_bytes().decode("utf-8", errors="replace").splitlines():
+    for line in read_lines(path, MAX_METRICS_LOG_BYTES, MAX_METRICS_LINE_BYTES, inside=Path(path).parent):
         try:
-            row = json.loads(line)
-        except ValueError:
-            unreadable += bool(line.strip())
-            continue
+            row = json.loads(line.decode("utf-8", errors="replace")) if line is not None else None
+        except (ValueError, RecursionError):
+            row = None
         if isinstance(row, dict) and isinstance(row.get("iteration"), int):
             rows.append(row)
         else:
-            unreadable += 1
+            unreadable += line is None or bool(line.strip())
     return rows, unreadable
 
 
@@ -276,7 +316,7 @@ def truncate_metrics_log(path: str | Path, up_to_iteration: int) -> int:
         How many lines that were not complete rows (a write cut short) were dropped.
     """
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return 0
     rows, unreadable = _parse_metrics_log(path)
     kept = [row for row in rows if row["iteration"] <= up_to_iteration]

@@ -12,8 +12,11 @@ A tracker follows a training run through four calls, in this order:
 Its ``state_dict()`` goes into every checkpoint under the tracker's ``name``, so
 a resumed run continues the same tracked run. An exception out of
 ``trainer.run`` (an interrupt included) finishes the tracker by itself, with the
-error's status. The managed run builds the trackers ``--tracker`` names from the
-:data:`~ignite_mnist.registry.TRACKERS` registry with ``for_run(config, run_dir)``:
+error's status. Each tracker class is built by
+``in_folder(folder, *, config, log_every, **options)``, its ``options`` the fields of its
+settings without the ``<tracker>_`` prefix; :func:`~ignite_mnist.handlers.attach_tracker`
+builds them from the :data:`~ignite_mnist.registry.TRACKERS` registry, for the
+managed run (``--tracker``) as for a hand-written trainer:
 :mod:`~ignite_mnist.tracking.wandb`, :mod:`~ignite_mnist.tracking.tensorboard` and
 :mod:`~ignite_mnist.tracking.mlflow`, each a
 :class:`~ignite_mnist.tracking.base.LoggerTracker` around one of Ignite's loggers.
@@ -21,7 +24,7 @@ error's status. The managed run builds the trackers ``--tracker`` names from the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -57,7 +60,7 @@ class Tracker(Protocol):
         self,
         trainer: Engine,
         *,
-        evaluators: dict[str, Engine] | None = None,
+        evaluators: Mapping[str, Engine] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         model: torch.nn.Module | None = None,
         record: BestValues | None = None,
@@ -70,6 +73,10 @@ class Tracker(Protocol):
     def log_model(self, path: str | Path | None) -> None: ...
 
     def finish(self, status: RunStatus = "finished", exit_code: int = 0) -> None: ...
+
+    def on_detach(self, callback: Callable[[], None]) -> None: ...
+
+    def detach(self) -> None: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

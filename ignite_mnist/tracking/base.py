@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.engine.events import RemovableEventHandle
@@ -32,7 +31,8 @@ from ignite.handlers.base_logger import BaseLogger
 
 from ignite_mnist.console import note
 from ignite_mnist.errors import Interrupted, first_line
-from ignite_mnist.events import on_exception
+from ignite_mnist.events import EngineEvent, on_exception
+from ignite_mnist.runtime.distributed import is_rank_zero
 
 if TYPE_CHECKING:
     from ignite_mnist.evaluation import Evaluation
@@ -47,9 +47,11 @@ class GuardedLogger:
     Set ``guard`` through ``__dict__``: Ignite's loggers forward unknown attributes to their library.
     """
 
-    def attach(self, engine: Engine, log_handler: Callable, event_name: Any, *args: Any, **kwargs: Any
+    def attach(self, engine: Engine, log_handler: Callable[..., Any], event_name: Any, *args: Any, **kwargs: Any
                ) -> RemovableEventHandle:
-        return super().attach(engine, self.__dict__["guard"](log_handler), event_name, *args, **kwargs)  # type: ignore[misc]
+        handle: RemovableEventHandle = super().attach(  # type: ignore[misc]  # a mixin: the logger is next in line
+            engine, self.__dict__["guard"](log_handler), event_name, *args, **kwargs)
+        return handle
 
 
 def attach_scalars(
@@ -121,12 +123,13 @@ class LoggerTracker:
         if log_every <= 0:
             raise ValueError(f"log_every must be > 0, got {log_every}")
         self.log_every = log_every
-        self.enabled = enabled and idist.get_rank() == 0
+        self.enabled = enabled and is_rank_zero()
         self.logger: Any = None
         self.trainer: Engine | None = None
         self.model: torch.nn.Module | None = None
         self.handles: list[RemovableEventHandle] = []
         self.started = self.opened = self.failed = self.closed = False
+        self._detachers: list[Callable[[], None]] = []
 
     @property
     def active(self) -> bool:
@@ -182,7 +185,7 @@ class LoggerTracker:
 
         return guarded
 
-    def _on(self, engine: Engine, event: Any, handler: Callable[..., Any]) -> None:
+    def _on(self, engine: Engine, event: EngineEvent, handler: Callable[..., Any]) -> None:
         self.handles.append(engine.add_event_handler(event, self.guard(handler)))
 
     def attach(
@@ -199,12 +202,27 @@ class LoggerTracker:
         (see :func:`attach_scalars`)."""
         self.trainer, self.model = trainer, model
         trainer.add_event_handler(Events.STARTED, self.start)
-        on_exception(trainer, self._finish_on_error)
+        self._detachers.append(on_exception(trainer, self._finish_on_error))
         if self.enabled:
             self.logger = self._make_logger()
             self.handles += attach_scalars(self.logger, trainer, evaluators=evaluators, optimizer=optimizer,
                                            log_every=self.log_every, epoch_metrics=epoch_metrics,
                                            epoch_number=self.logs_epoch_number)
+
+    def on_detach(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the tracker is detached (whoever saves it stops saving it)."""
+        self._detachers.append(callback)
+
+    def detach(self) -> None:
+        """Stop logging the trainer (the tracked run stays open until :meth:`finish`)."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        if self.trainer is not None and self.trainer.has_event_handler(self.start, Events.STARTED):
+            self.trainer.remove_event_handler(self.start, Events.STARTED)
+        for detach in self._detachers:
+            detach()
+        self._detachers.clear()
 
     def step(self) -> int | None:
         """The trainer's iteration: the step every value is logged at."""

@@ -42,9 +42,7 @@ from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 from ignite_mnist.tracking.mlflow_settings import MlflowSettings
 
 if TYPE_CHECKING:
-    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import RunStatus
 
 __all__ = ["DEFAULT_EXPERIMENT", "HTTP_LIMITS", "MlflowTracker", "check_sqlite_store"]
@@ -127,23 +125,17 @@ class MlflowTracker(LoggerTracker):
         self.run_id = run_id
 
     @classmethod
-    def for_run(cls, config: TrainConfig, run_dir: RunDir) -> MlflowTracker:
-        """The run ``--mlflow-uri`` (else ``$MLFLOW_TRACKING_URI``, else the run directory's own store) holds."""
-        settings: MlflowSettings = config.settings_of(cls.name)
-        return cls.in_folder(run_dir.path, uri=settings.mlflow_uri, experiment=settings.mlflow_experiment,
-                             params=config.to_dict(), log_every=config.log_every)
-
-    @classmethod
-    def in_folder(cls, folder: Path, *, uri: str | None = None, experiment: str | None = None,
-                  **options: Any) -> MlflowTracker:
+    def in_folder(cls, folder: str | Path, *, config: Mapping[str, Any] | None = None, log_every: int = 50,
+                  uri: str | None = None, experiment: str | None = None) -> MlflowTracker:
         """A run named as ``folder`` is, at ``uri`` (else ``$MLFLOW_TRACKING_URI``, else ``folder``'s own store),
-        in ``experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``, else ``ignite-mnist``); ``options`` go to the tracker."""
+        in ``experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``, else ``ignite-mnist``), ``config`` as its parameters."""
+        folder = Path(folder)
         uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
         return cls(
             uri or f"sqlite:///{MlflowSettings.store(folder).resolve()}",
             artifacts_dir=MlflowSettings.artifacts_dir(folder) if uri is None else None,
             experiment=experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
-            run_name=folder.name, **options,
+            run_name=folder.name, params=config, log_every=log_every,
         )
 
     def _make_logger(self) -> _MLflowLogger:

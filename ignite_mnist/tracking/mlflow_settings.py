@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ignite_mnist.settings.config import TrackerSettings, setting
+from ignite_mnist.settings.fields import TrackerSettings, setting
 
 __all__ = ["MlflowSettings"]
 

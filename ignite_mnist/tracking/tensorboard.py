@@ -38,9 +38,7 @@ from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings
 
 if TYPE_CHECKING:
-    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import RunStatus
 
 __all__ = ["TensorboardTracker", "hparams"]
@@ -92,9 +90,11 @@ class TensorboardTracker(LoggerTracker):
         self.config = dict(config or {})
 
     @classmethod
-    def for_run(cls, config: TrainConfig, run_dir: RunDir) -> TensorboardTracker:
-        """Event files in the run directory itself, the settings as hyperparameters."""
-        return cls(TensorboardSettings.log_dir(run_dir.path), config=config.to_dict(), log_every=config.log_every)
+    def in_folder(cls, folder: str | Path, *, config: Mapping[str, Any] | None = None, log_every: int = 50
+                  ) -> TensorboardTracker:
+        """Event files in ``folder`` itself (a run directory: ``tensorboard --logdir`` names the run as its
+        folder is named), ``config`` as the hyperparameters."""
+        return cls(TensorboardSettings.log_dir(Path(folder)), config=config, log_every=log_every)
 
     def _make_logger(self) -> _TensorboardLogger:
         return _TensorboardLogger(self.guard)

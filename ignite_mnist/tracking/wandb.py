@@ -15,17 +15,16 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
   (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
   for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
   W&B starts and while the test report and the model are logged;
-* in the managed run (``for_run``: ``background``), W&B takes no CPU from a short
-  training: the run's id is chosen at once, the logger holds the rows (and the best
-  values) in memory, and ``wandb`` is imported and the run started in a thread, for
-  an offline run after the last training step (while the last validation runs, the
-  test set is evaluated and the plots drawn) or when a checkpoint is saved before the
-  end, whichever comes first; such a
-  checkpoint (a point a resume goes on from) waits for the run, so that the rows up
-  to it are on disk, in the W&B run the resume continues. An online run starts at once
-  (its charts are live). The held rows are then logged in order and at their steps;
-  the test report and closing wait for the run, and an interrupted or failed training
-  starts it then, so that it holds every row before it closes;
+* with ``background`` (the default of :meth:`WandbTracker.in_folder`, so of the managed run and
+  ``attach_wandb``), W&B takes no CPU from a short training: the run's id is chosen at once, the
+  logger holds the rows (and the best values) in memory, and ``wandb`` is imported and the run
+  started in a thread, for an offline run after the last training step (while the last
+  validation runs, the test set is evaluated and the plots drawn) or when a checkpoint is
+  saved before the end, whichever comes first; such a checkpoint (a point a resume goes on
+  from) waits for the run, so that the rows up to it are on disk, in the W&B run the resume
+  continues. An online run starts at once (its charts are live). The held rows are then
+  logged in order and at their steps; the test report and closing wait for the run, and an
+  interrupted or failed training starts it then, so that it holds every row before it closes;
 * from :class:`~ignite_mnist.tracking.base.LoggerTracker`: the run starts when the
   trainer starts, after a resume restored its id (a resumed training continues
   the same W&B run); the first W&B error is reported once and training goes on;
@@ -61,11 +60,8 @@ from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
 from ignite_mnist.tracking.base import GuardedLogger, LoggerTracker
 
 if TYPE_CHECKING:
-    from ignite_mnist.settings.config import TrainConfig
     from ignite_mnist.evaluation import Evaluation
-    from ignite_mnist.storage.run_dir import RunDir
     from ignite_mnist.tracking import BestValues, RunStatus
-    from ignite_mnist.tracking.wandb_settings import WandbSettings
 
 __all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_credentials", "new_run_id",
            "resolve_wandb_mode", "wandb_init_args"]
@@ -206,10 +202,11 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline
         try:
             run = wandb.init(mode="online", id=run_id, resume="allow", settings=wandb.Settings(**quiet, **timeout),
                              **init_args)
-            note("info", f"W&B run {run.url}")
-            return run, "online"
         except Exception as error:  # noqa: BLE001 - no server, bad key, timeout: all mean "go offline"
             reason = f"W&B online start failed after {time.monotonic() - started:.0f} s ({first_line(error)})"
+        else:
+            note("info", f"W&B run {run.url}")
+            return run, "online"
     try:
         with _homes_inside(offline_home):
             run = wandb.init(mode="offline", id=run_id, resume="allow", settings=wandb.Settings(**quiet), **init_args)
@@ -294,14 +291,15 @@ class WandbTracker(LoggerTracker):
         self._best: dict[str, Any] = {}  # the best values while the run has not started
 
     @classmethod
-    def for_run(cls, config: TrainConfig, run_dir: RunDir) -> WandbTracker:
-        """The tracker ``config``'s ``--wandb-*`` settings ask for, keeping its files in ``run_dir``."""
-        settings: WandbSettings = config.settings_of(cls.name)
-        init_args = wandb_init_args(project=settings.wandb_project, entity=settings.wandb_entity,
-                                    name=settings.wandb_name, tags=settings.wandb_tags, config=config.to_dict(),
-                                    dir=run_dir.path)
-        return cls(mode=settings.wandb_mode, init_args=init_args, log_every=config.log_every,
-                   watch=settings.wandb_watch, background=True)
+    def in_folder(cls, folder: str | Path, *, config: Mapping[str, Any] | None = None, log_every: int = 50,
+                  mode: str = "auto", project: str | None = None, entity: str | None = None, name: str | None = None,
+                  tags: str | Sequence[str] | None = None, watch: str = "off", background: bool = True
+                  ) -> WandbTracker:
+        """A W&B run keeping its files in ``<folder>/wandb/`` (unless ``$WANDB_DIR`` says otherwise), named as
+        ``folder`` is, ``config`` as its config; started beside training (``background``, see :meth:`start`)."""
+        init_args = wandb_init_args(project=project, entity=entity, name=name, tags=tags, config=config,
+                                    dir=Path(folder))
+        return cls(mode=mode, init_args=init_args, log_every=log_every, watch=watch, background=background)
 
     @property
     def run_dir(self) -> Path | None:

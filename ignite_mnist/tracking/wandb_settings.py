@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ignite_mnist.settings.config import TrackerSettings, setting
 from ignite_mnist.errors import ConfigError
 from ignite_mnist.registry import WANDB_ENV_MODES, WANDB_MODES, WANDB_WATCH
+from ignite_mnist.settings.fields import TrackerSettings, setting
 
 __all__ = ["WandbSettings"]
 

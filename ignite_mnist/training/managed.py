@@ -35,17 +35,18 @@ from types import FrameType
 
 import torch
 
-from ignite_mnist.storage.checkpoints import load_checkpoint, saved_iteration
-from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist import handlers as kit
 from ignite_mnist.console import say
-from ignite_mnist.runtime.distributed import launch, needs_launch
-from ignite_mnist.errors import CheckpointError, Interrupted, TrainingError, WriteError
-from ignite_mnist.handlers import stopped_early
+from ignite_mnist.errors import Interrupted, TrainingError, WriteError
+from ignite_mnist.handlers import Resumed
 from ignite_mnist.handlers.checkpoint import finite_weights
 from ignite_mnist.handlers.signals import HANDLED_SIGNALS
+from ignite_mnist.runtime.distributed import is_rank_zero, launch, needs_launch
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.storage.checkpoints import load_checkpoint, saved_iteration
 from ignite_mnist.training.parts import RunParts, build_parts, write_config
 from ignite_mnist.training.report import Summary, test_and_report
-from ignite_mnist.training.resume import ResumePlan, plan_resume, restore_run, rewind_logs, set_aside_later_work
+from ignite_mnist.training.resume import ResumePlan, apply_changed_settings, plan_resume, set_aside_later_work
 from ignite_mnist.training.wiring import AttachHook, RunHandlers, attach_run_handlers
 
 __all__ = ["RunStage", "Summary", "restore", "run", "train"]
@@ -139,8 +140,8 @@ def run(config: TrainConfig, *, resume: ResumePlan | None = None, attach: Attach
 
 
 def _phases_3_to_5(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None, stage: RunStage) -> Summary:
-    restore(parts, handlers, plan)
-    if _finished(parts, handlers):
+    resumed = restore(parts, plan)
+    if resumed is not None and resumed.finished:
         stage.trained = True
         previous = parts.run_dir.read_summary()
         if previous is not None:  # nothing to train or test again, and nothing rewritten
@@ -153,44 +154,33 @@ def _phases_3_to_5(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | No
     return test_and_report(parts, handlers, plan)
 
 
-def restore(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | None) -> None:
-    """Phase 3: restore every saved object; then the files follow the checkpoint.
+def restore(parts: RunParts, plan: ResumePlan | None) -> Resumed | None:
+    """Phase 3: restore every saved object through the public :func:`~ignite_mnist.handlers.resume_training`;
+    then the run directory follows the checkpoint.
 
     Only once everything is restored (a refused checkpoint changes nothing on disk),
     and only when the run trains on (a finished run is not rewritten): a run resumed
     in place from an older checkpoint moves what it had written after it aside
-    (:func:`~ignite_mnist.training.resume.set_aside_later_work`), ``config.json`` holds the
-    settings it goes on with, and the metrics log forgets the rows after the checkpoint.
+    (:func:`~ignite_mnist.training.resume.set_aside_later_work`), and ``config.json`` holds the
+    settings it goes on with; the metrics log forgets the rows after the checkpoint when training starts.
     """
     if plan is None:
-        return
-    restore_run(handlers.to_save, plan, parts.config, handlers.resumable)
-    _check_epoch_length(parts, plan)
-    if plan.in_place and parts.rank == 0:
-        for stray in parts.run_dir.remove_stray_temporaries():
-            say(f"removed {stray}, a checkpoint save that was cut short")
-    if plan.in_place and parts.rank == 0 and not _finished(parts, handlers):
+        return None
+    config, saved = parts.config, plan.saved_config
+    resumed = kit.resume_training(
+        plan, parts.trainer, max_epochs=config.epochs, data=None if config.allow_config_change else parts.train_loader,
+        skip=() if saved.get("optimizer") == config.optimizer else ("optimizer",),  # another kind starts afresh
+    )
+    assert resumed is not None  # a checkpoint was given: there is something to resume
+    apply_changed_settings(parts.optimizer, saved, config)
+    if resumed.in_place and is_rank_zero() and not resumed.finished:
         set_aside_later_work(parts.run_dir, plan, trains_on=True)
-        write_config(parts.run_dir, parts.config)
-    rewind_logs(handlers.to_save, plan.iteration)
-
-
-def _check_epoch_length(parts: RunParts, plan: ResumePlan) -> None:
-    """The restored trainer must count epochs of this run's data: Ignite takes the checkpoint's epoch length
-    as it is, so a crafted one would make an epoch endless (refused before any file is touched)."""
-    saved, here = parts.trainer.state.epoch_length, len(parts.train_loader)
-    if saved is not None and saved != here and not parts.config.allow_config_change:
-        raise CheckpointError(f"{plan.path}: its trainer state counts {saved} iterations an epoch, this run's data "
-                              f"{here}; the file is damaged or was not written by this run")
-
-
-def _finished(parts: RunParts, handlers: RunHandlers) -> bool:
-    state = parts.trainer.state
-    return state.iteration >= len(parts.train_loader) * parts.config.epochs or stopped_early(handlers.stopper)
+        write_config(parts.run_dir, config)
+    return resumed
 
 
 def _say_finished(parts: RunParts, what: str) -> None:
-    if parts.rank == 0:
+    if is_rank_zero():
         say(f"{parts.run_dir} already finished at epoch {parts.trainer.state.epoch}; {what}")
 
 
@@ -200,7 +190,7 @@ def _trainable(parts: RunParts, handlers: RunHandlers, path: Path) -> bool:
     Sane: below ten times the larger of ``ln(classes)`` (a guess's loss) and the best
     validation loss so far; weights that are finite but blown up (1e20) fail.
     """
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, inside=parts.run_dir.path)
     if not finite_weights({"model": state["model"], "optimizer": state.get("optimizer", {})}):
         return False
     model = copy.deepcopy(parts.model)

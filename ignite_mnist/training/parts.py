@@ -28,21 +28,22 @@ from ignite.engine import Engine
 from ignite.utils import manual_seed
 from torch import nn
 
-from ignite_mnist.data.augment import random_shift_rotate
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.console import note, say
 from ignite_mnist.data import Dataset, LoaderOptions, Splits, build_loaders, load_splits
-from ignite_mnist.runtime.devices import amp_dtype, resolve_device
-from ignite_mnist.runtime.distributed import check_world, rank_device
+from ignite_mnist.data.augment import random_shift_rotate
 from ignite_mnist.engines import create_evaluator, create_trainer, make_grad_scaler, training_loss
 from ignite_mnist.errors import RunDirError, WriteError
-from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
 from ignite_mnist.models import build_model, model_factory
 from ignite_mnist.optim import build_optimizer
 from ignite_mnist.registry import THREADS_AUTO
-from ignite_mnist.training.resume import ResumePlan
+from ignite_mnist.runtime.devices import amp_dtype, resolve_device
+from ignite_mnist.runtime.distributed import check_world, is_rank_zero, rank_device
+from ignite_mnist.runtime.fast import flush_denormals, prepare_model, uses_channels_last
+from ignite_mnist.runtime.threads import ThreadChoice, choose_threads, choose_threads_for, using_threads
+from ignite_mnist.settings.config import TrainConfig, tracker_settings_classes
+from ignite_mnist.storage.files import ANY
 from ignite_mnist.storage.run_dir import RunDir, unwritable
-from ignite_mnist.runtime.threads import ThreadChoice, choose_threads, step_probe, using_threads
+from ignite_mnist.training.resume import ResumePlan
 
 __all__ = ["EVAL_BATCH_SIZE", "RunParts", "build_parts", "default_run_name", "open_run_dir", "write_config"]
 
@@ -68,10 +69,6 @@ class RunParts:
     evaluator: Engine
 
     @property
-    def rank(self) -> int:
-        return idist.get_rank()
-
-    @property
     def world_size(self) -> int:
         return idist.get_world_size()
 
@@ -85,8 +82,10 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
 
     A folder that already holds a run is refused unless this is a resume of it,
     or ``--overwrite`` moves the old run's files aside; one another process runs in
-    is refused. A resumed run rewrites its ``config.json`` once its checkpoint is
-    restored (:func:`ignite_mnist.training.managed.restore`), so a refused resume changes nothing.
+    is refused, and so is a folder whose own names (``metrics.jsonl``, ``checkpoints/``, the trackers'
+    ``wandb/``, ``mlflow.db`` ...) hold a link, a pipe or a device. A resumed run rewrites its ``config.json``
+    once its checkpoint is restored (:func:`ignite_mnist.training.managed.restore`), so a refused resume changes
+    nothing.
     """
     run_dir = RunDir(Path(config.output_dir) / (config.run_name or default_run_name(config)))
     try:
@@ -102,9 +101,15 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
             )
         why = "--overwrite" if config.overwrite else "it had saved no checkpoint, so it starts afresh"
         say(f"{run_dir}: {why}; the previous run's files were moved to {run_dir.set_aside()}")
+    run_dir.check_entries(dict.fromkeys(tracker_files(), ANY))  # nothing written through a planted link
     if not resuming:
         write_config(run_dir, config)
     return run_dir
+
+
+def tracker_files() -> list[str]:
+    """The names (and patterns) every tracker keeps in a run directory (its settings' ``FILES``)."""
+    return [name for settings in tracker_settings_classes().values() for name in settings.FILES]
 
 
 def write_config(run_dir: RunDir, config: TrainConfig) -> None:
@@ -118,7 +123,7 @@ def write_config(run_dir: RunDir, config: TrainConfig) -> None:
 def _shared_run_dir(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunDir:
     """Rank 0 opens the run directory (its name may hold the time) and tells the others."""
     resuming = plan is not None and plan.in_place
-    path = str(open_run_dir(config, resuming=resuming, held=held).path) if idist.get_rank() == 0 else None
+    path = str(open_run_dir(config, resuming=resuming, held=held).path) if is_rank_zero() else None
     return RunDir(idist.broadcast(path, safe_mode=True))
 
 
@@ -144,8 +149,7 @@ def _choose_threads(config: TrainConfig, splits: Splits, device: torch.device) -
         images = images.unsqueeze(1).float().div(255)
         if uses_channels_last(model, device):
             images = images.contiguous(memory_format=torch.channels_last)
-        probe = step_probe(model, optimizer, training_loss(config.label_smoothing), images, labels)
-        return choose_threads(THREADS_AUTO, probe)
+        return choose_threads_for(model, optimizer, training_loss(config.label_smoothing), (images, labels))
 
 
 def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunParts:
@@ -165,7 +169,7 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
     if threads is not None:
         held.enter_context(using_threads(threads.threads))
         config = dataclasses.replace(config, threads=str(threads.threads))
-        if threads.measured and rank == 0:
+        if threads.measured and is_rank_zero():
             note("info", f"--threads auto chose {threads.threads} ({threads.reason})")
     run_dir = _shared_run_dir(config, plan, held)
     manual_seed(config.seed + rank)
@@ -183,7 +187,7 @@ def build_parts(config: TrainConfig, plan: ResumePlan | None, held: contextlib.E
         optimizer, loss_fn=training_loss(config.label_smoothing), device=device, amp=config.amp,
         channels_last=uses_channels_last(model, device), scaler=scaler,
     )
-    if config.amp and amp_dtype(device) is None and rank == 0:
+    if config.amp and amp_dtype(device) is None and is_rank_zero():
         note("note", "--amp: this CPU has no bfloat16 instructions, so training stays in float32 "
              "(emulated bfloat16 autocast is ~3.5x slower)")
     if device.type == "cpu":

@@ -27,14 +27,15 @@ import numpy as np
 from ignite_mnist.console import say
 from ignite_mnist.errors import WriteError
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified
-from ignite_mnist.storage.files import replacing
-from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
+from ignite_mnist.storage.files import own_folder, replacing
+from ignite_mnist.storage.run_dir import RunDir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
     "DPI",
+    "FEW_EPOCHS",
     "FIGURE_PIXELS",
     "PLOT_FILES",
     "matplotlib_available",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 DPI = 100
+#: Runs of fewer epochs than this have their curves drawn against iterations (one epoch is one point otherwise).
+FEW_EPOCHS = 5
 #: (width, height) in pixels of each saved figure.
 FIGURE_PIXELS = {"curves": (1000, 400), "confusion_matrix": (700, 600), "misclassified": (800, 880),
                  "comparison": (1000, 500)}
@@ -71,28 +74,65 @@ def _figure(name: str) -> Figure:
     return Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
 
 
-def plot_curves(rows: Sequence[dict[str, Any]]) -> Figure:
-    """Loss (train and validation) and validation accuracy per epoch, from ``metrics.jsonl`` rows.
+def _curve_x(rows: Sequence[dict[str, Any]]) -> tuple[str, float]:
+    """The curves' x axis: ``("iteration", 1)`` for a run of fewer than :data:`FEW_EPOCHS` epochs (or none
+    finished), else ``("epoch", iterations per epoch)``."""
+    epochs = [row for row in rows if row.get("kind") == "epoch" and row.get("epoch")]
+    if not epochs or max(row["epoch"] for row in epochs) < FEW_EPOCHS:
+        return "iteration", 1.0
+    return "epoch", epochs[0]["iteration"] / epochs[0]["epoch"]
+
+
+def _points(rows: Sequence[dict[str, Any]], key: str, per: float, scale: float = 1.0) -> list[tuple[float, float]]:
+    return [(row["iteration"] / per, row[key] * scale) for row in rows if isinstance(row.get(key), (int, float))]
+
+
+def _train_points(rows: Sequence[dict[str, Any]], unit: str, per: float) -> tuple[list[tuple[float, float]], str]:
+    """The training loss: its running average at every row against iterations (the epoch mean where a log has
+    none), the epoch mean against epochs."""
+    running = _points(rows, "running_loss", per) if unit == "iteration" else []
+    if running:
+        return running, "train (running average)"
+    return _points([row for row in rows if row.get("kind") == "epoch"], "train_loss", per), "train (epoch mean)"
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], label_smoothing: float = 0.0) -> Figure:
+    """Loss (train and validation) and validation accuracy, from ``metrics.jsonl`` rows.
+
+    Every validation is a point, mid-epoch ones (``--val-every-iterations``) included.
+    A run of fewer than :data:`FEW_EPOCHS` epochs is drawn against iterations, with the
+    running average of the training loss that each row carries; a longer one against
+    epochs, with each epoch's mean training loss. Accuracy is in percent and its axis
+    ends at 100 at most. With ``label_smoothing`` the loss panel says so: the training
+    loss is then measured against smoothed targets and stays above the validation loss.
 
     Example:
-        >>> rows = [{"kind": "epoch", "epoch": 1, "train_loss": 0.4, "val_loss": 0.2, "val_accuracy": 0.95}]
-        >>> figure = plot_curves(rows)
+        >>> rows = [{"kind": "validation", "epoch": 1, "iteration": 144, "running_loss": 0.9, "val_loss": 0.2,
+        ...          "val_accuracy": 0.95},
+        ...         {"kind": "epoch", "epoch": 1, "iteration": 430, "train_loss": 0.8, "running_loss": 0.6,
+        ...          "val_loss": 0.05, "val_accuracy": 0.99}]
+        >>> loss, accuracy = plot_curves(rows).axes
+        >>> accuracy.get_xlabel(), accuracy.get_lines()[0].get_xydata().tolist(), bool(accuracy.get_ylim()[1] <= 100)
+        ('iteration', [[144.0, 95.0], [430.0, 99.0]], True)
     """
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [row for row in rows if row.get("kind") == "epoch"]
+    rows = sorted((row for row in rows if row.get("kind") in ("epoch", "validation")), key=lambda row: row["iteration"])
+    unit, per = _curve_x(rows)
     figure = _figure("curves")
     loss_axes, accuracy_axes = figure.subplots(1, 2)
-    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        points = [(row["epoch"], row[key]) for row in epochs if row.get(key) is not None]
+    train, train_label = _train_points(rows, unit, per)
+    curves = ((loss_axes, train, train_label, None), (loss_axes, _points(rows, "val_loss", per), "validation", None),
+              (accuracy_axes, _points(rows, "val_accuracy", per, 100), "validation", "tab:green"))
+    for axes, points, label, color in curves:
         if points:
-            loss_axes.plot(*zip(*points), marker="o", label=label)
-    points = [(row["epoch"], row["val_accuracy"] * 100) for row in epochs if row.get("val_accuracy") is not None]
-    if points:
-        accuracy_axes.plot(*zip(*points), marker="o", color="tab:green", label="validation")
-    loss_axes.set(title="loss", xlabel="epoch", ylabel="cross-entropy")
-    accuracy_axes.set(title="accuracy", xlabel="epoch", ylabel="%")
+            axes.plot(*zip(*points, strict=True), marker="o" if len(points) <= 30 else None, label=label, color=color)
+    smoothing = f" (train: against targets smoothed by {label_smoothing:g})" if label_smoothing else ""
+    loss_axes.set(title=f"loss{smoothing}", xlabel=unit, ylabel="cross-entropy")
+    accuracy_axes.set(title="accuracy", xlabel=unit, ylabel="%")
+    accuracy_axes.set_ylim(top=min(accuracy_axes.get_ylim()[1], 100.0))  # the margin above a point stops at 100 %
     for axes in (loss_axes, accuracy_axes):
+        axes.set_xlim(left=0)  # where training started
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
@@ -175,7 +215,7 @@ def plot_validation_curves(curves: Mapping[str, Sequence[tuple[float, float]]], 
     axes = figure.subplots()
     for name, points in curves.items():
         if points:
-            axes.plot(*zip(*points), marker="." if len(points) > 1 else "o", label=name)
+            axes.plot(*zip(*points, strict=True), marker="." if len(points) > 1 else "o", label=name)
     axes.set(title=f"{metric} of each run", xlabel="training images seen", ylabel=metric)
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:  # beside the axes (the layout makes room), where it covers no curve
@@ -199,19 +239,22 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def write_run_plots(run_dir: str | Path | RunDir, evaluation: Evaluation) -> dict[str, Path]:
+def write_run_plots(run_dir: str | Path | RunDir, evaluation: Evaluation, label_smoothing: float = 0.0
+                    ) -> dict[str, Path]:
     """Draw a finished run's figures into ``<run_dir>/plots/`` and return ``{name: path}``.
 
-    ``curves`` comes from the run's ``metrics.jsonl``; ``confusion_matrix`` and
-    ``misclassified`` from ``evaluation``. Without matplotlib, prints one line and returns ``{}``.
+    ``curves`` comes from the run's ``metrics.jsonl`` (its loss title says when ``label_smoothing`` was on);
+    ``confusion_matrix`` and ``misclassified`` from ``evaluation``. Without matplotlib, prints one line and
+    returns ``{}``.
     """
     if not matplotlib_available():
         say(f"plots skipped: matplotlib is not installed ({PLOTS_INSTALL})")
         return {}
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    rows = read_metrics_log(run_dir.metrics_file) if run_dir.metrics_file.is_file() else []
+    rows = run_dir.read_metrics()
+    own_folder(run_dir.plots_dir, run_dir.path)  # a real folder of the run: a planted link is refused
     figures = {
-        "curves": plot_curves(rows),
+        "curves": plot_curves(rows, label_smoothing),
         "confusion_matrix": plot_confusion_matrix(evaluation.confusion_matrix, evaluation.classes),
         "misclassified": plot_misclassified(evaluation.misclassified, evaluation.classes, evaluation.wrong),
     }

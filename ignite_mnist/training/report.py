@@ -21,15 +21,15 @@ from typing import Any
 
 from ignite.handlers import Checkpoint
 
-from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.data import DatasetInfo
-from ignite_mnist.runtime.distributed import broadcast_module
 from ignite_mnist.evaluation import Evaluation, evaluate_model
 from ignite_mnist.handlers import stopped_early
+from ignite_mnist.runtime.distributed import broadcast_module, is_rank_zero
+from ignite_mnist.storage.checkpoints import load_checkpoint
+from ignite_mnist.tracking import Tracker
 from ignite_mnist.training.parts import RunParts
 from ignite_mnist.training.plots import write_run_plots
 from ignite_mnist.training.resume import ResumePlan
-from ignite_mnist.tracking import Tracker
 from ignite_mnist.training.wiring import RunHandlers
 
 __all__ = ["Summary", "samples_seen", "test_and_report"]
@@ -77,7 +77,7 @@ def load_best_weights(parts: RunParts, handlers: RunHandlers) -> Path | None:
     """Put the best checkpoint's weights into the model (rank 0 reads, the others get them); return its path."""
     best_path = handlers.checkpoints.best_path
     if best_path is not None:
-        if parts.rank == 0:  # only rank 0 wrote it
+        if is_rank_zero():  # only rank 0 wrote it
             Checkpoint.load_objects({"model": parts.model}, load_checkpoint(best_path))
         broadcast_module(parts.model)
     return best_path
@@ -123,12 +123,12 @@ def test_and_report(parts: RunParts, handlers: RunHandlers, plan: ResumePlan | N
                                  name="trackers-report")
     reporting.start()
     try:
-        if parts.rank == 0 and parts.config.plots:
-            write_run_plots(parts.run_dir, evaluation)
+        if is_rank_zero() and parts.config.plots:
+            write_run_plots(parts.run_dir, evaluation, parts.config.label_smoothing)
         _report_to_trackers([t for t in handlers.trackers if t not in behind], evaluation, best_path)
     finally:
         reporting.join()
-    if parts.rank == 0:
+    if is_rank_zero():
         parts.run_dir.write_summary(summary.to_dict())
     return summary
 

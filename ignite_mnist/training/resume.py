@@ -14,8 +14,9 @@
   ``--allow-config-change``.
 
 The checkpoint is read once (:class:`ResumePlan` carries it from the command
-line to the run) and every object the run checkpoints is restored from it.
-A custom trainer gets the same in one call: :func:`ignite_mnist.handlers.resume_training`.
+line to the run) and restored by the public :func:`ignite_mnist.handlers.resume_training`,
+the one restore path a custom trainer uses too; this module adds only what a run
+directory and its settings need (the settings of the checkpoint, what is moved aside).
 
 Example:
     >>> plan = ResumePlan(Path("runs/a/checkpoints/last_checkpoint_40.pt"), {"model": {}}, in_place=True)
@@ -26,34 +27,33 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ignite_mnist.storage.checkpoints import (
-    checkpoint_iteration,
-    find_latest_checkpoint,
-    load_checkpoint,
-    restore_objects,
-    saved_settings,
-)
-from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
+import torch
+
 from ignite_mnist.console import say
 from ignite_mnist.errors import CheckpointError, ConfigError
-from ignite_mnist.registry import TRACKERS
+from ignite_mnist.handlers.resume import SavedCheckpoint
+from ignite_mnist.runtime.distributed import is_rank_zero
+from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS, IDENTITY_SETTINGS, TrainConfig, flag_name
+from ignite_mnist.storage.checkpoints import (
+    checkpoint_iteration,
+    load_checkpoint,
+    newest_intact_checkpoint,
+    saved_settings,
+)
 from ignite_mnist.storage.run_dir import RunDir
 
 __all__ = [
     "NOT_FROM_CHECKPOINT",
     "ResumePlan",
+    "apply_changed_settings",
     "check_resume_compatible",
     "config_for_resume",
-    "read_resume_checkpoint",
     "plan_resume",
-    "restore_run",
-    "rewind_logs",
+    "read_resume_checkpoint",
     "set_aside_later_work",
 ]
 
@@ -64,18 +64,11 @@ NOT_FROM_CHECKPOINT = ("mlflow_uri",)
 
 
 @dataclass
-class ResumePlan:
-    """A checkpoint to resume from, read once.
+class ResumePlan(SavedCheckpoint):
+    """A checkpoint to resume from, read once, and whether the run goes on in the checkpoint's own run
+    directory (``in_place``) or a new run starts from it."""
 
-    Attributes:
-        path: the checkpoint file.
-        checkpoint: its contents (:func:`~ignite_mnist.storage.checkpoints.load_checkpoint`).
-        in_place: whether the run goes on in the checkpoint's own run directory.
-    """
-
-    path: Path
-    checkpoint: dict[str, Any]
-    in_place: bool
+    in_place: bool = False
 
     @property
     def saved_config(self) -> dict[str, Any]:
@@ -84,19 +77,11 @@ class ResumePlan:
         Raises:
             CheckpointError: it holds none (a custom trainer wrote it).
         """
-        saved = self.checkpoint.get("config")
+        saved = self.contents.get("config")
         if not isinstance(saved, dict):
             raise CheckpointError(f"{self.path}: holds no ignite-mnist settings (a custom trainer wrote it?); "
                                   "resume it from the script that wrote it")
         return saved
-
-    @property
-    def iteration(self) -> int:
-        """The trainer iteration the checkpoint was taken at."""
-        trainer = self.checkpoint.get("trainer")
-        if isinstance(trainer, dict) and isinstance(trainer.get("iteration"), int):
-            return trainer["iteration"]
-        return checkpoint_iteration(self.path) or 0
 
 
 def _unfinished_runs(output: Path) -> list[RunDir]:
@@ -122,20 +107,8 @@ def _resume_folder(config: TrainConfig) -> RunDir:
 
 def _say_once(message: str) -> None:
     """Say what ``--resume auto`` found, once: under torchrun every process reads the checkpoint, rank 0 says it."""
-    if os.environ.get("RANK", "0") == "0":
+    if is_rank_zero():
         say(message)
-
-
-def _newest_readable(run_dir: RunDir, before: int | None = None) -> tuple[Path, dict[str, Any], list[str]] | None:
-    """The newest "last" checkpoint of ``run_dir`` (below ``before``) that loads, and the ones skipped on the way."""
-    skipped = []
-    while (path := find_latest_checkpoint(run_dir.checkpoint_dir, before=before)) is not None:
-        try:
-            return path, load_checkpoint(path), skipped
-        except CheckpointError as error:
-            skipped.append(str(error))
-            before = checkpoint_iteration(path)
-    return None
 
 
 def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
@@ -156,14 +129,14 @@ def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]] |
             return path, load_checkpoint(path)
         except CheckpointError as error:
             own = RunDir.of_checkpoint(path)
-            intact = _newest_readable(own) if own is not None and path.is_file() else None
+            intact = newest_intact_checkpoint(own.checkpoint_dir) if own is not None and path.is_file() else None
             hint = f"; the newest intact checkpoint of its run is {intact[0]}" if intact and intact[0] != path else ""
             raise CheckpointError(f"{error}{hint}") from None
     run_dir = _resume_folder(config)
     if run_dir.latest_checkpoint() is None:
         _say_once(f"--resume auto: nothing to resume in {run_dir} (no checkpoint yet); starting it fresh")
         return None
-    found = _newest_readable(run_dir)
+    found = newest_intact_checkpoint(run_dir.checkpoint_dir)
     if found is None:
         raise CheckpointError(f"no intact checkpoint to resume in {run_dir} (every last_checkpoint_*.pt is damaged); "
                               "resume from another with --resume PATH, or start afresh without --resume and "
@@ -171,7 +144,7 @@ def read_resume_checkpoint(config: TrainConfig) -> tuple[Path, dict[str, Any]] |
     path, checkpoint, skipped = found
     for reason in skipped:
         _say_once(f"--resume auto: skipped {reason.split(': ')[0]} ({reason.split(': ', 1)[1]}); using {path}")
-    iteration = ResumePlan(path, checkpoint, in_place=True).iteration
+    iteration = SavedCheckpoint(path, checkpoint).iteration
     _say_once(f"--resume auto: continuing {run_dir} from {path.name} (iteration {iteration})")
     return path, checkpoint
 
@@ -226,7 +199,7 @@ def config_for_resume(config: TrainConfig, explicit: set[str]) -> tuple[TrainCon
     if found is None:
         return dataclasses.replace(config, resume=None), None
     path, checkpoint = found
-    saved = saved_settings(ResumePlan(path, checkpoint, in_place=False).saved_config, path)
+    saved = saved_settings(ResumePlan(path, checkpoint).saved_config, path)
     given = config.to_dict()
     values = {k: v for k, v in saved.items() if k not in NOT_FROM_CHECKPOINT}
     values |= {name: given[name] for name in explicit}
@@ -269,35 +242,8 @@ def set_aside_later_work(run_dir: RunDir, plan: ResumePlan, trains_on: bool = Tr
     return folder
 
 
-def rewind_logs(objects: Mapping[str, Any], iteration: int) -> None:
-    """Objects that write files as they go (the metrics log) drop what they wrote after ``iteration``."""
-    for obj in objects.values():
-        if callable(getattr(obj, "rewind", None)):
-            obj.rewind(iteration)
-
-
-def restore_run(to_save: dict[str, Any], plan: ResumePlan, config: TrainConfig, resumable: dict[str, Any]) -> None:
-    """Restore a run's objects from the plan's checkpoint.
-
-    ``resumable`` holds the checkpoint handlers' own state objects, restored only
-    when the run continues in place (a new run keeps its own files). Trackers are
-    restored only in place too (a new run is a new tracked run); an optimizer
-    ``--allow-config-change`` switched is started afresh, other changed optimizer
-    settings are applied to the restored one. Files are left alone: see
-    :func:`rewind_logs` and :func:`set_aside_later_work`.
-    """
-    to_load = dict(to_save) | (resumable if plan.in_place else {})
-    if not plan.in_place:
-        to_load = {name: obj for name, obj in to_load.items() if name not in TRACKERS}
-    saved = plan.saved_config
-    if saved.get("optimizer") != config.optimizer:
-        del to_load["optimizer"]
-    restore_objects(plan.checkpoint, to_load, plan.path)
-    _apply_changed_settings(to_save["optimizer"], saved, config)
-
-
-def _apply_changed_settings(optimizer: Any, saved: dict[str, Any], config: TrainConfig) -> None:
-    """After loading the optimizer's state, give it the lr/momentum/weight decay ``--allow-config-change`` set."""
+def apply_changed_settings(optimizer: torch.optim.Optimizer, saved: dict[str, Any], config: TrainConfig) -> None:
+    """After a resume restored the optimizer, give it the lr/momentum/weight decay ``--allow-config-change`` set."""
     for name in ("lr", "momentum", "weight_decay"):
         if saved.get(name) != getattr(config, name):
             for group in optimizer.param_groups:

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ignite.engine import Events
-from ignite.handlers import EarlyStopping, ParamScheduler
+from ignite.handlers import EarlyStopping
 
-from ignite_mnist.storage.checkpoints import ConfigState
+from ignite_mnist import handlers
 from ignite_mnist.data import DatasetInfo
-from ignite_mnist.runtime.distributed import RankRNGStates
+from ignite_mnist.events import EngineEvent
 from ignite_mnist.handlers import (
     CheckpointHandlers,
     LossAverages,
+    LrSchedule,
     MetricsLog,
     NonFiniteLossStop,
     Progress,
@@ -43,11 +44,14 @@ from ignite_mnist.handlers import (
     every_epochs,
     resumable_state,
 )
-from ignite_mnist.training.parts import RunParts
-from ignite_mnist.registry import NO_TRACKER, TRACKERS
+from ignite_mnist.registry import NO_TRACKER
+from ignite_mnist.runtime.distributed import RankRNGStates, is_rank_zero
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.storage.checkpoints import ConfigState
 from ignite_mnist.tracking import Tracker
+from ignite_mnist.training.parts import RunParts
 
-__all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "build_trackers"]
+__all__ = ["AttachHook", "RunHandlers", "attach_run_handlers", "attach_trackers"]
 
 
 @dataclass
@@ -58,7 +62,7 @@ class RunHandlers:
     nan_stop: NonFiniteLossStop
     validation: Validation
     record: RunRecord
-    scheduler: ParamScheduler | None
+    schedule: LrSchedule
     stopper: EarlyStopping | None
     metrics_log: MetricsLog | None
     trackers: list[Tracker]
@@ -78,10 +82,16 @@ class RunHandlers:
         return dict(self.state.bookkeeping)
 
 
-def build_trackers(parts: RunParts) -> list[Tracker]:
-    """The trackers ``--tracker`` names, each from the registry, each on every rank (only rank 0's log)."""
-    names = [name for name in parts.config.tracker if name != NO_TRACKER]
-    return [TRACKERS.load(name).for_run(parts.config, parts.run_dir) for name in names]
+def attach_trackers(parts: RunParts) -> list[Tracker]:
+    """The trackers ``--tracker`` names, through the public :func:`~ignite_mnist.handlers.attach_tracker`, each
+    with its own settings (``--wandb-*``, ``--mlflow-*``) as its options; on every rank (only rank 0's log)."""
+    config = parts.config
+    return [
+        handlers.attach_tracker(parts.trainer, name, parts.run_dir.path, evaluators={"val": parts.evaluator},
+                                optimizer=parts.optimizer, model=parts.model, config=config.to_dict(),
+                                log_every=config.log_every, **config.settings_of(name).options())
+        for name in config.tracker if name != NO_TRACKER
+    ]
 
 
 def _own_objects(parts: RunParts) -> dict[str, Any]:
@@ -94,12 +104,12 @@ def _own_objects(parts: RunParts) -> dict[str, Any]:
     return {name: obj for name, obj in objects.items() if obj is not None}
 
 
-def _events(config: Any) -> tuple[Any, Any]:
+def _events(config: TrainConfig) -> tuple[EngineEvent, EngineEvent]:
     """The validation and "last" checkpoint events ``--val-every(-iterations)``/``--checkpoint-every`` ask for."""
-    validate = every_epochs(config.val_every)
+    validate: EngineEvent = every_epochs(config.val_every)
     if config.val_every_iterations is not None:
         validate = validate | Events.ITERATION_COMPLETED(every=config.val_every_iterations)
-    save = Events.EPOCH_COMPLETED
+    save: EngineEvent = Events.EPOCH_COMPLETED
     if config.checkpoint_every is not None:
         save = save | Events.ITERATION_COMPLETED(every=config.checkpoint_every)
     return validate, save
@@ -116,10 +126,10 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     name, each with ``state_dict``/``load_state_dict``) are saved in every
     checkpoint and restored on resume.
     """
-    config, trainer, rank = parts.config, parts.trainer, parts.rank
+    config, trainer, rank_zero = parts.config, parts.trainer, is_rank_zero()
     validate, save = _events(config)
     averages = attach_loss_averages(trainer, device=parts.device)
-    scheduler = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
+    schedule = attach_lr_schedule(trainer, parts.optimizer, config.lr_schedule, lr=config.lr,
                                    total_iterations=config.epochs * len(parts.train_loader))
     nan_stop = attach_nan_stop(trainer)
     validation = attach_validation(trainer, parts.evaluator, parts.val_loader, event=validate)
@@ -128,18 +138,15 @@ def attach_run_handlers(parts: RunParts, attach: AttachHook | None = None) -> Ru
     if config.patience is not None:
         stopper = attach_early_stopping(trainer, patience=config.patience, monitor=config.monitor,
                                         min_delta=config.min_delta)
-    metrics_log = attach_metrics_log(trainer, parts.run_dir.metrics_file, parts.optimizer) if rank == 0 else None
-    trackers = build_trackers(parts)  # files, progress and trackers come from rank 0 only
-    state = resumable_state(trainer)
-    for tracker in trackers:
-        tracker.attach(trainer, evaluators={"val": parts.evaluator}, optimizer=parts.optimizer, model=parts.model,
-                       record=record)
-        state.add(tracker.name, tracker)
+    metrics_log = attach_metrics_log(trainer, parts.run_dir.metrics_file, parts.optimizer) if rank_zero else None
+    trackers = attach_trackers(parts)  # files, progress and trackers come from rank 0 only
     own = _own_objects(parts) | dict((attach(parts) if attach is not None else None) or {})
     checkpoints = attach_checkpointing(trainer, parts.run_dir.checkpoint_dir, own, event=save, monitor=config.monitor,
                                        keep_best=config.keep_best)
-    progress = attach_progress(trainer, {"validation": parts.evaluator}, mode=config.progress if rank == 0 else "none",
+    progress = attach_progress(trainer, {"validation": parts.evaluator}, mode=config.progress if rank_zero else "none",
                                interval=config.progress_interval, metric_names=["loss"])
     signals = attach_signal_checkpoint(trainer, checkpoints)
-    return RunHandlers(averages, nan_stop, validation, record, scheduler, stopper, metrics_log, trackers,
+    state = resumable_state(trainer)
+    state.all_named = True  # every stateful object of a managed run is named above: no scan for unsaved ones
+    return RunHandlers(averages, nan_stop, validation, record, schedule, stopper, metrics_log, trackers,
                        checkpoints, progress, signals, state)

@@ -42,8 +42,8 @@ import torch
 from ignite.engine import Events
 
 import ignite_mnist.handlers.metrics_log as metrics_log
-import ignite_mnist.training.plots as plots
 import ignite_mnist.training.managed as training
+import ignite_mnist.training.plots as plots
 from ignite_mnist.cli import main as cli_main
 from ignite_mnist.events import ValidationEvents
 from ignite_mnist.storage.run_dir import RunDir

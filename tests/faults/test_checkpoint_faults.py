@@ -140,8 +140,8 @@ def test_resume_auto_of_a_run_that_does_not_exist_yet_starts_it_fresh(cli, idx_r
     result = cli("--data-dir", idx_root, "--output-dir", tmp_path / "runs", "--run-name", "empty",
                  "--resume", "auto", *TINY, *QUIET)
     assert result.code == 0, result.err
-    assert f"--resume auto: nothing to resume in {tmp_path / 'runs' / 'empty'} (no checkpoint yet); " \
-           "starting it fresh" in result.out
+    assert (f"--resume auto: nothing to resume in {tmp_path / 'runs' / 'empty'} (no checkpoint yet); "
+            "starting it fresh") in result.out
     config = json.loads((tmp_path / "runs" / "empty" / "config.json").read_text())
     assert config["resume"] is None and config["val_size"] == 200  # a fresh run, with the flags given
 

@@ -62,7 +62,7 @@ def test_five_sigkills_then_resume_auto_match_the_uninterrupted_run(mnist_root: 
             process.communicate()
         assert process.returncode == -signal.SIGKILL, f"kill {number} at {target}: the run had already ended"
 
-    finished = subprocess.run(base + ["--resume", "auto"], env=SUBPROCESS_ENV, capture_output=True, text=True,
+    finished = subprocess.run([*base, "--resume", "auto"], env=SUBPROCESS_ENV, capture_output=True, text=True,
                               timeout=900)
     assert finished.returncode == 0, finished.stderr
     final = assert_loadable(find_latest_checkpoint(checkpoints))

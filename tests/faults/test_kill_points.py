@@ -25,6 +25,8 @@ from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
 from tests.conftest import assert_same_weights
 from tests.faults.conftest import SUBPROCESS_ENV
 
+pytestmark = pytest.mark.slow  # a training process killed at each point, then resumed
+
 DRIVER = Path(__file__).with_name("kill_driver.py")
 # 1,000 training images in batches of 100: 10 iterations per epoch, 20 in all; a checkpoint every 3
 # iterations and at each epoch's end, a validation every 4 iterations and at each epoch's end, plots on.

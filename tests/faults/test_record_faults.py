@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import torch
 
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from ignite_mnist.models import build_model
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint
 from tests.faults.conftest import QUIET, SUBPROCESS_ENV, TINY, assert_one_line_error, snapshot
 
 
@@ -216,8 +216,8 @@ def test_predict_refuses_huge_images_and_reads_float_images(cli: Any, tiny_run: 
     float_image.save(tmp_path / "stroke.tiff")
     result = cli("predict", tiny_run, huge, tmp_path / "stroke.tiff", "--json")
     assert result.code == 1
-    assert result.err.strip() == f"ignite-mnist: error: {huge}: 12000x12000 pixels is more than 50 million; " \
-                                 "scale the image down (a digit needs a few hundred pixels a side)"
+    assert result.err.strip() == (f"ignite-mnist: error: {huge}: 12000x12000 pixels: a side longer than 10000 "
+                                  "pixels; scale the image down (a digit needs a few hundred pixels a side)")
     (_, stroke) = json.loads(result.out)
     assert "label" in stroke  # read, not "blank"
 

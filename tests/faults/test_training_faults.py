@@ -92,8 +92,8 @@ def test_sigint_during_validation_leaves_a_resumable_checkpoint(cli, idx_root: P
     saved = run_dir / "checkpoints" / "last_checkpoint_16.pt"
     assert process.returncode == 130, err
     assert err.splitlines() == [
-        f"ignite-mnist: interrupted by SIGINT at iteration 16 (epoch 1); checkpoint saved to {saved}; "
-        f"resume with: ignite-mnist --resume auto --output-dir {output} --run-name held"
+        (f"ignite-mnist: interrupted by SIGINT at iteration 16 (epoch 1); checkpoint saved to {saved}; "
+        f"resume with: ignite-mnist --resume auto --output-dir {output} --run-name held")
     ]
     assert assert_loadable(saved)["trainer"]["iteration"] == 16
 

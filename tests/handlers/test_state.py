@@ -9,7 +9,6 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.handlers import (
     attach_checkpointing,
     attach_early_stopping,
@@ -20,7 +19,16 @@ from ignite_mnist.handlers import (
     resumable_state,
     resume_training,
 )
+from ignite_mnist.handlers import state as state_module
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.storage.run_dir import read_metrics_log
+
+
+@pytest.fixture(autouse=True)
+def _scan_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is a fresh process as far as the (once per process) scan for unsaved objects goes."""
+    monkeypatch.setattr(state_module, "_SCANNED", False)
+
 
 DATA = [(torch.randn(8, 4, generator=torch.Generator().manual_seed(i)), torch.tensor([i % 2] * 8)) for i in range(6)]
 
@@ -76,9 +84,9 @@ def test_everything_stateful_is_saved_and_restored_whatever_the_attach_order(tmp
     def attach_all(trainer: Engine, evaluator: Engine, model: torch.nn.Module, optimizer: torch.optim.Optimizer
                    ) -> None:  # the reverse of the order a reader expects: savers first, validation last
         attach_checkpointing(trainer, tmp_path / "checkpoints", {"model": model, "optimizer": optimizer},
-                             event=Events.ITERATION_COMPLETED(every=4), monitor="val_loss")
+                             event=Events.ITERATION_COMPLETED(every=4), monitor="val_loss", mode="min")
         attach_metrics_log(trainer, tmp_path / "metrics.jsonl", optimizer)
-        attach_early_stopping(trainer, patience=5, monitor="val_loss")
+        attach_early_stopping(trainer, patience=5, monitor="val_loss", mode="min")
         attach_run_record(trainer)
         attach_loss_averages(trainer)
         attach_validation(trainer, evaluator, DATA[:2])
@@ -97,9 +105,9 @@ def test_everything_stateful_is_saved_and_restored_whatever_the_attach_order(tmp
     resumed_trainer, evaluator, resumed_model, optimizer = training(seed=1)
     attach_all(resumed_trainer, evaluator, resumed_model, optimizer)
     resumed = resume_training(tmp_path, resumed_trainer)
-    assert resumed is not None and resumed.iteration == 8 and resumed.epoch == 1
+    assert resumed is not None and resumed.iteration == 8 and resumed.epoch == 2  # the epoch in progress
     assert resumed_trainer.state.iteration == 8 and resumable_state(resumed_trainer).get("record").best == \
-        {k: v for k, v in saved["record"]["best"].items()}
+        dict(saved["record"]["best"].items())
     assert torch.equal(resumed_model.weight, saved["model"]["weight"])
     assert warnings(capsys.readouterr().err) == []
 

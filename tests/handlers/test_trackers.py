@@ -18,8 +18,8 @@ import pytest
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import parse_train_args
+from ignite_mnist.storage.checkpoints import find_latest_checkpoint, load_checkpoint
 from ignite_mnist.storage.run_dir import RunDir, read_metrics_log
 from ignite_mnist.tracking.mlflow import MlflowTracker
 from ignite_mnist.tracking.mlflow_settings import MlflowSettings
@@ -28,9 +28,9 @@ from ignite_mnist.tracking.tensorboard_settings import TensorboardSettings
 pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install -e '.[tensorboard]')")
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+from mlflow.tracking import MlflowClient
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 LOG_EVERY = 5
 LAST_ITERATION = 64  # 1000 training images / 32 = 32 iterations per epoch, 2 epochs
@@ -43,9 +43,9 @@ def free_port() -> int:
 
 
 def small_config(idx_root: Path, out: Path, **changes: Any) -> TrainConfig:
-    values = dict(data_dir=str(idx_root), output_dir=str(out), val_size=200, epochs=2, batch_size=32, progress="none",
-                  run_name="r", tracker=["tensorboard", "mlflow"], log_every=LOG_EVERY, val_every_iterations=10,
-                  plots=False)
+    values = {"data_dir": str(idx_root), "output_dir": str(out), "val_size": 200, "epochs": 2, "batch_size": 32,
+              "progress": "none", "run_name": "r", "tracker": ["tensorboard", "mlflow"], "log_every": LOG_EVERY,
+              "val_every_iterations": 10, "plots": False}
     return TrainConfig.from_dict(values | changes)
 
 
@@ -88,7 +88,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
                "--backend-store-uri", f"sqlite:///{folder}/server.db", "--artifacts-destination",
                str(folder / "artifacts"), "--workers", "1"]
-    log = open(folder / "server.log", "wb")
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - the server writes to it until the fixture stops it
     server = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300  # its start is slow on a loaded machine
     while True:
@@ -245,7 +245,13 @@ def test_attach_tracker_continues_the_same_mlflow_run_and_tensorboard_log_dir_af
     """A hand-written trainer with attach_tracker, stopped after iteration 5 (last checkpoint: 4) and resumed."""
     import torch
 
-    from ignite_mnist.handlers import attach_checkpointing, attach_tracker, detach_tracker, resume_training
+    from ignite_mnist.handlers import (
+        attach_checkpointing,
+        attach_tracker,
+        detach_tracker,
+        resumable_state,
+        resume_training,
+    )
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
@@ -275,6 +281,10 @@ def test_attach_tracker_continues_the_same_mlflow_run_and_tensorboard_log_dir_af
 
     trainer = Engine(lambda engine, batch: torch.tensor(1.0))
     detached = attach_tracker(trainer, "tensorboard", tmp_path / "detached", log_every=1)
-    detach_tracker(trainer, detached)
+    detached.detach()
+    assert "tensorboard" not in resumable_state(trainer).to_save()
+    with pytest.warns(DeprecationWarning, match=r"tracker\.detach\(\)"):  # the 0.1 name, kept until 0.3
+        detach_tracker(trainer, attach_tracker(trainer, "mlflow", tmp_path / "detached", log_every=1))
     trainer.run(range(3))
     assert not list((tmp_path / "detached").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "detached" / "mlflow.db").exists()

@@ -20,10 +20,10 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT
 from ignite_mnist.handlers import attach_wandb
+from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
 from ignite_mnist.storage.run_dir import read_metrics_log
 from ignite_mnist.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
 from tests.conftest import REPO, run_cli
@@ -50,8 +50,8 @@ def offline_runs(wandb_dir: Path) -> list[Path]:
 
 
 def small_config(idx_root: Path, out: Path, **changes: Any) -> TrainConfig:
-    values = dict(data_dir=str(idx_root), output_dir=str(out), val_size=200, epochs=2, batch_size=32,
-                  progress="none", run_name="r", wandb_mode="offline")
+    values = {"data_dir": str(idx_root), "output_dir": str(out), "val_size": 200, "epochs": 2, "batch_size": 32,
+              "progress": "none", "run_name": "r", "wandb_mode": "offline"}
     return TrainConfig.from_dict(values | changes)
 
 
@@ -168,6 +168,7 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
+@pytest.mark.slow  # waits out W&B's connection attempts to an unreachable server
 @pytest.mark.parametrize("server", ["refusing", "silent"])
 def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_wandb, monkeypatch, request, server):
     if server == "silent":
@@ -195,6 +196,7 @@ def test_unreachable_server_falls_back_to_offline(idx_root, tmp_path, isolated_w
     assert logged["summary"]["test_accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
+@pytest.mark.slow  # trained, killed and resumed in subprocesses
 def test_killed_and_resumed_training_is_one_wandb_run(idx_root, tmp_path, isolated_wandb):
     args = ["--data-dir", str(idx_root), "--output-dir", str(tmp_path), "--run-name", "r", "--val-size", "200",
             "--progress", "none", "--wandb-mode", "offline", "--epochs", "5", "--checkpoint-every", "10"]
@@ -223,7 +225,8 @@ def test_a_wandb_error_is_reported_once_and_training_goes_on(isolated_wandb, cap
     import wandb
 
     trainer = Engine(lambda engine, batch: torch.tensor(float(batch)))
-    tracker = attach_wandb(trainer, tmp_path, mode="offline", log_every=1)
+    # started in the foreground: the run exists when the test finishes it (a background start is tested apart)
+    tracker = attach_wandb(trainer, tmp_path, mode="offline", log_every=1, background=False)
     assert len(tracker.handles) == 3 and tracker.mode == "offline"  # loss, epoch, best values after validation
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda _: wandb.finish())
     state = trainer.run(range(10), max_epochs=2)

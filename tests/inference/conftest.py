@@ -8,11 +8,11 @@ import pytest
 import torch
 from ignite.utils import manual_seed
 
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.data import MNIST, TensorLoader, load_splits
 from ignite_mnist.engines import create_trainer
 from ignite_mnist.models import build_model
 from ignite_mnist.optim import build_optimizer
+from ignite_mnist.settings.config import TrainConfig
 
 TRAIN_IMAGES = 15_000  # one epoch on these gives about 97.5 % test accuracy in a few seconds
 

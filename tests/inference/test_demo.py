@@ -29,9 +29,10 @@ import torch
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors
-from ignite_mnist.inference.demo import HOST, MAX_UPLOAD_BYTES
+from ignite_mnist.inference.demo import HOST
 from ignite_mnist.inference.export import export_model
 from ignite_mnist.inference.trained import load_model, predict
+from ignite_mnist.limits import MAX_DRAWING_BYTES
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -62,8 +63,10 @@ class Pad:
         self.first_line = line
         self.url = line.split(" at ")[1].split()[0]
 
-    def post(self, body: bytes, path: str = "predict") -> tuple[int, dict]:
-        request = urllib.request.Request(self.url + path, data=body, method="POST")
+    def post(self, body: bytes, path: str = "predict", headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        """The status and JSON answer of a POST with ``headers`` (default: the page's ``Content-Type: image/png``)."""
+        request = urllib.request.Request(self.url + path, data=body, method="POST",
+                                         headers={"Content-Type": "image/png"} if headers is None else headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.load(response)
@@ -76,6 +79,7 @@ class Pad:
         connection = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
             connection.putrequest("POST", "/predict")
+            connection.putheader("Content-Type", "image/png")
             connection.putheader("Content-Length", str(length))
             connection.endheaders()
             response = connection.getresponse()
@@ -83,11 +87,11 @@ class Pad:
         finally:
             connection.close()
 
-    def interrupt(self) -> tuple[int, str]:
-        """Ctrl-C: the exit code and what it printed on stderr."""
-        self.process.send_signal(signal.SIGINT)
-        _, stderr = self.process.communicate(timeout=30)
-        return self.process.returncode, stderr
+    def stop(self, signum: int) -> tuple[int, str, str]:
+        """Send ``signum``: the exit code and what it printed after its first line on stdout, and on stderr."""
+        self.process.send_signal(signum)
+        stdout, stderr = self.process.communicate(timeout=30)
+        return self.process.returncode, stdout, stderr
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -135,20 +139,78 @@ def test_blank_broken_and_oversized_drawings_are_answered_with_a_reason(pad: Pad
     assert pad.post((tmp_path / "blank.png").read_bytes()) == (
         200, {"classes": [str(d) for d in range(10)], "error": "the drawing: no digit found (the image is blank)"})
     status, answer = pad.post(b"GIF89a not really")
-    assert status == 200 and answer["error"] == "the drawing: not an image Pillow can read (use PNG or JPEG)"
-    status, answer = pad.announce(MAX_UPLOAD_BYTES + 1)
+    assert status == 200
+    assert answer["error"] == "the drawing: not a PNG, JPEG, BMP, GIF, TIFF or PNM (PBM, PGM, PPM) image"
+    status, answer = pad.announce(MAX_DRAWING_BYTES + 1)
     assert status == 413
-    assert answer["error"] == f"a drawing is 1 to {MAX_UPLOAD_BYTES} bytes, got {MAX_UPLOAD_BYTES + 1}"
+    assert answer["error"] == f"a drawing is 1 to {MAX_DRAWING_BYTES} bytes, got {MAX_DRAWING_BYTES + 1}"
     assert pad.post(b"x", path="elsewhere")[0] == 404
 
 
-def test_ctrl_c_stops_it_with_one_line(idx_run: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_it_normally(signum: signal.Signals, idx_run: Path) -> None:
     served = Pad(idx_run)
     try:
-        code, stderr = served.interrupt()
+        code, stdout, stderr = served.stop(signum)
     finally:
         served.close()
-    assert code == 130 and stderr == "ignite-mnist: interrupted\n"
+    assert (code, stdout, stderr) == (0, f"digit pad stopped ({signum.name})\n", "")
+
+
+def test_the_0_1_upload_limit_answers_with_a_deprecation_warning() -> None:
+    from ignite_mnist.inference import demo
+
+    moved = r"demo\.MAX_UPLOAD_BYTES moved to ignite_mnist\.limits\.MAX_DRAWING_BYTES"
+    with pytest.warns(DeprecationWarning, match=moved):
+        assert demo.MAX_UPLOAD_BYTES == MAX_DRAWING_BYTES
+    with pytest.raises(AttributeError):
+        demo.NO_SUCH_NAME  # noqa: B018
+
+
+def test_a_foreign_host_is_refused(pad: Pad, tmp_path: Path) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the pad with its own
+    name in ``Host``; it gets neither the page nor an answer."""
+    port = pad.url.rsplit(":", 1)[1].strip("/")
+    for host in ("evil.example", f"evil.example:{port}"):
+        for method, path, body in (("GET", "/", None), ("POST", "/predict", b"\x89PNG")):
+            connection = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
+            connection.putrequest(method, path, skip_host=True)
+            connection.putheader("Host", host)
+            if body is not None:
+                connection.putheader("Content-Type", "image/png")
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            assert response.status == 421 and "the pad answers only at" in json.load(response)["error"]
+            connection.close()
+    with urllib.request.urlopen(f"http://localhost:{port}/", timeout=30) as response:  # its own names are fine
+        assert response.status == 200
+
+
+def test_a_cross_origin_post_is_refused(pad: Pad, tmp_path: Path) -> None:
+    """A page of another site can post text/plain without a CORS preflight: refused, and so is any post that
+    names another origin, or a type it could send; the page's own post is answered."""
+    from PIL import Image, ImageDraw
+
+    drawing = Image.new("L", (280, 280), color=255)
+    ImageDraw.Draw(drawing).line([(60, 120), (220, 120)], fill=0, width=18)
+    drawing.save(tmp_path / "drawing.png")
+    body, own = (tmp_path / "drawing.png").read_bytes(), pad.url.rstrip("/")
+    assert pad.post(body, headers={"Origin": "http://evil.example", "Content-Type": "text/plain"}) == (
+        403, {"error": "drawings are taken only from the pad's own page"})
+    assert pad.post(body, headers={"Origin": "http://evil.example", "Content-Type": "image/png"})[0] == 403
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        assert pad.post(body, headers={"Origin": own, "Content-Type": kind})[0] == 415
+    status, answer = pad.post(body, headers={"Origin": own, "Content-Type": "image/png"})
+    assert status == 200 and len(answer["probabilities"]) == 10
+
+
+def test_the_page_names_the_model_file_and_its_classes(pad: Pad, idx_run: Path) -> None:
+    with urllib.request.urlopen(pad.url, timeout=30) as response:
+        page = response.read().decode()
+    served = json.loads(page.split('<script id="served" type="application/json">')[1].split("</script>")[0])
+    assert served == {"model": str(load_model(idx_run).path), "classes": [str(d) for d in range(10)]}
+    assert 'getElementById("model").textContent' in page
 
 
 def test_an_exported_onnx_file_is_served_too(idx_run: Path, tmp_path: Path) -> None:

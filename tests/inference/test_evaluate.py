@@ -96,6 +96,7 @@ def test_unusable_checkpoints_end_in_one_line(
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow  # training and two evaluations in CLI subprocesses
 def test_evaluate_from_another_folder_uses_the_same_best_checkpoint(idx_root: Path, tmp_path: Path) -> None:
     trained_in, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     trained_in.mkdir()

@@ -41,7 +41,7 @@ def _digit_files(root: Path, folder: Path, count: int = 20) -> list[Path]:
     """The first ``count`` real test digits as PNG files, as ink on paper."""
     images, _ = load_split_tensors(root, "mnist", train=False)
     paths = [folder / f"digit{index}.png" for index in range(count)]
-    for path, digit in zip(paths, images[:count]):
+    for path, digit in zip(paths, images[:count], strict=False):
         Image.fromarray(255 - digit.numpy()).save(path)
     return paths
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.data import FASHION_MNIST
+from ignite_mnist.settings.config import TrainConfig
+from ignite_mnist.training.managed import run
 from ignite_mnist.training.plots import (
     FIGURE_PIXELS,
     PLOT_FILES,
@@ -19,7 +20,6 @@ from ignite_mnist.training.plots import (
     plot_misclassified,
     save_figure,
 )
-from ignite_mnist.training.managed import run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -78,3 +78,45 @@ def test_the_comparison_legend_covers_no_curve(runs: int) -> None:
     legend, plotted = legend.get_window_extent(), axes.get_window_extent()
     assert legend.x0 >= plotted.x1  # beside the plotting area, not over it
     assert legend.x1 <= figure.bbox.x1 + 1  # and inside the figure
+
+
+def test_a_one_epoch_run_is_drawn_against_iterations_with_a_point_per_validation_and_at_most_100_percent(
+    idx_root: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    from ignite_mnist.storage.run_dir import read_metrics_log
+    from ignite_mnist.training.plots import plot_curves
+
+    # 1,000 training images in batches of 32: 32 iterations, validated at 10, 20, 30 and the epoch's end
+    summary = run(TrainConfig(data_dir=str(idx_root), val_size=200, epochs=1, val_every_iterations=10,
+                              label_smoothing=0.1, output_dir=str(tmp_path), run_name="one", progress="none",
+                              tracker=["none"]))
+    assert png_size(Path(summary.run_dir) / "plots" / PLOT_FILES["curves"]) == FIGURE_PIXELS["curves"]
+    rows = read_metrics_log(Path(summary.run_dir) / "metrics.jsonl")
+    assert [row["iteration"] for row in rows] == [10, 20, 30, 32]
+    assert all(isinstance(row["running_loss"], float) for row in rows)
+
+    loss, accuracy = plot_curves(rows, label_smoothing=0.1).axes
+    assert loss.get_xlabel() == accuracy.get_xlabel() == "iteration"
+    assert "smoothed by 0.1" in loss.get_title()
+    (validation,) = accuracy.get_lines()
+    assert validation.get_xdata().tolist() == [10, 20, 30, 32]
+    assert validation.get_ydata().tolist() == [row["val_accuracy"] * 100 for row in rows]
+    train, _ = loss.get_lines()
+    assert train.get_label() == "train (running average)" and len(train.get_xdata()) == 4
+    assert accuracy.get_ylim()[1] <= 100 and max(validation.get_ydata()) <= accuracy.get_ylim()[1]
+
+
+def test_a_longer_run_is_drawn_against_epochs_with_mid_epoch_validations_between() -> None:
+    pytest.importorskip("matplotlib")
+    from ignite_mnist.training.plots import FEW_EPOCHS, plot_curves
+
+    rows = [{"kind": "epoch", "epoch": epoch, "iteration": 100 * epoch, "train_loss": 1 / epoch,
+             "running_loss": 1 / epoch, "val_loss": 0.5 / epoch, "val_accuracy": 1.0}
+            for epoch in range(1, FEW_EPOCHS + 1)]
+    rows.insert(1, {"kind": "validation", "epoch": 2, "iteration": 150, "val_loss": 0.3, "val_accuracy": 0.99})
+    loss, accuracy = plot_curves(rows).axes
+    assert accuracy.get_xlabel() == "epoch"
+    assert accuracy.get_lines()[0].get_xdata().tolist() == [1, 1.5, *range(2, FEW_EPOCHS + 1)]
+    assert loss.get_lines()[0].get_label() == "train (epoch mean)"
+    assert accuracy.get_ylim()[1] == 100  # every point at 100 %: the axis stops there, no margin above

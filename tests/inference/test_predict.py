@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +15,10 @@ from PIL import Image
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import load_split_tensors, normalise
+from ignite_mnist.data.preprocess import FORMAT_NAMES
 from ignite_mnist.inference.trained import load_model, predict, predict_tensors
 from tests.conftest import run_cli
+from tests.security.images import dds_unimplemented, digit_image, ico_bomb
 
 DIGITS = 40  # the first test digits; those the model is sure of (p > 0.95) on the dataset tensor are used
 
@@ -98,7 +102,7 @@ def test_predict_cli_reports_bad_files_on_one_line_each_and_goes_on(
     assert rows[1]["prediction"] == int(labels[0]) and rows[1]["probability"] > 0.5
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 3 and "Traceback" not in result.stderr
-    assert errors[0] == f"ignite-mnist: error: {text}: not an image Pillow can read (use PNG or JPEG)"
+    assert errors[0] == f"ignite-mnist: error: {text}: not a {FORMAT_NAMES} image"
     assert errors[1] == f"ignite-mnist: error: {missing}: no such file"
     assert errors[2] == f"ignite-mnist: error: {blank}: no digit found (the image is blank)"
     assert rows[0] == {"file": str(text), "error": errors[0].removeprefix("ignite-mnist: error: ")}
@@ -110,9 +114,50 @@ def test_predict_cli_plain_output(
 ) -> None:
     images, labels = sure_digits
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
-    for path, image in zip(paths, images[:2].numpy()):
+    for path, image in zip(paths, images[:2].numpy(), strict=False):
         _plain(image).save(path)
     assert main(["predict", str(mnist_checkpoint), *map(str, paths)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(": ")[0] for line in lines] == [str(p) for p in paths]
     assert [line.split(": ")[1].split(" ")[0] for line in lines] == [str(int(d)) for d in labels[:2]]
+
+
+def test_a_dds_named_png_beside_a_good_png_is_one_line_and_the_good_one_is_answered(idx_run: Path,
+                                                                                    tmp_path: Path) -> None:
+    """``ignite-mnist predict RUN bad.png good.png``: Pillow raised NotImplementedError on the DDS, and the
+    whole call ended in a traceback."""
+    bad, good = tmp_path / "bad.png", tmp_path / "good.png"
+    bad.write_bytes(dds_unimplemented())
+    digit_image().save(good)
+    result = run_cli("predict", str(idx_run), str(bad), str(good))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == f"ignite-mnist: error: {bad}: not a {FORMAT_NAMES} image\n"
+    assert result.stdout.startswith(f"{good}: ") and result.stdout.count("\n") == 1
+
+
+#: ``ignite-mnist ARGS`` in a process that writes its own peak memory (``VmHWM``, KiB) to the file ``argv[1]``.
+#: ``ru_maxrss`` is not used: Linux carries the parent's peak (this pytest process's) across exec.
+PEAK_OF_PREDICT = """
+import sys
+from pathlib import Path
+from ignite_mnist.cli import main
+code = main(sys.argv[2:])
+Path(sys.argv[1]).write_text(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+sys.exit(code)
+"""
+#: How much more an ICO bomb may cost than a plain PNG (its 13,000 x 13,000 RGBA image would take 645 MiB).
+BOMB_MARGIN_MIB = 32
+
+
+def test_an_ico_bomb_costs_no_more_memory_than_a_plain_png(idx_run: Path, tmp_path: Path) -> None:
+    """An ICO whose directory says 16x16 but which holds a 13,000 x 13,000 PNG was decoded before the size check."""
+    plain, bomb = tmp_path / "plain.png", tmp_path / "bomb.png"
+    digit_image().save(plain)
+    bomb.write_bytes(ico_bomb(13_000))
+    peaks = {}
+    for image in (plain, bomb):
+        result = subprocess.run([sys.executable, "-c", PEAK_OF_PREDICT, str(tmp_path / "peak"), "predict",
+                                 str(idx_run), str(image)], capture_output=True, text=True, timeout=300)
+        assert "Traceback" not in result.stderr and result.returncode == (0 if image == plain else 1), result.stderr
+        peaks[image.name] = int((tmp_path / "peak").read_text()) / 1024
+    assert peaks["bomb.png"] < peaks["plain.png"] + BOMB_MARGIN_MIB, peaks

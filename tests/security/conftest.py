@@ -98,7 +98,7 @@ def sentinel(tmp_path: Path) -> Iterator[Path]:
     for place in (tmp_path, folder):
         for name in ("VICTIM.pt", "VICTIM2.pt", "last_checkpoint_1.pt", "notes.txt"):
             (place / name).write_bytes(name.encode() * 10)
-    yield folder
+    return folder
 
 
 @pytest.fixture(scope="session")

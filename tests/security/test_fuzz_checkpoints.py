@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from tests.security.conftest import QUIET, TINY, copy_run, count_cases, load, run_subprocess, snapshot
@@ -132,6 +133,7 @@ def outside(run: Path, root: Path) -> dict[str, str]:
     return snapshot(root, skip)
 
 
+@pytest.mark.slow  # fuzzing: hundreds of mutated checkpoints, some in real processes
 def test_resume_of_mutated_checkpoints(cli, idx_root: Path, trained_run: Path, sentinel: Path, tmp_path: Path,
                                        record_property) -> None:
     base = load(trained_run / "checkpoints" / "last_checkpoint_8.pt")
@@ -204,6 +206,7 @@ def test_config_json_of_a_run_mutated(cli, idx_root: Path, trained_run: Path, se
     count_cases(record_property, "config.json", len(chosen))
 
 
+@pytest.mark.slow  # fuzzing: hundreds of mutated checkpoints, some in real processes
 def test_a_sample_in_real_processes(idx_root: Path, trained_run: Path, sentinel: Path, tmp_path: Path,
                                     record_property) -> None:
     """The worst cases again in real processes: no signal (an abort), one line, nothing outside touched."""

@@ -66,6 +66,7 @@ def hostile_exports(folder: Path, real: Path) -> list[Path]:
             *(folder / name for name in sidecars)]
 
 
+@pytest.mark.slow  # fuzzing: every hostile exported file through its runtime
 def test_hostile_exported_files(cli, exported: Path, sentinel: Path, tmp_path: Path, record_property) -> None:
     folder = tmp_path / "files"
     folder.mkdir()

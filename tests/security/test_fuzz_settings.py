@@ -13,7 +13,8 @@ import pytest
 from tests.security.conftest import QUIET, TINY, count_cases, snapshot
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True))
 #: ``--config`` files: (file name, content); content None: made by :func:`special`.
 CONFIGS: list[tuple[str, str | bytes | None]] = [
     ("zero.yaml", None), ("fifo.yaml", None), ("folder.yaml", None), ("huge.yaml", None),
@@ -113,7 +114,7 @@ def test_hostile_settings_files(cli, kind: str, sentinel: Path, tmp_path: Path, 
             result = cli("sweep", path, "--output-dir", tmp_path / "out", "--trials", "1")
         result.check(name)
         assert time.monotonic() - started < 30, name
-        assert result.code != 0 or kind == "config" and name in ACCEPTED, (name, result.out)
+        assert result.code != 0 or (kind == "config" and name in ACCEPTED), (name, result.out)
         assert snapshot(tmp_path, lambda p: p.is_relative_to(tmp_path / "out") or "wandb-home" in p.parts) == before
         if "own-model" in name or name == "import-model.yaml":
             assert "add --model os:abort if you trust it" in result.err, result.err
