@@ -6,7 +6,7 @@ CPUs. Everything here is ExecuTorch's own: ``torch.export`` captures the model,
 ``executorch.runtime`` runs the file for the check. int8 is PT2E post-training
 static quantization with ExecuTorch's ``XNNPACKQuantizer`` (symmetric, per channel)
 and torchao's ``prepare_pt2e``/``convert_pt2e``. The metadata JSON is a constant
-method of the program (:data:`~ignite_mnist.inference.export.METADATA_NAME`), readable with
+method of the program (:data:`~ignite_mnist.inference.formats.METADATA_NAME`), readable with
 ``program.load_method("ignite_mnist").execute([])``.
 
 What ignite-mnist adds is the handling of four traps (found with executorch 1.5.1,
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ignite_mnist.errors import first_line
-from ignite_mnist.inference.exported import METADATA_NAME, ExportError, ExportFormat, in_chunks
+from ignite_mnist.inference.formats import METADATA_NAME, ExportError, ExportFormat, in_chunks
 from ignite_mnist.limits import MAX_EXPORTED_BYTES
 from ignite_mnist.storage.reader import open_file
 

@@ -17,12 +17,12 @@ hardly). Otherwise the file is deleted and :class:`ExportError` raised.
 Every file describes itself: the JSON of :func:`export_metadata` (dataset, classes,
 normalisation, input, model, test accuracy, project version) is stored inside it
 (ONNX ``metadata_props``, a TorchScript extra file, an ExecuTorch constant method,
-each named :data:`~ignite_mnist.inference.exported.METADATA_NAME`) and, with the check's
+each named :data:`~ignite_mnist.inference.formats.METADATA_NAME`) and, with the check's
 results, in a sidecar ``<file>.json`` beside it.
 :func:`~ignite_mnist.inference.exported.load_exported` reads it back, so
 :func:`ignite_mnist.inference.classify.predict` can use the file alone.
 
-Each format is an :class:`~ignite_mnist.inference.exported.ExportFormat`, registered by name in
+Each format is an :class:`~ignite_mnist.inference.formats.ExportFormat`, registered by name in
 :data:`ignite_mnist.registry.EXPORT_FORMATS`. Reading and running a file is numpy
 (:mod:`ignite_mnist.inference.exported`); torch is imported here only to write one
 (or to run a TorchScript file), so loading a format to run an ONNX file loads no torch.
@@ -59,16 +59,13 @@ import numpy as np
 
 from ignite_mnist._version import __version__
 from ignite_mnist.errors import ConfigError, WriteError, first_line
-from ignite_mnist.inference.exported import (
+from ignite_mnist.inference.formats import (
     INPUT_NAME,
     METADATA_NAME,
     OUTPUT_NAME,
-    ExportedModel,
     ExportError,
     ExportFormat,
     in_chunks,
-    is_exported,
-    load_exported,
     sidecar_path,
 )
 from ignite_mnist.limits import MAX_EXPORTED_BYTES
@@ -81,11 +78,12 @@ if TYPE_CHECKING:
 
     from ignite_mnist.inference.trained import LoadedModel
 
-# METADATA_NAME, ExportError, ExportFormat, ExportedModel, in_chunks, is_exported, load_exported and sidecar_path
-# belong to ignite_mnist.inference.exported (no torch); they are named here too, where export used to define them.
+# METADATA_NAME, ExportError, ExportFormat, in_chunks and sidecar_path belong to ignite_mnist.inference.formats
+# (no torch); they are named here too, where export used to define them. Reading an exported file back
+# (load_exported, is_exported, ExportedModel) is ignite_mnist.inference.exported.
 __all__ = ["CALIBRATION_SAMPLES", "INT8_MAX_ACCURACY_DROP", "METADATA_NAME", "ONNX", "TOLERANCE", "TORCHSCRIPT",
-           "ExportError", "ExportFormat", "ExportResult", "ExportedModel", "export_metadata", "export_model",
-           "exporter_for", "in_chunks", "is_exported", "load_exported", "run_exported", "sidecar_path"]
+           "ExportError", "ExportFormat", "ExportResult", "export_metadata", "export_model", "exporter_for",
+           "in_chunks", "run_exported", "sidecar_path"]
 
 #: Largest absolute difference allowed between a float file's logits and the eager model's.
 TOLERANCE = 1e-4
@@ -329,7 +327,7 @@ def _save_or_explain(save: Callable[[Path], None], path: Path) -> None:
 
 def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:
     """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images (any ``N``), as a tensor (the
-    format runs numpy arrays: :class:`~ignite_mnist.inference.exported.ExportFormat`)."""
+    format runs numpy arrays: :class:`~ignite_mnist.inference.formats.ExportFormat`)."""
     import torch
 
     return torch.from_numpy(EXPORT_FORMATS.load(format).run(Path(path), images.contiguous().numpy()))

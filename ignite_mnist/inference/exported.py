@@ -1,11 +1,11 @@
 """An exported model file in use: what it says about itself, its class probabilities, its test accuracy.
 
 :func:`load_exported` reads a file ``ignite-mnist export`` wrote (ONNX, TorchScript or
-ExecuTorch: :data:`ignite_mnist.registry.EXPORT_FORMATS`, each an :class:`ExportFormat`)
-and its metadata: the copy inside the file, else its sidecar ``<file>.json``
-(:func:`sidecar_path`). The :class:`ExportedModel` it returns answers
-:func:`ignite_mnist.inference.classify.predict` and the digit pad, and
-:func:`evaluate_exported` measures it on a test set.
+ExecuTorch: :data:`ignite_mnist.registry.EXPORT_FORMATS`, each an
+:class:`~ignite_mnist.inference.formats.ExportFormat`) and its metadata: the copy inside the
+file, else its sidecar ``<file>.json`` (:func:`~ignite_mnist.inference.formats.sidecar_path`).
+The :class:`ExportedModel` it returns answers :func:`ignite_mnist.inference.classify.predict`
+and the digit pad, and :func:`evaluate_exported` measures it on a test set.
 
 Everything here is numpy, and so is what each format runs: an ONNX file runs in
 ONNX Runtime on numpy arrays, so ``predict``, ``evaluate`` and ``demo`` on an
@@ -16,90 +16,28 @@ executorch's Python runtime, whose pip wheel links libtorch and imports torch it
 The writing side (torch's exporters, the check against the eager model) is
 :mod:`ignite_mnist.inference.export`.
 
-Example:
-    >>> sidecar_path("runs/a/best.onnx")
-    PosixPath('runs/a/best.onnx.json')
-    >>> in_chunks(lambda batch: batch * 2, np.arange(5.0), size=2).tolist()
-    [0.0, 2.0, 4.0, 6.0, 8.0]
+What every format shares (:class:`~ignite_mnist.inference.formats.ExportFormat`, the
+sidecar's path) is :mod:`ignite_mnist.inference.formats`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ignite_mnist.data.datasets import DatasetInfo, dataset_spec, load_split_arrays
 from ignite_mnist.errors import IgniteMnistError, UnsafeFileError, first_line
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT, Evaluation, Misclassified, evaluation_from_confusion
+from ignite_mnist.inference.formats import ExportError, ExportFormat, sidecar_path
 from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES
 from ignite_mnist.registry import EXPORT_FORMATS
 from ignite_mnist.storage.reader import check_file, read_json, size_text
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-__all__ = ["EVAL_BATCH_SIZE", "INPUT_NAME", "METADATA_NAME", "OUTPUT_NAME", "ExportError", "ExportFormat",
-           "ExportedModel", "evaluate_exported", "in_chunks", "is_exported", "load_exported", "sidecar_path"]
-
-#: The name the metadata has inside every exported file (ONNX key, TorchScript extra file, ExecuTorch method).
-METADATA_NAME = "ignite_mnist"
-#: The input and output names of the exported graphs.
-INPUT_NAME, OUTPUT_NAME = "images", "logits"
-#: How many images a model is given at once when it runs over a test set or many files.
-EVAL_BATCH_SIZE = 1000
-
-Runner = Callable[[np.ndarray], np.ndarray]
-
-
-class ExportError(IgniteMnistError):
-    """The model could not be exported, or the exported file does not match it or cannot be read."""
-
-
-def in_chunks(run: Runner, images: np.ndarray, size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """``run`` on ``images`` ``size`` at a time, the outputs concatenated (bounded memory, bounded batches)."""
-    return np.concatenate([run(images[start : start + size]) for start in range(0, len(images), size)])
-
-
-def _nothing_to_require() -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """One ``--format``: how to write a model file (with its metadata JSON), run one, and read the metadata back.
-
-    ``run`` takes normalised ``float32 (N, 1, 28, 28)`` images as a numpy array and returns
-    the logits as one. ``save_int8`` (``None`` where the format takes no quantization) writes
-    the int8 file, given normalised calibration images. ``require`` raises
-    :class:`ExportError` with the install command when the packages that write the format
-    are missing, ``require_runtime`` when those that run it are. ``max_batch`` is the
-    largest batch a file accepts (``None``: any). ``check_file`` raises :class:`ExportError`
-    for a file that is not of the format (its first bytes, its structure), before the runtime reads it.
-    """
-
-    name: str
-    suffix: str
-    save: Callable[[nn.Module, Path, str], None]
-    run: Callable[[Path, np.ndarray], np.ndarray]
-    read_metadata: Callable[[Path], str | None]
-    save_int8: Callable[[nn.Module, Path, str, torch.Tensor], None] | None = None
-    require: Callable[[], None] = _nothing_to_require
-    require_runtime: Callable[[], None] = _nothing_to_require
-    max_batch: int | None = None
-    check_file: Callable[[Path], None] = lambda path: None
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """The JSON file beside an exported file."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
+__all__ = ["ExportedModel", "evaluate_exported", "is_exported", "load_exported"]
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -36,7 +36,7 @@ from torch import nn
 from ignite_mnist.data.datasets import DatasetInfo, dataset_spec
 from ignite_mnist.errors import CheckpointError, ConfigError, first_line
 from ignite_mnist.inference.classify import Classifier, Prediction, predict
-from ignite_mnist.inference.exported import EVAL_BATCH_SIZE
+from ignite_mnist.inference.formats import EVAL_BATCH_SIZE
 from ignite_mnist.models import build_model
 from ignite_mnist.registry import is_import_path
 from ignite_mnist.settings.config import TrainConfig, require_named_model

@@ -18,7 +18,8 @@ import torch
 
 from ignite_mnist.data.preprocess import preprocess_image
 from ignite_mnist.inference.demo import classify_drawing
-from ignite_mnist.inference.export import INT8_MAX_ACCURACY_DROP, TOLERANCE, export_model, load_exported
+from ignite_mnist.inference.export import INT8_MAX_ACCURACY_DROP, TOLERANCE, export_model
+from ignite_mnist.inference.exported import load_exported
 from ignite_mnist.inference.trained import Classifier, load_model, predict
 from ignite_mnist.models import DeskewMLP
 from tests.inference.conftest import train_checkpoint

@@ -105,7 +105,8 @@ def test_the_pad_serves_an_onnx_file_without_torch_and_a_checkpoint_with_torch_a
     try:
         line = process.stdout.readline()  # "digit pad for ... at http://127.0.0.1:PORT/ (Ctrl-C stops it)"
         url = line.split(" at ")[1].split()[0]
-        request = urllib.request.Request(url + "predict", data=seven.read_bytes(), method="POST")
+        request = urllib.request.Request(url + "predict", data=seven.read_bytes(), method="POST",
+                                         headers={"Content-Type": "image/png"})
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.load(response)
         process.send_signal(signal.SIGINT)
@@ -113,5 +114,5 @@ def test_the_pad_serves_an_onnx_file_without_torch_and_a_checkpoint_with_torch_a
     finally:
         stuck.cancel()
         process.kill()
-    assert len(answer["probabilities"]) == 10 and process.returncode == 130
+    assert len(answer["probabilities"]) == 10 and process.returncode == 0  # Ctrl-C stops the pad normally
     assert json.loads(stderr.strip().splitlines()[-1]) == ([] if source == "onnx" else ["torch"])
