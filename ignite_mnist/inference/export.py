@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ignite_mnist._moved import moved_attribute
 from ignite_mnist._version import __version__
 from ignite_mnist.errors import ConfigError, WriteError, first_line
 from ignite_mnist.inference.formats import (
@@ -80,7 +81,8 @@ if TYPE_CHECKING:
 
 # METADATA_NAME, ExportError, ExportFormat, in_chunks and sidecar_path belong to ignite_mnist.inference.formats
 # (no torch); they are named here too, where export used to define them. Reading an exported file back
-# (load_exported, is_exported, ExportedModel) is ignite_mnist.inference.exported.
+# (load_exported, is_exported, ExportedModel) is ignite_mnist.inference.exported: those names answer here
+# with a DeprecationWarning until 0.3 (__getattr__ below).
 __all__ = ["CALIBRATION_SAMPLES", "INT8_MAX_ACCURACY_DROP", "METADATA_NAME", "ONNX", "TOLERANCE", "TORCHSCRIPT",
            "ExportError", "ExportFormat", "ExportResult", "export_metadata", "export_model", "exporter_for",
            "in_chunks", "run_exported", "sidecar_path"]
@@ -462,3 +464,11 @@ def _write_sidecar(result: ExportResult, metadata: dict[str, Any]) -> None:
     except WriteError as error:
         result.path.unlink(missing_ok=True)
         raise error.with_advice("nothing was written; pass --output PATH in a writable folder") from None
+
+
+#: The names of 0.1's ``export`` that reading a file back took to :mod:`ignite_mnist.inference.exported` in 0.2.
+_MOVED_TO_EXPORTED = ("ExportedModel", "is_exported", "load_exported")
+
+
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, "ignite_mnist.inference.exported", _MOVED_TO_EXPORTED, name)
