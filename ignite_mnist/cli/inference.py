@@ -140,17 +140,18 @@ def build_export_parser() -> argparse.ArgumentParser:
 def _evaluation(args: argparse.Namespace) -> tuple[Evaluation, Path, Path]:
     """An exported file's evaluation by its runtime (no torch for ONNX), else the checkpoint's in torch; with the
     model's path and where its confusion matrix goes by default."""
-    from ignite_mnist.inference.exported import evaluate_exported, is_exported
+    from ignite_mnist.inference.exported import evaluate_exported, is_exported, load_exported
 
     if is_exported(args.checkpoint):
+        _no_checkpoint_flags(args)
         if args.device not in ("auto", "cpu"):
             raise ConfigError("--device", f"{args.checkpoint} is an exported file, run by its runtime on the CPU; "
                                           "leave --device out")
         from ignite_mnist.settings.config import default_data_dir
 
-        exported = _classifier(args)
-        result = evaluate_exported(exported, args.data_dir or default_data_dir())  # type: ignore[arg-type]
-        return result, exported.path, exported.path.with_name(exported.path.name + ".confusion_matrix.png")
+        exported = load_exported(args.checkpoint)
+        return (evaluate_exported(exported, args.data_dir or default_data_dir()), exported.path,
+                exported.path.with_name(exported.path.name + ".confusion_matrix.png"))
     from ignite_mnist.inference.trained import default_output_path, evaluate, load_model
     from ignite_mnist.runtime.devices import resolve_device
 
@@ -165,17 +166,17 @@ def evaluate_command(argv: Sequence[str]) -> int:
     from ignite_mnist.training.plots import matplotlib_available, plot_confusion_matrix, save_figure
 
     result, model_path, default_plot = _evaluation(args)
-    plot = Path(args.plot) if args.plot else default_plot
+    plot, drawn = Path(args.plot) if args.plot else default_plot, None
     if matplotlib_available():
         try:
-            save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
+            drawn = save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
             note = f"confusion matrix drawn to {plot}"
         except WriteError as error:  # a read-only run directory: the numbers are still the result
-            plot, note = None, f"confusion matrix not drawn: {error}; pass --plot PATH in a writable folder"
+            note = f"confusion matrix not drawn: {error}; pass --plot PATH in a writable folder"
     else:
-        plot, note = None, 'confusion matrix not drawn: matplotlib is not installed (pip install "ignite-mnist[plots]")'
+        note = 'confusion matrix not drawn: matplotlib is not installed (pip install "ignite-mnist[plots]")'
     if args.json:
-        print(json.dumps(result.to_dict() | {"checkpoint": str(model_path), "plot": str(plot) if plot else None}))
+        print(json.dumps(result.to_dict() | {"checkpoint": str(model_path), "plot": str(drawn) if drawn else None}))
     else:
         print(f"checkpoint {model_path}\n{result.format()}\n{note}")
     return EXIT_OK
@@ -189,10 +190,15 @@ def _classifier(args: argparse.Namespace) -> Classifier:
         from ignite_mnist.inference.trained import load_model  # torch: only for a checkpoint
 
         return load_model(args.checkpoint, model=args.model, dataset=args.dataset)
+    _no_checkpoint_flags(args)
+    return load_exported(args.checkpoint)
+
+
+def _no_checkpoint_flags(args: argparse.Namespace) -> None:
+    """An exported file names its own network and dataset: ``--model`` and ``--dataset`` are usage errors."""
     for flag, given in (("--model", args.model), ("--dataset", args.dataset)):
         if given is not None:
             raise ConfigError(flag, f"{args.checkpoint} is an exported file that names its own; leave {flag} out")
-    return load_exported(args.checkpoint)
 
 
 def predict_command(argv: Sequence[str]) -> int:

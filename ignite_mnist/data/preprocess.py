@@ -341,4 +341,5 @@ def preprocess_image(path: str | Path | BinaryIO, *, mean: float, std: float,
         >>> round(float(x.max()), 2), round(float(x.min()), 2)
         (2.82, -0.42)
     """
-    return ((digit_field(path, max_pixels) - np.float32(mean)) / np.float32(std))[None]
+    field: np.ndarray = (digit_field(path, max_pixels) - np.float32(mean)) / np.float32(std)
+    return field[None]

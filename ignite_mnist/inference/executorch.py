@@ -144,7 +144,7 @@ def _save_int8(model: nn.Module, path: Path, metadata: str, calibration: torch.T
     example, dynamic = _capture(model)
     captured = torch.export.export(model, example, dynamic_shapes=dynamic).module()
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(captured, quantizer)  # type: ignore[arg-type]
+    prepared = prepare_pt2e(captured, quantizer)
     with torch.no_grad():
         for start in range(0, len(calibration), MAX_BATCH):
             prepared(calibration[start : start + MAX_BATCH])

@@ -41,7 +41,8 @@ __all__ = ["ExportedModel", "evaluate_exported", "is_exported", "load_exported"]
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 @dataclass
@@ -59,7 +60,8 @@ class ExportedModel:
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """The file's logits ``(N, classes)`` for normalised ``float32 (N, 1, 28, 28)`` inputs, run by its runtime."""
-        return EXPORT_FORMATS.load(self.format).run(self.path, np.ascontiguousarray(images, dtype=np.float32))
+        exporter: ExportFormat = EXPORT_FORMATS.load(self.format)
+        return exporter.run(self.path, np.ascontiguousarray(images, dtype=np.float32))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities ``(N, classes)`` for normalised ``float32 (N, 1, 28, 28)`` inputs."""
@@ -98,7 +100,7 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
 def _readable_format(path: Path, sidecar: dict[str, Any] | None) -> ExportFormat:
     """The file's format (the sidecar's, else the one its name ends in), once its runtime is there."""
     format = str(sidecar.get("format")) if sidecar is not None else _format_by_suffix(path)
-    if format not in EXPORT_FORMATS:
+    if format is None or format not in EXPORT_FORMATS:
         raise ExportError(f"{path}: cannot tell its format (a sidecar or a name ending in "
                           f"{', '.join(EXPORT_FORMATS.load(name).suffix for name in EXPORT_FORMATS)})")
     exporter: ExportFormat = EXPORT_FORMATS.load(format)
