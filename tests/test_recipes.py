@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from ignite_mnist import TrainConfig
+from ignite_mnist.runtime.threads import ThreadChoice, choose_threads
+from ignite_mnist.settings.recipes import RECIPES
 from ignite_mnist.storage.checkpoints import load_checkpoint
 from ignite_mnist.training.parts import build_parts
-from ignite_mnist.settings.recipes import RECIPES
-from ignite_mnist.runtime.threads import ThreadChoice, choose_threads
 from tests.conftest import REPO, assert_same_weights
 
 QUIET = ["--progress", "none", "--tracker", "none", "--no-plots"]
@@ -83,20 +83,35 @@ def test_recipes_name_only_real_settings() -> None:
 
 
 def test_label_smoothing_is_checked_and_resumed_as_an_optimisation_setting() -> None:
-    from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS
     from ignite_mnist.errors import ConfigError
+    from ignite_mnist.settings.config import EXACT_RESUME_SETTINGS
 
     assert "label_smoothing" in EXACT_RESUME_SETTINGS
     with pytest.raises(ConfigError, match="--label-smoothing"):
         TrainConfig(label_smoothing=1.0).validate()
 
 
-def _step_taking(per_thread_count: dict[int, float]):
-    """A training step stand-in whose duration depends on the thread count torch is set to (real sleeps)."""
-    return lambda: time.sleep(per_thread_count[torch.get_num_threads()])
+class _Clock:
+    """The probe's clock (``time.perf_counter`` as :mod:`ignite_mnist.runtime.threads` sees it), moved on by the
+    stand-in steps alone: the probe's decision is the same however busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
 
 
 def test_auto_takes_more_threads_only_when_clearly_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ignite_mnist.runtime import threads
+
+    clock = _Clock()
+    monkeypatch.setattr(threads, "time", clock)
+
+    def _step_taking(per_thread_count: dict[int, float]):
+        """A training step stand-in whose duration depends on the thread count torch is set to."""
+        return lambda: setattr(clock, "now", clock.now + per_thread_count[torch.get_num_threads()])
+
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
     faster = choose_threads("auto", _step_taking({1: 0.02, 2: 0.01}), cores=2)
@@ -105,6 +120,27 @@ def test_auto_takes_more_threads_only_when_clearly_faster(monkeypatch: pytest.Mo
     assert (faster.threads, slightly.threads, slower.threads) == (2, 1, 1)
     assert faster.measured and "ms per step on 1 thread" in faster.reason and faster.reason.endswith(" ms on 2")
     assert torch.get_num_threads() == before  # the probe leaves the process as it found it
+
+
+def test_the_probe_stops_once_its_answer_cannot_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clear answer (5x faster, or a collapse on a busy machine: 5x slower) takes one round of tries, a close one
+    (1.43x) two: after two warm-up steps at each count, each try steps for 50 ms (one step at least; the steps
+    here are off that bound, so that the clock's float sums cannot tip a count)."""
+    from ignite_mnist.runtime import threads
+
+    clock = _Clock()
+    monkeypatch.setattr(threads, "time", clock)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for per_count, expected_steps, chosen in [({1: 0.06, 2: 0.012}, 4 + 1 + 5, 2), ({1: 0.012, 2: 0.06}, 4 + 5 + 1, 1),
+                                              ({1: 0.02, 2: 0.014}, 4 + 2 * (3 + 4), 2)]:
+        steps = []
+
+        def step(per_count: dict[int, float] = per_count, steps: list[int] = steps) -> None:
+            steps.append(torch.get_num_threads())
+            clock.now += per_count[torch.get_num_threads()]
+
+        assert choose_threads("auto", step, cores=2).threads == chosen
+        assert len(steps) == expected_steps, per_count
 
 
 def test_a_count_or_the_environment_is_taken_as_given(monkeypatch: pytest.MonkeyPatch) -> None:

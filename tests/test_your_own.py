@@ -80,7 +80,7 @@ def test_own_model_and_image_folder_train_resume_evaluate_predict_export(
                         cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     answers = json.loads(predicted.stdout)
-    right = sum(p["label"] == path.parent.name for p, path in zip(answers, test_files, strict=True))
+    right = sum(p["label"] == path.parent.name for p, path in zip(answers, test_files[:50], strict=True))
     assert right >= 35  # the test images, through predict's own preprocessing
     exported = run_cli("export", "runs/own", "--model", "my_nets:Net", "--format", "torchscript", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr

@@ -10,6 +10,7 @@ only when it runs), from the list in :mod:`ignite_mnist.cli.command_list`.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -82,6 +83,11 @@ def _sigterm_says_so(name: str) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code. ``train`` is the default command.
 
+    Called without ``argv`` it is the process's own command line (``ignite-mnist``, ``python -m ignite_mnist``)
+    and the process ends next: the objects left are then frozen out of the garbage collector (:func:`gc.freeze`),
+    so that the interpreter's exit frees them without tracing them all first (with torch and Ignite loaded that
+    tracing took 1.3-2.2 s on the 2-core machine; see docs/benchmarks.md).
+
     Example:
         >>> main(["--epochs", "0"])
         Traceback (most recent call last):
@@ -91,7 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ignite-mnist 0...
         True
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if argv is None:
+            gc.freeze()
+
+
+def _run(args: list[str]) -> int:
+    """:func:`main` for the arguments ``args``."""
     if args == [VERSION_FLAG]:
         print(f"{PROG} {__version__}")
         return EXIT_OK

@@ -1,9 +1,12 @@
 """The ``evaluate``, ``predict``, ``export`` and ``demo`` subcommands of ``ignite-mnist``.
 
 Each takes a checkpoint file (``.pt``) or a run directory (its best checkpoint,
-else its newest one); ``predict`` also takes a file ``export`` wrote. The work is
-done by :mod:`ignite_mnist.inference.trained`, :mod:`ignite_mnist.inference.export` and
-:mod:`ignite_mnist.training.plots`; this module only parses arguments and prints.
+else its newest one); ``evaluate``, ``predict`` and ``demo`` also take a file ``export`` wrote.
+The work is done by :mod:`ignite_mnist.inference.trained` (checkpoints),
+:mod:`ignite_mnist.inference.exported` (exported files), :mod:`ignite_mnist.inference.classify`,
+:mod:`ignite_mnist.inference.export` and :mod:`ignite_mnist.training.plots`; this module only
+parses arguments and prints. Each command imports what its model needs and no more: on an
+ONNX file neither torch, torchvision nor Ignite; on a checkpoint torch (and Ignite where it evaluates).
 
 Example:
     $ ignite-mnist evaluate runs/mnist-cnn-20261125-101500
@@ -23,12 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_OK, ConfigError, WriteError
 from ignite_mnist.registry import DEVICES
+from ignite_mnist.settings.arguments import PROG, HelpFormatter, OneLineParser
 
 if TYPE_CHECKING:
-    from ignite_mnist.inference.trained import Classifier
+    from ignite_mnist.evaluation import Evaluation
+    from ignite_mnist.inference.classify import Classifier
 
 __all__ = [
     "SUBCOMMAND_PARSERS",
@@ -63,21 +67,26 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="dataset root (default: the one the run was trained on)")
 
 
-def build_evaluate_parser() -> argparse.ArgumentParser:
-    """``ignite-mnist evaluate CKPT``: test accuracy, loss, per-class accuracy, confusion matrix."""
-    parser = _parser("evaluate", "Evaluate a checkpoint on the test set: accuracy, loss, per-class accuracy and "
-                                 "the confusion matrix (printed and drawn as a PNG).")
-    _add_data_dir(parser)
-    parser.add_argument("--device", default="auto", choices=DEVICES, help="where to evaluate")
-    parser.add_argument("--plot", metavar="PNG", default=None,
-                        help="where to draw the confusion matrix (default: <checkpoint name>.confusion_matrix.png "
-                             "in the run directory; needs matplotlib)")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    return parser
-
-
 _MODEL_OR_EXPORTED = ("a checkpoint file (.pt), a run directory, or a file written by export (.torchscript.pt, "
                       ".onnx, .pte: its metadata says the classes and normalisation)")
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    """``ignite-mnist evaluate CKPT``: test accuracy, loss, per-class accuracy, confusion matrix."""
+    parser = _parser("evaluate", "Evaluate a checkpoint or an exported file on the test set: accuracy, loss, "
+                                 "per-class accuracy and the confusion matrix (printed and drawn as a PNG).",
+                     _MODEL_OR_EXPORTED)
+    parser.add_argument("--data-dir", default=None,
+                        help="dataset root (default: the one the run was trained on; for an exported file "
+                             "$IGNITE_MNIST_DATA_DIR or ./data)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where to evaluate (an exported file runs on its runtime's CPU)")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="where to draw the confusion matrix (default: <checkpoint name>.confusion_matrix.png "
+                             "in the run directory, <file>.confusion_matrix.png beside an exported file; "
+                             "needs matplotlib)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    return parser
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
@@ -128,47 +137,73 @@ def build_export_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluate_command(argv: Sequence[str]) -> int:
-    args = build_evaluate_parser().parse_args(argv)  # before importing torch: --help answers at once
-    from ignite_mnist.runtime.devices import resolve_device
+def _evaluation(args: argparse.Namespace) -> tuple[Evaluation, Path, Path]:
+    """An exported file's evaluation by its runtime (no torch for ONNX), else the checkpoint's in torch; with the
+    model's path and where its confusion matrix goes by default."""
+    from ignite_mnist.inference.exported import evaluate_exported, is_exported, load_exported
+
+    if is_exported(args.checkpoint):
+        _no_checkpoint_flags(args)
+        if args.device not in ("auto", "cpu"):
+            raise ConfigError("--device", f"{args.checkpoint} is an exported file, run by its runtime on the CPU; "
+                                          "leave --device out")
+        from ignite_mnist.settings.config import default_data_dir
+
+        exported = load_exported(args.checkpoint)
+        return (evaluate_exported(exported, args.data_dir or default_data_dir()), exported.path,
+                exported.path.with_name(exported.path.name + ".confusion_matrix.png"))
     from ignite_mnist.inference.trained import default_output_path, evaluate, load_model
-    from ignite_mnist.training.plots import matplotlib_available, plot_confusion_matrix, save_figure
+    from ignite_mnist.runtime.devices import resolve_device
 
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device, model=args.model, dataset=args.dataset)
-    result = evaluate(loaded, args.data_dir, device)
-    plot = Path(args.plot) if args.plot else default_output_path(loaded.path, ".confusion_matrix.png")
+    return (evaluate(loaded, args.data_dir, device), loaded.path,
+            default_output_path(loaded.path, ".confusion_matrix.png"))
+
+
+def evaluate_command(argv: Sequence[str]) -> int:
+    args = build_evaluate_parser().parse_args(argv)  # before importing torch: --help answers at once
+    from ignite_mnist.training.plots import matplotlib_available, plot_confusion_matrix, save_figure
+
+    result, model_path, default_plot = _evaluation(args)
+    plot, drawn = Path(args.plot) if args.plot else default_plot, None
     if matplotlib_available():
         try:
-            save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
+            drawn = save_figure(plot_confusion_matrix(result.confusion_matrix, result.classes), plot)
             note = f"confusion matrix drawn to {plot}"
         except WriteError as error:  # a read-only run directory: the numbers are still the result
-            plot, note = None, f"confusion matrix not drawn: {error}; pass --plot PATH in a writable folder"
+            note = f"confusion matrix not drawn: {error}; pass --plot PATH in a writable folder"
     else:
-        plot, note = None, 'confusion matrix not drawn: matplotlib is not installed (pip install "ignite-mnist[plots]")'
+        note = 'confusion matrix not drawn: matplotlib is not installed (pip install "ignite-mnist[plots]")'
     if args.json:
-        print(json.dumps(result.to_dict() | {"checkpoint": str(loaded.path), "plot": str(plot) if plot else None}))
+        print(json.dumps(result.to_dict() | {"checkpoint": str(model_path), "plot": str(drawn) if drawn else None}))
     else:
-        print(f"checkpoint {loaded.path}\n{result.format()}\n{note}")
+        print(f"checkpoint {model_path}\n{result.format()}\n{note}")
     return EXIT_OK
 
 
 def _classifier(args: argparse.Namespace) -> Classifier:
     """A checkpoint's model, or an exported file (then ``--model``/``--dataset`` have nothing to say)."""
-    from ignite_mnist.inference.export import is_exported, load_exported
-    from ignite_mnist.inference.trained import load_model
+    from ignite_mnist.inference.exported import is_exported, load_exported
 
     if not is_exported(args.checkpoint):
+        from ignite_mnist.inference.trained import load_model  # torch: only for a checkpoint
+
         return load_model(args.checkpoint, model=args.model, dataset=args.dataset)
-    for flag, given in (("--model", args.model), ("--dataset", args.dataset)):
-        if given is not None:
-            raise ConfigError(flag, f"{args.checkpoint} is an exported file that names its own; leave {flag} out")
+    _no_checkpoint_flags(args)
     return load_exported(args.checkpoint)
 
 
+def _no_checkpoint_flags(args: argparse.Namespace) -> None:
+    """An exported file names its own network and dataset: ``--model`` and ``--dataset`` are usage errors."""
+    for flag, given in (("--model", args.model), ("--dataset", args.dataset)):
+        if given is not None:
+            raise ConfigError(flag, f"{args.checkpoint} is an exported file that names its own; leave {flag} out")
+
+
 def predict_command(argv: Sequence[str]) -> int:
-    args = build_predict_parser().parse_args(argv)  # before importing torch: --help answers at once
-    from ignite_mnist.inference.trained import predict
+    args = build_predict_parser().parse_args(argv)
+    from ignite_mnist.inference.classify import predict
 
     predictions = predict(_classifier(args), args.images)
     for failed in (p for p in predictions if p.error is not None):

@@ -2,11 +2,14 @@
 
 A :class:`DatasetSpec` names an IDX dataset; ``--dataset`` picks one by name from
 :data:`~ignite_mnist.registry.DATASETS`, or a folder (:mod:`ignite_mnist.data.folders`).
-Files are read through ``torchvision.datasets`` (its ``<root>/<Name>/raw/`` layout
-and its download). What torchvision lacks is added here and in
+The files live in torchvision's ``<root>/<Name>/raw/`` layout, and torchvision downloads
+them when they are missing. What torchvision lacks is added here and in
 :mod:`ignite_mnist.data.idx`: gzipped or Debian-installed files are unpacked into
 that layout, every IDX file is checked before it is read, and offline failures name
-the folder and the files that were expected.
+the folder and the files that were expected. The files are read with numpy
+(:func:`~ignite_mnist.data.idx.read_idx_pair`); torchvision is imported only to download
+them or for its ``Dataset`` (``--loader torch``), and this module imports neither it nor
+torch, so an exported model is evaluated without them.
 
 Example:
     >>> images, labels = load_split_tensors(data_dir, "mnist", train=False)
@@ -21,21 +24,23 @@ import math
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-import torchvision
+import numpy as np
 
-from ignite_mnist.settings.config import DATA_DIR_ENV, FOLDER_PREFIX
-from ignite_mnist.data.idx import ALL_FILES, check_idx_pair, file_names, unpack_gz
+from ignite_mnist.data.idx import ALL_FILES, file_names, read_idx_pair, unpack_gz
 from ignite_mnist.errors import DataError
-from ignite_mnist.data.folders import folder_dataset
 from ignite_mnist.limits import MAX_CLASSES
 from ignite_mnist.registry import DATASETS
+from ignite_mnist.settings.config import DATA_DIR_ENV, FOLDER_PREFIX
+
+if TYPE_CHECKING:
+    import torch
+    import torch.utils.data
 
 __all__ = [
-    "FASHION_MNIST", "MNIST", "Dataset", "DatasetInfo", "DatasetSpec", "dataset_spec", "load_split_tensors",
-    "prepare_files",
+    "FASHION_MNIST", "MNIST", "Dataset", "DatasetInfo", "DatasetSpec", "dataset_spec", "load_split_arrays",
+    "load_split_tensors", "prepare_files",
 ]
 
 DOWNLOAD_TIMEOUT_SECONDS = 15.0
@@ -46,27 +51,27 @@ class DatasetSpec:
     """What ignite-mnist needs to know about one dataset."""
 
     name: str
-    torchvision_class: type[torchvision.datasets.MNIST]
+    folder: str  # the folder torchvision keeps it in under the root, and the name of its dataset class there
     mean: float
     std: float
     classes: tuple[str, ...]
     debian_dir: Path | None = None
 
     @property
-    def folder(self) -> str:
-        """The folder torchvision keeps this dataset in under the root (``MNIST``)."""
-        return self.torchvision_class.__name__
+    def torchvision_class(self) -> Any:
+        """torchvision's dataset class of it (``torchvision.datasets.MNIST``), imported only now."""
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.folder)
 
     def raw_dir(self, root: str | Path) -> Path:
         return Path(root) / self.folder / "raw"
 
-    def load_tensors(self, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def load_arrays(self, root: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
         """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split, checked first."""
         raw = prepare_files(root, self.name)
         images_name, labels_name = file_names(train)
-        check_idx_pair(raw / images_name, raw / labels_name, len(self.classes))
-        data = self.torchvision_class(str(root), train=train, download=False)
-        return data.data, data.targets.long()
+        return read_idx_pair(raw / images_name, raw / labels_name, len(self.classes))
 
     def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset:
         """The split as torchvision's dataset class with ``ToTensor`` + ``Normalize`` (the classic path)."""
@@ -76,10 +81,10 @@ class DatasetSpec:
         return self.torchvision_class(str(root), train=train, download=False, transform=to_tensor)
 
 
-MNIST = DatasetSpec("mnist", torchvision.datasets.MNIST, 0.1307, 0.3081, tuple(str(d) for d in range(10)))
+MNIST = DatasetSpec("mnist", "MNIST", 0.1307, 0.3081, tuple(str(d) for d in range(10)))
 FASHION_MNIST = DatasetSpec(
     "fashion-mnist",
-    torchvision.datasets.FashionMNIST,
+    "FashionMNIST",
     0.2860,
     0.3530,
     ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
@@ -156,7 +161,7 @@ class Dataset(Protocol):
     @property
     def std(self) -> float: ...
 
-    def load_tensors(self, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def load_arrays(self, root: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray]: ...
 
     def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset: ...
 
@@ -169,6 +174,8 @@ def dataset_spec(name: str) -> Dataset:
         'T-shirt/top'
     """
     if name.startswith(FOLDER_PREFIX):
+        from ignite_mnist.data.folders import folder_dataset  # torchvision lists the folder
+
         return folder_dataset(name.removeprefix(FOLDER_PREFIX))
     return DATASETS.load(name)
 
@@ -179,7 +186,7 @@ def _download(spec: DatasetSpec, root: Path) -> str | None:
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
     try:
         spec.torchvision_class(str(root), train=True, download=True)
-    except Exception as error:  # torchvision raises RuntimeError, URLError, OSError...
+    except Exception as error:  # noqa: BLE001 - torchvision raises RuntimeError, URLError, OSError...
         lines = str(error).strip().splitlines()  # torchvision lists each mirror tried; the last line is why
         return f"{type(error).__name__}: {lines[-1] if lines else ''}".strip()
     finally:
@@ -232,6 +239,21 @@ def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> P
     return raw
 
 
+def load_split_arrays(root: str | Path, dataset: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split of ``--dataset``, as
+    numpy arrays (no torch).
+
+    Example:
+        >>> images, labels = load_split_arrays(data_dir, "mnist", train=False)
+        >>> images.shape, labels.dtype
+        ((300, 28, 28), dtype('int64'))
+    """
+    return dataset_spec(dataset).load_arrays(root, train)
+
+
 def load_split_tensors(root: str | Path, dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The raw ``uint8`` images ``(N, 28, 28)`` and ``int64`` labels ``(N,)`` of one split of ``--dataset``."""
-    return dataset_spec(dataset).load_tensors(root, train)
+    import torch
+
+    images, labels = load_split_arrays(root, dataset, train)
+    return torch.from_numpy(images), torch.from_numpy(labels)

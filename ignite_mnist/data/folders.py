@@ -21,9 +21,9 @@ Example:
     >>> dataset = FolderDataset(folder)  # a folder written by the example set-up
     >>> dataset.classes
     ('0', '1')
-    >>> images, labels = dataset.load_tensors(None, train=True)
+    >>> images, labels = dataset.load_arrays(None, train=True)
     >>> images.shape, images.dtype, labels.tolist()
-    (torch.Size([4, 28, 28]), torch.uint8, [0, 0, 1, 1])
+    ((4, 28, 28), dtype('uint8'), [0, 0, 1, 1])
 """
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
-from ignite_mnist.settings.config import FOLDER_PREFIX
-from ignite_mnist.errors import DataError
 from ignite_mnist.data.preprocess import ImageError, digit_field
+from ignite_mnist.errors import DataError
+from ignite_mnist.settings.config import FOLDER_PREFIX
+
+if TYPE_CHECKING:
+    import torch
+    import torch.utils.data
 
 __all__ = ["FolderDataset", "check_links", "folder_dataset"]
 
@@ -54,7 +58,7 @@ class FolderDataset:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.name = FOLDER_PREFIX + str(path)
-        self._tensors: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._arrays: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
 
     def _split_dir(self, train: bool) -> Path:
         split = self.path / ("train" if train else "test")
@@ -83,9 +87,9 @@ class FolderDataset:
                             "both need the same class folders")
         return tuple(train)
 
-    def load_tensors(self, root: Any, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def load_arrays(self, root: Any, train: bool) -> tuple[np.ndarray, np.ndarray]:
         """The preprocessed ``uint8 (N, 28, 28)`` images and ``int64`` labels of one split (``root`` is unused)."""
-        if train not in self._tensors:
+        if train not in self._arrays:
             self.classes  # noqa: B018 - checks the class folders agree
             samples = self._listing(train).samples
             fields = []
@@ -94,14 +98,14 @@ class FolderDataset:
                     fields.append(digit_field(file))
                 except ImageError as error:
                     raise DataError(f"{error}; fix or remove the file") from None
-            images = torch.stack(fields).mul(255).round().to(torch.uint8)
-            self._tensors[train] = images, torch.tensor([label for _, label in samples], dtype=torch.int64)
-        return self._tensors[train]
+            images = np.rint(np.stack(fields) * 255).astype(np.uint8)
+            self._arrays[train] = images, np.array([label for _, label in samples], dtype=np.int64)
+        return self._arrays[train]
 
     @functools.cached_property
     def _statistics(self) -> tuple[float, float]:
-        images = self.load_tensors(None, train=True)[0].float().div(255)
-        return float(images.mean()), float(images.std())
+        images = self.load_arrays(None, train=True)[0].astype(np.float32) / 255
+        return float(images.mean()), float(images.std(ddof=1))
 
     @property
     def mean(self) -> float:
@@ -126,8 +130,10 @@ class _Normalise:
     def __init__(self, mean: float, std: float) -> None:
         self.mean, self.std = mean, std
 
-    def __call__(self, field: torch.Tensor) -> torch.Tensor:
-        return field.unsqueeze(0).sub(self.mean).div(self.std)
+    def __call__(self, field: np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(field).unsqueeze(0).sub(self.mean).div(self.std)
 
 
 def check_links(split: str | Path) -> None:

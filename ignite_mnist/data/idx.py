@@ -3,7 +3,9 @@
 torchvision reads IDX files without checking them; here every pair is checked first
 (magic numbers, sizes against the headers, 28x28 images, equal counts, labels in
 range), so a truncated or foreign file is reported as such, and a gzipped file is
-unpacked atomically.
+unpacked atomically. An IDX file of unsigned bytes is its array after a header, so
+:func:`read_idx_pair` reads it with numpy alone (``numpy.fromfile``: the bytes as they
+are on disk, no decoding; no torch, so an exported model is evaluated without it).
 
 Example:
     >>> ALL_FILES[:2]
@@ -17,12 +19,12 @@ import shutil
 import zlib
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from ignite_mnist.errors import DataError, WriteError
 from ignite_mnist.storage.files import WRITE_ERRNOS, replacing
 
-__all__ = ["ALL_FILES", "IMAGES_MAGIC", "LABELS_MAGIC", "check_idx_pair", "file_names", "unpack_gz"]
+__all__ = ["ALL_FILES", "IMAGES_MAGIC", "LABELS_MAGIC", "check_idx_pair", "file_names", "read_idx_pair", "unpack_gz"]
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
@@ -107,8 +109,30 @@ def check_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes
     (label_count,) = _read_header(labels_path, LABELS_MAGIC, 1)
     if label_count != count:
         raise DataError(f"{labels_path}: {label_count} labels but {images_path.name} holds {count} images")
-    labels = torch.frombuffer(bytearray(labels_path.read_bytes()[8:]), dtype=torch.uint8)
-    if labels.numel() and int(labels.max()) >= num_classes:
-        bad = int((labels >= num_classes).nonzero()[0])
+    labels = np.fromfile(labels_path, dtype=np.uint8, offset=8)
+    if labels.size and int(labels.max()) >= num_classes:
+        bad = int(np.flatnonzero(labels >= num_classes)[0])
         raise DataError(f"{labels_path}: label {int(labels[bad])} at index {bad} is outside 0-{num_classes - 1}")
     return count
+
+
+def read_idx_pair(images_path: str | Path, labels_path: str | Path,
+                  num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The ``uint8 (N, 28, 28)`` images and ``int64 (N,)`` labels of an IDX pair, checked first
+    (:func:`check_idx_pair`).
+
+    Raises:
+        DataError: naming the file and the problem.
+
+    Example:
+        >>> raw = Path(data_dir) / "MNIST" / "raw"
+        >>> images, labels = read_idx_pair(raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte")
+        >>> images.shape, images.dtype, labels.dtype
+        ((300, 28, 28), dtype('uint8'), dtype('int64'))
+    """
+    count = check_idx_pair(images_path, labels_path, num_classes)
+    images = np.fromfile(images_path, dtype=np.uint8, count=count * 28 * 28, offset=16)
+    labels = np.fromfile(labels_path, dtype=np.uint8, count=count, offset=8)
+    if images.size != count * 28 * 28 or labels.size != count:  # the files changed after the check
+        raise DataError(f"{images_path}: changed while it was read; read it again when nothing is writing it")
+    return images.reshape(count, 28, 28), labels.astype(np.int64)

@@ -63,7 +63,7 @@ from ignite_mnist.errors import IgniteMnistError, first_line
 from ignite_mnist.limits import MAX_DRAWING_BYTES, MAX_DRAWING_PIXELS, MAX_PAD_CONNECTIONS, PAD_REQUEST_SECONDS
 
 if TYPE_CHECKING:
-    from ignite_mnist.inference.trained import Classifier
+    from ignite_mnist.inference.classify import Classifier
 
 __all__ = ["DEFAULT_PORT", "HOST", "PadServer", "classify_drawing", "serve_pad"]
 
@@ -97,7 +97,7 @@ def classify_drawing(classifier: Classifier, png: bytes) -> dict[str, Any]:
         >>> classify_drawing(model, b"not a png")["error"]
         'the drawing: not a PNG, JPEG, BMP, GIF, TIFF or PNM (PBM, PGM, PPM) image'
     """
-    from ignite_mnist.data.preprocess import ImageError, preprocess_image  # here: `demo --help` does not load torch
+    from ignite_mnist.data.preprocess import ImageError, preprocess_image  # numpy and Pillow, imported when used
 
     answer: dict[str, Any] = {"classes": list(classifier.classes)}
     try:
@@ -105,7 +105,7 @@ def classify_drawing(classifier: Classifier, png: bytes) -> dict[str, Any]:
                                  max_pixels=MAX_DRAWING_PIXELS)
     except ImageError as error:
         return answer | {"error": str(error)}
-    probabilities = classifier.probabilities(image.unsqueeze(0))[0]
+    probabilities = classifier.probabilities(image[None])[0]
     return answer | {"probabilities": [round(float(p), 6) for p in probabilities]}
 
 

@@ -6,7 +6,7 @@ CPUs. Everything here is ExecuTorch's own: ``torch.export`` captures the model,
 ``executorch.runtime`` runs the file for the check. int8 is PT2E post-training
 static quantization with ExecuTorch's ``XNNPACKQuantizer`` (symmetric, per channel)
 and torchao's ``prepare_pt2e``/``convert_pt2e``. The metadata JSON is a constant
-method of the program (:data:`~ignite_mnist.inference.export.METADATA_NAME`), readable with
+method of the program (:data:`~ignite_mnist.inference.formats.METADATA_NAME`), readable with
 ``program.load_method("ignite_mnist").execute([])``.
 
 What ignite-mnist adds is the handling of four traps (found with executorch 1.5.1,
@@ -23,6 +23,10 @@ torch 2.14.1):
 * executorch's binary is tied to libtorch but declares no torch version: a
   mismatch shows up as an ``ImportError`` and is reported in one line with the fix.
 
+Running a ``.pte`` file needs torch: executorch's Python runtime (its pip wheel) is
+built against libtorch and imports torch itself. This module imports torch only when
+it writes or runs a file, like :mod:`ignite_mnist.inference.export`.
+
 Optional: ``pip install "ignite-mnist[edge]"``.
 """
 
@@ -35,15 +39,18 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+import numpy as np
 
 from ignite_mnist.errors import first_line
-from ignite_mnist.inference.export import METADATA_NAME, ExportError, ExportFormat, in_chunks
+from ignite_mnist.inference.formats import METADATA_NAME, ExportError, ExportFormat, in_chunks
 from ignite_mnist.limits import MAX_EXPORTED_BYTES
 from ignite_mnist.storage.reader import open_file
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["EDGE_INSTALL", "EXECUTORCH", "MAX_BATCH"]
 
@@ -67,6 +74,8 @@ def _importing() -> Iterator[None]:
             raise ExportError(f"executorch is installed without {error.name}; {EDGE_INSTALL}") from None
         raise ExportError(f"ExecuTorch needs the edge extra: {EDGE_INSTALL}") from None
     except ImportError as error:  # e.g. an undefined libtorch symbol: executorch built for another torch
+        import torch
+
         raise ExportError(f"executorch cannot be loaded with torch {torch.__version__} ({first_line(error)}); "
                           f"{EDGE_INSTALL}") from None
     finally:
@@ -101,6 +110,8 @@ def _stderr_silenced() -> Iterator[None]:
 
 def _capture(model: nn.Module) -> tuple[tuple[torch.Tensor], tuple[dict[int, Any]]]:
     """An example batch of ``MAX_BATCH`` and a batch dimension bounded by it (see the module's first trap)."""
+    import torch
+
     return (torch.zeros(MAX_BATCH, 1, 28, 28),), ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
 
 
@@ -108,6 +119,8 @@ def _save(model: nn.Module, path: Path, metadata: str) -> None:
     with _importing():
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
+    import torch
+
     example, dynamic = _capture(model)
     program = torch.export.export(model, example, dynamic_shapes=dynamic)
     with warnings.catch_warnings():  # the serializer reads its schema with a deprecated importlib.resources call
@@ -126,12 +139,15 @@ def _save_int8(model: nn.Module, path: Path, metadata: str, calibration: torch.T
             get_symmetric_quantization_config,
         )
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    import torch
+
     example, dynamic = _capture(model)
     captured = torch.export.export(model, example, dynamic_shapes=dynamic).module()
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(captured, quantizer)  # type: ignore[arg-type]
+    prepared = prepare_pt2e(captured, quantizer)
     with torch.no_grad():
-        in_chunks(prepared, calibration, MAX_BATCH)
+        for start in range(0, len(calibration), MAX_BATCH):
+            prepared(calibration[start : start + MAX_BATCH])
     _save(convert_pt2e(prepared), path, metadata)
 
 
@@ -141,12 +157,15 @@ def _load(path: Path) -> Any:
         return runtime.load_program(path)
 
 
-def _run(path: Path, images: torch.Tensor) -> torch.Tensor:
-    program = _load(path)
+def _run(path: Path, images: np.ndarray) -> np.ndarray:
+    program = _load(path)  # executorch.runtime has imported torch: it takes and gives tensors
+    import torch
+
     with _stderr_silenced():
         method = program.load_method("forward")
     bound = program.metadata("forward").input_tensor_meta(0).sizes()[0]
-    return in_chunks(lambda batch: method.execute((batch.contiguous(),))[0], images, bound)
+    return in_chunks(lambda batch: method.execute((torch.from_numpy(np.ascontiguousarray(batch)),))[0].numpy(),
+                     images, bound)
 
 
 def _read_metadata(path: Path) -> str | None:
@@ -168,4 +187,4 @@ def _check(path: Path) -> None:
 
 
 EXECUTORCH = ExportFormat("executorch", ".pte", _save, _run, _read_metadata, save_int8=_save_int8,
-                          require=_require, max_batch=MAX_BATCH, check_file=_check)
+                          require=_require, require_runtime=_require, max_batch=MAX_BATCH, check_file=_check)

@@ -17,15 +17,19 @@ hardly). Otherwise the file is deleted and :class:`ExportError` raised.
 Every file describes itself: the JSON of :func:`export_metadata` (dataset, classes,
 normalisation, input, model, test accuracy, project version) is stored inside it
 (ONNX ``metadata_props``, a TorchScript extra file, an ExecuTorch constant method,
-each named :data:`METADATA_NAME`) and, with the check's results, in a sidecar
-``<file>.json`` beside it. :func:`load_exported` reads it back, so
-:func:`ignite_mnist.inference.trained.predict` can use the file alone.
+each named :data:`~ignite_mnist.inference.formats.METADATA_NAME`) and, with the check's
+results, in a sidecar ``<file>.json`` beside it.
+:func:`~ignite_mnist.inference.exported.load_exported` reads it back, so
+:func:`ignite_mnist.inference.classify.predict` can use the file alone.
 
-Each format is an :class:`ExportFormat`, registered by name in
-:data:`ignite_mnist.registry.EXPORT_FORMATS`.
+Each format is an :class:`~ignite_mnist.inference.formats.ExportFormat`, registered by name in
+:data:`ignite_mnist.registry.EXPORT_FORMATS`. Reading and running a file is numpy
+(:mod:`ignite_mnist.inference.exported`); torch is imported here only to write one
+(or to run a TorchScript file), so loading a format to run an ONNX file loads no torch.
 
 Example:
     >>> import tempfile
+    >>> import torch
     >>> path = Path(tempfile.mkdtemp()) / "linear.torchscript.pt"
     >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
     >>> TORCHSCRIPT.save(model, path, '{"model": "linear"}')
@@ -49,23 +53,39 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+import numpy as np
 
+from ignite_mnist._moved import moved_attribute
 from ignite_mnist._version import __version__
-from ignite_mnist.data import DatasetInfo, load_split_tensors, normalise
-from ignite_mnist.errors import ConfigError, IgniteMnistError, UnsafeFileError, WriteError, first_line
-from ignite_mnist.storage.files import replacing_path, write_json
-from ignite_mnist.storage.reader import check_file, read_json, size_text
-from ignite_mnist.inference.trained import EVAL_BATCH_SIZE, LoadedModel, default_output_path
-from ignite_mnist.limits import MAX_EXPORTED_BYTES, MAX_SETTINGS_FILE_BYTES
+from ignite_mnist.errors import ConfigError, WriteError, first_line
+from ignite_mnist.inference.formats import (
+    INPUT_NAME,
+    METADATA_NAME,
+    OUTPUT_NAME,
+    ExportError,
+    ExportFormat,
+    in_chunks,
+    sidecar_path,
+)
+from ignite_mnist.limits import MAX_EXPORTED_BYTES
 from ignite_mnist.registry import EXPORT_FORMATS, QUANTIZATIONS
+from ignite_mnist.storage.files import replacing_path, write_json
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ignite_mnist.inference.trained import LoadedModel
+
+# METADATA_NAME, ExportError, ExportFormat, in_chunks and sidecar_path belong to ignite_mnist.inference.formats
+# (no torch); they are named here too, where export used to define them. Reading an exported file back
+# (load_exported, is_exported, ExportedModel) is ignite_mnist.inference.exported: those names answer here
+# with a DeprecationWarning until 0.3 (__getattr__ below).
 __all__ = ["CALIBRATION_SAMPLES", "INT8_MAX_ACCURACY_DROP", "METADATA_NAME", "ONNX", "TOLERANCE", "TORCHSCRIPT",
-           "ExportError", "ExportFormat", "ExportResult", "ExportedModel", "export_metadata", "export_model",
-           "exporter_for", "in_chunks", "is_exported", "load_exported", "run_exported", "sidecar_path"]
+           "ExportError", "ExportFormat", "ExportResult", "export_metadata", "export_model", "exporter_for",
+           "in_chunks", "run_exported", "sidecar_path"]
 
 #: Largest absolute difference allowed between a float file's logits and the eager model's.
 TOLERANCE = 1e-4
@@ -73,49 +93,7 @@ TOLERANCE = 1e-4
 INT8_MAX_ACCURACY_DROP = 0.003
 #: How many training images (drawn with seed 0) calibrate int8 quantization.
 CALIBRATION_SAMPLES = 256
-#: The name the metadata has inside every exported file (ONNX key, TorchScript extra file, ExecuTorch method).
-METADATA_NAME = "ignite_mnist"
-#: The input and output names of the exported graphs.
-INPUT_NAME, OUTPUT_NAME = "images", "logits"
 ONNX_INSTALL = 'pip install "ignite-mnist[onnx]" (onnx, onnxscript, onnxruntime)'
-
-Runner = Callable[[torch.Tensor], torch.Tensor]
-
-
-class ExportError(IgniteMnistError):
-    """The model could not be exported, or the exported file does not match it."""
-
-
-def in_chunks(run: Runner, images: torch.Tensor, size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
-    """``run`` on ``images`` ``size`` at a time, the outputs concatenated (bounded memory, bounded batches).
-
-    Example:
-        >>> in_chunks(lambda x: x * 2, torch.arange(5.0), size=2).tolist()
-        [0.0, 2.0, 4.0, 6.0, 8.0]
-    """
-    return torch.cat([run(images[start : start + size]) for start in range(0, len(images), size)])
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """One ``--format``: how to write a model file (with its metadata JSON), run one, and read the metadata back.
-
-    ``save_int8`` (``None`` where the format takes no quantization) writes the int8
-    file, given normalised calibration images. ``require`` raises :class:`ExportError`
-    with the install command when the format's packages are missing. ``max_batch`` is
-    the largest batch a file accepts (``None``: any). ``check_file`` raises :class:`ExportError`
-    for a file that is not of the format (its first bytes, its structure), before the runtime reads it.
-    """
-
-    name: str
-    suffix: str
-    save: Callable[[nn.Module, Path, str], None]
-    run: Callable[[Path, torch.Tensor], torch.Tensor]
-    read_metadata: Callable[[Path], str | None]
-    save_int8: Callable[[nn.Module, Path, str, torch.Tensor], None] | None = None
-    require: Callable[[], None] = lambda: None
-    max_batch: int | None = None
-    check_file: Callable[[Path], None] = lambda path: None
 
 
 @contextlib.contextmanager
@@ -127,19 +105,25 @@ def _torchscript_deprecation_silenced() -> Iterator[None]:
 
 
 def _save_torchscript(model: nn.Module, path: Path, metadata: str) -> None:
+    import torch
+
     with _torchscript_deprecation_silenced():
         torch.jit.script(model).save(str(path), _extra_files={f"{METADATA_NAME}.json": metadata})
 
 
 def _load_torchscript(path: Path, extra_files: dict[str, Any] | None = None) -> torch.jit.ScriptModule:
+    import torch
+
     with _torchscript_deprecation_silenced():
         return torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
 
 
-def _run_torchscript(path: Path, images: torch.Tensor) -> torch.Tensor:
+def _run_torchscript(path: Path, images: np.ndarray) -> np.ndarray:
+    import torch
+
     module = _load_torchscript(path)
     with _torchscript_deprecation_silenced(), torch.inference_mode():
-        return in_chunks(module, images)
+        return in_chunks(lambda batch: module(torch.from_numpy(batch)).numpy(), images)
 
 
 def _read_torchscript_metadata(path: Path) -> str | None:
@@ -157,7 +141,16 @@ def _require_onnx() -> None:
         raise ExportError(f"ONNX export needs the onnx extra: {ONNX_INSTALL}") from None
 
 
+def _require_onnxruntime() -> None:
+    try:
+        import onnxruntime  # noqa: F401  (running a file needs only the runtime)
+    except ImportError:
+        raise ExportError(f"running an ONNX file needs onnxruntime: {ONNX_INSTALL}") from None
+
+
 def _save_onnx(model: nn.Module, path: Path, metadata: str) -> None:
+    import torch
+
     batch = torch.export.Dim("batch")
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
         program = torch.onnx.export(
@@ -216,9 +209,9 @@ def _onnx_session(path: Path) -> Any:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _run_onnx(path: Path, images: torch.Tensor) -> torch.Tensor:
+def _run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     session = _onnx_session(path)
-    return in_chunks(lambda batch: torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]), images)
+    return in_chunks(lambda batch: session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0], images)
 
 
 def _read_onnx_metadata(path: Path) -> str | None:
@@ -252,18 +245,7 @@ def _check_onnx(path: Path) -> None:
 TORCHSCRIPT = ExportFormat("torchscript", ".torchscript.pt", _save_torchscript, _run_torchscript,
                            _read_torchscript_metadata, check_file=_check_torchscript)
 ONNX = ExportFormat("onnx", ".onnx", _save_onnx, _run_onnx, _read_onnx_metadata, save_int8=_save_onnx_int8,
-                    require=_require_onnx, check_file=_check_onnx)
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """The JSON file beside an exported file.
-
-    Example:
-        >>> sidecar_path("runs/a/best.onnx")
-        PosixPath('runs/a/best.onnx.json')
-    """
-    path = Path(path)
-    return path.with_name(path.name + ".json")
+                    require=_require_onnx, require_runtime=_require_onnxruntime, check_file=_check_onnx)
 
 
 def export_metadata(
@@ -336,7 +318,7 @@ def _save_or_explain(save: Callable[[Path], None], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with replacing_path(path) as partial:
             save(partial)
-    except Exception as raised:  # noqa: BLE001 - torch's writers wrap the OSError: find it, else re-raise
+    except Exception as raised:  # torch's writers wrap the OSError: find it, else re-raise
         error = raised if isinstance(raised, OSError) else raised.__context__ or raised.__cause__
         reason = re.search(r"strerror: ([^\n]+)", str(raised))  # TorchScript's C++ writer only says it in words
         if not isinstance(error, OSError) and reason is None:
@@ -346,8 +328,11 @@ def _save_or_explain(save: Callable[[Path], None], path: Path) -> None:
 
 
 def run_exported(path: str | Path, format: str, images: torch.Tensor) -> torch.Tensor:
-    """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images (any ``N``)."""
-    return EXPORT_FORMATS.load(format).run(Path(path), images)
+    """Logits of an exported model file for normalised ``(N, 1, 28, 28)`` images (any ``N``), as a tensor (the
+    format runs numpy arrays: :class:`~ignite_mnist.inference.formats.ExportFormat`)."""
+    import torch
+
+    return torch.from_numpy(EXPORT_FORMATS.load(format).run(Path(path), images.contiguous().numpy()))
 
 
 def exporter_for(format: str, quantize: str | None = None) -> ExportFormat:
@@ -377,6 +362,10 @@ def exporter_for(format: str, quantize: str | None = None) -> ExportFormat:
 
 
 def _calibration_images(loaded: LoadedModel, data_dir: str | Path) -> torch.Tensor:
+    import torch
+
+    from ignite_mnist.data import load_split_tensors, normalise
+
     images, _ = load_split_tensors(data_dir, loaded.config.dataset, train=True)
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:CALIBRATION_SAMPLES]
     return normalise(images[chosen], loaded.spec.mean, loaded.spec.std)
@@ -395,7 +384,7 @@ def _write(loaded: LoadedModel, exporter: ExportFormat, path: Path, quantize: st
     if quantize is not None:
         save_int8, calibration = exporter.save_int8, _calibration_images(loaded, data_dir)
 
-        def save(target: Path) -> None:  # noqa: F811  (the int8 file instead)
+        def save(target: Path) -> None:  # the int8 file instead
             save_int8(model, target, metadata, calibration)  # type: ignore[misc]
 
     _save_or_explain(save, path)
@@ -433,6 +422,11 @@ def export_model(
         ConfigError: a quantization the format cannot take.
         WriteError: the folder cannot be written.
     """
+    import torch
+
+    from ignite_mnist.data import load_split_tensors, normalise
+    from ignite_mnist.inference.trained import default_output_path
+
     exporter = exporter_for(format, quantize)
     path = Path(path) if path is not None else default_output_path(
         loaded.path, (f".{quantize}" if quantize else "") + exporter.suffix)
@@ -441,10 +435,10 @@ def export_model(
     inputs, labels = normalise(images[:samples], loaded.spec.mean, loaded.spec.std), labels[:samples]
     model = loaded.model.cpu().eval()
     with torch.inference_mode():
-        eager = in_chunks(model, inputs)
+        eager = torch.from_numpy(in_chunks(lambda batch: model(torch.from_numpy(batch)).numpy(), inputs.numpy()))
     metadata = export_metadata(loaded, exporter, quantize, _accuracy(eager, labels), len(inputs))
     _write(loaded, exporter, path, quantize, json.dumps(metadata), data_dir)
-    logits = exporter.run(path, inputs)
+    logits = torch.from_numpy(exporter.run(path, inputs.numpy()))
     result = ExportResult(path, format, quantize, len(inputs), float((logits - eager).abs().max()),
                           float((logits.argmax(1) == eager.argmax(1)).double().mean()), _accuracy(logits, labels),
                           metadata["test_accuracy"], sidecar_path(path))
@@ -472,87 +466,9 @@ def _write_sidecar(result: ExportResult, metadata: dict[str, Any]) -> None:
         raise error.with_advice("nothing was written; pass --output PATH in a writable folder") from None
 
 
-@dataclass
-class ExportedModel:
-    """An exported file with what its metadata says, ready for :func:`ignite_mnist.inference.trained.predict`."""
-
-    path: Path
-    format: str
-    metadata: dict[str, Any]
-    spec: DatasetInfo
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.spec.classes
-
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``(N, classes)`` for normalised ``(N, 1, 28, 28)`` inputs."""
-        return run_exported(self.path, self.format, images).softmax(1)
+#: The names of 0.1's ``export`` that reading a file back took to :mod:`ignite_mnist.inference.exported` in 0.2.
+_MOVED_TO_EXPORTED = ("ExportedModel", "is_exported", "load_exported")
 
 
-def _format_by_suffix(path: Path) -> str | None:
-    return next((name for name in EXPORT_FORMATS if path.name.endswith(EXPORT_FORMATS.load(name).suffix)), None)
-
-
-def is_exported(path: str | Path) -> bool:
-    """Whether ``path`` is an exported model file (it has a sidecar, or a format's suffix) rather than a checkpoint.
-
-    Example:
-        >>> is_exported("runs/a/best.pte"), is_exported("runs/a/checkpoints/best.pt"), is_exported("runs/a")
-        (True, False, False)
-    """
-    path = Path(path)
-    return sidecar_path(path).is_file() or _format_by_suffix(path) is not None
-
-
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
-    sidecar = sidecar_path(path)
-    if not sidecar.is_file():
-        return None
-    try:
-        values = read_json(sidecar, MAX_SETTINGS_FILE_BYTES)
-    except (OSError, ValueError, UnsafeFileError) as error:
-        reason = error.reason if isinstance(error, UnsafeFileError) else first_line(error)
-        raise ExportError(f"{sidecar}: not a readable sidecar ({reason}); export the model again") from None
-    if not isinstance(values, dict):
-        raise ExportError(f"{sidecar}: not a sidecar of ignite-mnist export; export the model again")
-    return values
-
-
-def load_exported(path: str | Path) -> ExportedModel:
-    """An exported file and its metadata (the copy inside the file, else its sidecar's).
-
-    The format is the sidecar's, else the one whose suffix the file name has.
-
-    Raises:
-        ExportError: missing file, unknown format, a file its runtime cannot read, or no metadata.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such exported model file; check the path")
-    sidecar = _read_sidecar(path)
-    format = str(sidecar.get("format")) if sidecar is not None else _format_by_suffix(path)
-    if format not in EXPORT_FORMATS:
-        raise ExportError(f"{path}: cannot tell its format (a sidecar or a name ending in "
-                          f"{', '.join(EXPORT_FORMATS.load(name).suffix for name in EXPORT_FORMATS)})")
-    exporter = exporter_for(format)
-    try:
-        check_file(path, MAX_EXPORTED_BYTES)
-    except UnsafeFileError as error:
-        raise ExportError(f"{path}: refused: {error.reason} (an exported model is a regular file of at most "
-                          f"{size_text(MAX_EXPORTED_BYTES)})") from None
-    exporter.check_file(path)
-    try:
-        inside = exporter.read_metadata(path)
-        values = json.loads(inside) if inside else sidecar
-    except IgniteMnistError:
-        raise
-    except Exception as error:  # noqa: BLE001 - each runtime has its own errors for a damaged file
-        raise ExportError(f"{path}: the {format} runtime cannot read it ({first_line(error)})") from None
-    if not isinstance(values, dict) or not isinstance(values.get("dataset"), dict):
-        raise ExportError(f"{path}: holds no ignite-mnist metadata and has no sidecar; "
-                          "export it with ignite-mnist export")
-    try:
-        return ExportedModel(path, format, values, DatasetInfo.from_dict(values["dataset"]))
-    except ValueError as error:
-        raise ExportError(f"{path}: its metadata's {error}; export the model again") from None
+def __getattr__(name: str) -> Any:
+    return moved_attribute(__name__, "ignite_mnist.inference.exported", _MOVED_TO_EXPORTED, name)

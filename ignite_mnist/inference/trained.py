@@ -4,8 +4,10 @@ A checkpoint is read with :func:`ignite_mnist.storage.checkpoints.load_checkpoin
 (``weights_only=True``: a file carrying pickled code is refused); a run
 directory stands for its best checkpoint (:func:`ignite_mnist.storage.run_dir.model_checkpoint`).
 Evaluation is :func:`ignite_mnist.evaluation.evaluate_model` (Ignite's evaluator
-with ``Accuracy``, ``Loss`` and ``ConfusionMatrix``). Image preprocessing lives
-in :mod:`ignite_mnist.data.preprocess`, export in :mod:`ignite_mnist.inference.export`.
+with ``Accuracy``, ``Loss`` and ``ConfusionMatrix``; Ignite is imported only for it:
+loading a model to ``predict`` needs torch alone). Classifying image files is
+:func:`ignite_mnist.inference.classify.predict` (named here too), image preprocessing
+:mod:`ignite_mnist.data.preprocess`, export :mod:`ignite_mnist.inference.export`.
 
 Example:
     >>> from ignite_mnist import TrainConfig, run
@@ -23,24 +25,26 @@ Example:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from ignite_mnist.storage.checkpoints import load_checkpoint, saved_settings
-from ignite_mnist.settings.config import TrainConfig, require_named_model
-from ignite_mnist.data import DatasetInfo, TensorLoader, dataset_spec, load_split_tensors
-from ignite_mnist.errors import CheckpointError, ConfigError, IgniteMnistError, first_line
-from ignite_mnist.evaluation import Evaluation, evaluate_model
+from ignite_mnist.data.datasets import DatasetInfo, dataset_spec
+from ignite_mnist.errors import CheckpointError, ConfigError, first_line
+from ignite_mnist.inference.classify import Classifier, Prediction, predict
+from ignite_mnist.inference.formats import EVAL_BATCH_SIZE
 from ignite_mnist.models import build_model
-from ignite_mnist.data.preprocess import preprocess_image
 from ignite_mnist.registry import is_import_path
+from ignite_mnist.settings.config import TrainConfig, require_named_model
+from ignite_mnist.storage.checkpoints import load_checkpoint, saved_settings
 from ignite_mnist.storage.run_dir import RunDir, model_checkpoint
+
+if TYPE_CHECKING:
+    from ignite_mnist.evaluation import Evaluation
 
 __all__ = [
     "Classifier",
@@ -52,8 +56,6 @@ __all__ = [
     "predict",
     "predict_tensors",
 ]
-
-EVAL_BATCH_SIZE = 1000
 
 
 def default_output_path(checkpoint: Path, suffix: str) -> Path:
@@ -81,22 +83,10 @@ class LoadedModel:
     def classes(self) -> tuple[str, ...]:
         return self.spec.classes
 
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``(N, classes)`` for normalised ``(N, 1, 28, 28)`` inputs."""
-        return predict_tensors(self.model, images)
-
-
-class Classifier(Protocol):
-    """What :func:`predict` needs: a :class:`LoadedModel`, or an exported file
-    (:class:`ignite_mnist.inference.export.ExportedModel`)."""
-
-    @property
-    def spec(self) -> DatasetInfo: ...
-
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor: ...
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for normalised ``float32 (N, 1, 28, 28)`` inputs (a
+        :class:`~ignite_mnist.inference.classify.Classifier`)."""
+        return predict_tensors(self.model, torch.as_tensor(images)).numpy()
 
 
 def _config_of(path: Path, checkpoint: dict[str, Any], model: str | None, dataset: str | None) -> TrainConfig:
@@ -169,6 +159,9 @@ def evaluate(loaded: LoadedModel, data_dir: str | Path | None = None, device: to
         data_dir: dataset root; default the one the run was trained with.
         device: where to evaluate.
     """
+    from ignite_mnist.data import TensorLoader, load_split_tensors
+    from ignite_mnist.evaluation import evaluate_model
+
     images, labels = load_split_tensors(data_dir or loaded.config.data_dir, loaded.config.dataset, train=False)
     spec = loaded.spec
     loader = TensorLoader(images, labels, EVAL_BATCH_SIZE, mean=spec.mean, std=spec.std, device=device)
@@ -191,45 +184,3 @@ def predict_tensors(model: nn.Module, images: torch.Tensor, batch_size: int = EV
                  for i in range(0, len(images), batch_size)]
     model.train(was_training)
     return torch.cat(parts) if parts else torch.empty(0, 0)
-
-
-@dataclass
-class Prediction:
-    """The class of one image file, or why it could not be classified."""
-
-    file: str
-    index: int | None = None
-    label: str | None = None
-    probability: float | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.error is not None:
-            return {"file": self.file, "error": self.error}
-        return {"file": self.file, "prediction": self.index, "label": self.label, "probability": self.probability}
-
-
-def predict(loaded: Classifier, paths: Iterable[str | Path]) -> list[Prediction]:
-    """Classify image files; a file that cannot be read gets a :class:`Prediction` with ``error`` set.
-
-    Every image is preprocessed as described in :mod:`ignite_mnist.data.preprocess`, with the
-    normalisation of ``loaded`` (a checkpoint's model, or an exported file's metadata).
-    """
-    results: list[Prediction] = []
-    inputs: list[torch.Tensor] = []
-    for path in paths:
-        try:
-            inputs.append(preprocess_image(path, mean=loaded.spec.mean, std=loaded.spec.std))
-            results.append(Prediction(str(path)))
-        except IgniteMnistError as error:
-            results.append(Prediction(str(path), error=str(error)))
-    if inputs:
-        probabilities = loaded.probabilities(torch.stack(inputs))
-        best, indices = probabilities.max(1)
-        readable = [r for r in results if r.error is None]
-        for result, index, probability in zip(readable, indices.tolist(), best.tolist(), strict=True):
-            if not math.isfinite(probability):
-                result.error = f"{result.file}: the model's output is not a number (are its weights NaN?)"
-                continue
-            result.index, result.label, result.probability = index, loaded.classes[index], round(probability, 6)
-    return results

@@ -12,6 +12,11 @@ So ``auto`` measures rather than guesses: it times a few training steps of the
 run's model, optimizer and batch shape (built a second time for the probe) at 1
 thread and at one per core, interleaved, each after a few untimed warm-up steps,
 and takes more threads only when they are clearly faster (by :data:`MIN_SPEEDUP`).
+It is short because it is paid before every run (about 0.3 s for the one-epoch
+recipe on a quiet 2-core machine): each try lasts :data:`PROBE_SECONDS` (one step
+at least: on a busy machine a step at 2 threads took 0.5-1.5 s), once two rounds
+agree the third is skipped, and one round whose speed-up misses or clears
+:data:`MIN_SPEEDUP` by a factor of 2 decides alone.
 A busy machine and a small model both give 1. The probe's model is built under a
 forked random state, so the run's weights and random numbers are those of a run
 without it.
@@ -50,11 +55,13 @@ __all__ = [
 
 #: How much faster per step more threads must be before ``auto`` takes them (noise, and the risk under load).
 MIN_SPEEDUP = 1.15
-#: Each try times at least this many steps; each count is tried three times, interleaved with the other,
-#: after :data:`WARMUP_STEPS` untimed steps at each count.
-PROBE_STEPS = 3
-#: ... and steps for at least this many seconds, so a small model's try is not all timer noise.
-PROBE_SECONDS = 0.1
+#: Each try steps for at least this many seconds (one step at least), so a small model's try is not all timer
+#: noise; each count is tried up to :data:`PROBE_ROUNDS` times, interleaved with the other, after
+#: :data:`WARMUP_STEPS` untimed steps at each count.
+PROBE_SECONDS = 0.05
+#: Rounds of tries at most; after two whose speed-ups both clear :data:`MIN_SPEEDUP`, or both miss it, the median
+#: of three could not say otherwise and the third is not run; a round off the bar by a factor of 2 decides alone.
+PROBE_ROUNDS = 3
 #: Untimed steps at each thread count first: the first steps at a count start its thread pool and pick
 #: kernels, and timed with the rest they made 2 threads look barely faster (1.13x) for a model they train 2x
 #: faster (the one-epoch recipe's).
@@ -99,7 +106,7 @@ def step_probe(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Call
 def _seconds_per_step(step: Callable[[], None], threads: int) -> float:
     torch.set_num_threads(threads)
     started, steps = time.perf_counter(), 0
-    while steps < PROBE_STEPS or time.perf_counter() - started < PROBE_SECONDS:
+    while steps == 0 or time.perf_counter() - started < PROBE_SECONDS:
         step()
         steps += 1
     return (time.perf_counter() - started) / steps
@@ -124,17 +131,28 @@ def choose_threads(setting: str, probe: Callable[[], None] | None, cores: int | 
         return ThreadChoice(1, "nothing to time")
     # dropout in the probe draws from a copy of the random state; the thread count comes back as it was
     with torch.random.fork_rng(devices=[]), using_threads(torch.get_num_threads()):
-        times: dict[int, list[float]] = {1: [], cores: []}
-        for count in times:  # warm-up: first-call allocations, the thread pool, kernel selection
-            torch.set_num_threads(count)
-            for _ in range(WARMUP_STEPS):
-                probe()
-        for _ in range(3):
-            for count in times:
-                times[count].append(_seconds_per_step(probe, count))
+        times = _probe_times(probe, cores)
     one, many = (statistics.median(times[count]) * 1000 for count in (1, cores))
-    threads = cores if one / many >= MIN_SPEEDUP else 1
-    return ThreadChoice(threads, f"{one:.1f} ms per step on 1 thread, {many:.1f} ms on {cores}", measured=True)
+    faster = statistics.median(a / b for a, b in zip(times[1], times[cores], strict=True)) >= MIN_SPEEDUP
+    return ThreadChoice(cores if faster else 1, f"{one:.1f} ms per step on 1 thread, {many:.1f} ms on {cores}",
+                        measured=True)
+
+
+def _probe_times(probe: Callable[[], None], cores: int) -> dict[int, list[float]]:
+    """Seconds per step at 1 thread and at ``cores``, one try each per round, until two rounds agree."""
+    times: dict[int, list[float]] = {1: [], cores: []}
+    for count in times:  # warm-up: first-call allocations, the thread pool, kernel selection
+        torch.set_num_threads(count)
+        for _ in range(WARMUP_STEPS):
+            probe()
+    for _ in range(PROBE_ROUNDS):
+        for count in times:
+            times[count].append(_seconds_per_step(probe, count))
+        speedups = [a / b for a, b in zip(times[1], times[cores], strict=True)]
+        clear = not MIN_SPEEDUP / 2 < speedups[0] < MIN_SPEEDUP * 2
+        if len({speedup >= MIN_SPEEDUP for speedup in speedups}) == 1 and (len(speedups) >= 2 or clear):
+            break
+    return times
 
 
 def choose_threads_for(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor],

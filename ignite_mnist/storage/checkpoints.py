@@ -42,8 +42,11 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-from ignite.handlers import Checkpoint
 
+from ignite_mnist.errors import CheckpointError, ConfigError, UnsafeFileError, first_line
+from ignite_mnist.limits import MAX_CHECKPOINT_BYTES
+from ignite_mnist.registry import TRACKERS
+from ignite_mnist.settings.config import coerce_setting, current_names, setting_fields
 from ignite_mnist.storage.checkpoint_files import (
     BEST_PREFIX,
     LAST_PREFIX,
@@ -54,10 +57,6 @@ from ignite_mnist.storage.checkpoint_files import (
     is_checkpoint_name,
     saved_iteration,
 )
-from ignite_mnist.settings.config import coerce_setting, current_names, setting_fields
-from ignite_mnist.errors import CheckpointError, ConfigError, UnsafeFileError, first_line
-from ignite_mnist.limits import MAX_CHECKPOINT_BYTES
-from ignite_mnist.registry import TRACKERS
 from ignite_mnist.storage.reader import open_file, size_text
 
 __all__ = [
@@ -194,7 +193,7 @@ def load_checkpoint(path: str | Path, *, inside: str | Path | None = None) -> di
             with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses a foreign file
                 warnings.simplefilter("ignore", UserWarning)
                 checkpoint = torch.load(handle, map_location="cpu", weights_only=True)
-        except Exception as error:  # a damaged file fails anywhere in the reader: zip, pickle, storage sizes
+        except Exception as error:  # noqa: BLE001 - a damaged file fails anywhere in the reader: zip, pickle, sizes
             # torch's weights-only unpickler names the first global it refused ("... GLOBAL posix.system ..."); a
             # plain pickle it cannot even parse is read here, without running it, for the globals it names
             refused = _REFUSED_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
@@ -286,8 +285,10 @@ def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], sourc
     Raises:
         CheckpointError: one line naming the entry; nothing has been restored, moved or removed.
 
+    Ignite is imported here, not with the module: reading a checkpoint (``predict``) needs none of it.
+
     Example:
-        >>> from ignite.handlers import DiskSaver
+        >>> from ignite.handlers import Checkpoint, DiskSaver
         >>> saver = DiskSaver("/tmp/demo-checkpoints", require_empty=False)
         >>> last = Checkpoint({"model": torch.nn.Linear(1, 1)}, saver, filename_prefix="last")
         >>> check_state({"checkpointer": {"_saved": [(4, "../../VICTIM.pt")]}}, {"checkpointer": last}, "a.pt")
@@ -296,6 +297,8 @@ def check_state(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], sourc
         ignite_mnist.errors.CheckpointError: a.pt: its checkpointer state names '../../VICTIM.pt', not a \
 checkpoint file of this run; refused before anything was restored or removed; use a checkpoint of this run
     """
+    from ignite.handlers import Checkpoint
+
     for name, obj in to_load.items():
         if name not in checkpoint or name == "config":  # the settings are read, never loaded over the run's
             continue
@@ -333,9 +336,9 @@ def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
             (_empty_like(v), v, where) for v in saved.values()]
         return next((bad for f, v, w in pairs if (bad := _unlike(f, v, w))), None)
     if isinstance(fresh, (list, tuple)):
-        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or fresh and len(saved) != len(fresh):
+        if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or (fresh and len(saved) != len(fresh)):
             return where
-        pairs = list(zip(fresh, saved)) if fresh else [(_empty_like(v), v) for v in saved]
+        pairs = list(zip(fresh, saved, strict=True)) if fresh else [(_empty_like(v), v) for v in saved]
         return next((bad for f, v in pairs if (bad := _unlike(f, v, f"{where}[]"))), None)
     if isinstance(fresh, torch.Tensor):
         return None if isinstance(saved, torch.Tensor) and saved.dtype == fresh.dtype else where
@@ -409,14 +412,16 @@ damaged or was not written by ignite-mnist
     for name, value in current_names(dict(saved)).items():
         if name not in known:
             continue
-        try:
-            plain = isinstance(value, _PLAIN) or isinstance(value, list) and all(isinstance(v, str) for v in value)
-            if not plain:
-                raise ConfigError(name, f"expected a plain value, got a {type(value).__name__}")
-            values[name] = coerce_setting(name, value)
-        except ConfigError as error:
+        plain = isinstance(value, _PLAIN) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        error = None if plain else ConfigError(name, f"expected a plain value, got a {type(value).__name__}")
+        if error is None:
+            try:
+                values[name] = coerce_setting(name, value)
+            except ConfigError as refused:
+                error = refused
+        if error is not None:
             raise CheckpointError(f"{source}: its config.{name}: {error.message[:200]}; the file is damaged or was "
-                                  "not written by ignite-mnist") from None
+                                  "not written by ignite-mnist")
     return values
 
 
@@ -445,6 +450,8 @@ def restore_objects(checkpoint: Mapping[str, Any], to_load: Mapping[str, Any], s
     missing = sorted(set(to_load) - set(checkpoint) - OPTIONAL_ENTRIES)
     if missing:
         raise CheckpointError(f"{source}: lacks {', '.join(missing)}; it was not written by this kind of run")
+    from ignite.handlers import Checkpoint
+
     check_state(checkpoint, to_load, source)
     wanted = {k: v for k, v in to_load.items() if k != "config" and k in checkpoint}
     for name, obj in wanted.items():

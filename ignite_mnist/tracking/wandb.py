@@ -15,10 +15,16 @@ charts and files: ``wandb.plot.confusion_matrix``, ``wandb.Table`` / ``wandb.Ima
   (``~/.local/share/wandb``) and writes its service logs under ``$WANDB_CACHE_DIR``;
   for an offline run both point into ``<dir>/wandb/`` (``data/``, ``cache/``) while
   W&B starts and while the test report and the model are logged;
-* with ``background`` (the default of :meth:`WandbTracker.in_folder`), ``wandb`` is imported and the
-  run started in a thread while training goes on; the logger holds the rows logged
-  meanwhile and logs them, in order and at their steps, once the run exists; a
-  checkpoint (the run id), the summary, the test report and closing wait for it;
+* with ``background`` (the default of :meth:`WandbTracker.in_folder`, so of the managed run and
+  ``attach_wandb``), W&B takes no CPU from a short training: the run's id is chosen at once, the
+  logger holds the rows (and the best values) in memory, and ``wandb`` is imported and the run
+  started in a thread, for an offline run after the last training step (while the last
+  validation runs, the test set is evaluated and the plots drawn) or when a checkpoint is
+  saved before the end, whichever comes first; such a checkpoint (a point a resume goes on
+  from) waits for the run, so that the rows up to it are on disk, in the W&B run the resume
+  continues. An online run starts at once (its charts are live). The held rows are then
+  logged in order and at their steps; the test report and closing wait for the run, and an
+  interrupted or failed training starts it then, so that it holds every row before it closes;
 * from :class:`~ignite_mnist.tracking.base.LoggerTracker`: the run starts when the
   trainer starts, after a resume restored its id (a resumed training continues
   the same W&B run); the first W&B error is reported once and training goes on;
@@ -33,6 +39,8 @@ from __future__ import annotations
 import contextlib
 import netrc
 import os
+import secrets
+import string
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,8 +48,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from ignite.handlers.wandb_logger import WandBLogger
 
 from ignite_mnist.console import note
@@ -54,12 +63,23 @@ if TYPE_CHECKING:
     from ignite_mnist.evaluation import Evaluation
     from ignite_mnist.tracking import BestValues, RunStatus
 
-__all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_credentials",
+__all__ = ["DEFAULT_PROJECT", "ONLINE_INIT_TIMEOUT", "WandbTracker", "has_wandb_credentials", "new_run_id",
            "resolve_wandb_mode", "wandb_init_args"]
 
 DEFAULT_PROJECT = "ignite-mnist"
 #: Seconds an online start may take before falling back to offline (W&B's own default is 90).
 ONLINE_INIT_TIMEOUT = 10.0
+
+
+def new_run_id() -> str:
+    """A W&B run id of the kind W&B makes (8 lowercase letters and digits), chosen before W&B starts.
+
+    Example:
+        >>> run_id = new_run_id()
+        >>> len(run_id), run_id.isalnum(), run_id == run_id.lower()
+        (8, True, True)
+    """
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
 def has_wandb_credentials() -> bool:
@@ -182,10 +202,11 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline
         try:
             run = wandb.init(mode="online", id=run_id, resume="allow", settings=wandb.Settings(**quiet, **timeout),
                              **init_args)
-            note("info", f"W&B run {run.url}")
-            return run, "online"
         except Exception as error:  # noqa: BLE001 - no server, bad key, timeout: all mean "go offline"
             reason = f"W&B online start failed after {time.monotonic() - started:.0f} s ({first_line(error)})"
+        else:
+            note("info", f"W&B run {run.url}")
+            return run, "online"
     try:
         with _homes_inside(offline_home):
             run = wandb.init(mode="offline", id=run_id, resume="allow", settings=wandb.Settings(**quiet), **init_args)
@@ -240,6 +261,7 @@ class WandbTracker(LoggerTracker):
         log_every: iterations between two training-loss rows.
         watch: ``gradients``, ``parameters`` or ``all`` histograms via ``wandb.watch`` (``off``: none).
         run_id: continue this W&B run.
+        background: start the run in a thread (see the module's notes); with ``watch`` the run starts at once.
 
     Attributes:
         mode: ``online``, ``offline`` or ``disabled``: what the run is (after it started).
@@ -264,6 +286,9 @@ class WandbTracker(LoggerTracker):
         self.background = background and watch == "off"  # wandb.watch hooks the model: not while it trains
         self.run: Any = None
         self._opening: threading.Thread | None = None
+        self._deferred = False  # an offline run started in the background: when training ends or a checkpoint needs it
+        self._lock = threading.Lock()  # the run's start, and what is held for it (the best values)
+        self._best: dict[str, Any] = {}  # the best values while the run has not started
 
     @classmethod
     def in_folder(cls, folder: str | Path, *, config: Mapping[str, Any] | None = None, log_every: int = 50,
@@ -294,26 +319,42 @@ class WandbTracker(LoggerTracker):
         return _WandBLogger(self.guard)
 
     def _open(self) -> bool:
-        self.run, self.mode = _start_run(self.mode, self.run_id, self.init_args, self.offline_home)
-        if self.run is None:
+        run, mode = _start_run(self.mode, self.run_id, self.init_args, self.offline_home)
+        if run is None:
+            self.mode = mode
             return False
-        self.run_id, self.opened = self.run.id, True  # opened: the guard lets wandb.watch through
-        if self.logger is not None:
-            self.logger.release()
+        with self._lock:  # the rows and best values held so far go to the run first, in order
+            self.run, self.mode = run, mode
+            self.run_id, self.opened = run.id, True  # opened: the guard lets wandb.watch through
+            if self.logger is not None:
+                self.logger.release()
+            if self._best:
+                run.summary.update(self._best)
         if self.watch != "off" and self.model is not None:
             self.guard(lambda: self.run.watch(self.model, log=self.watch, log_freq=self.log_every))()
         return True
 
     def start(self, engine: Engine | None = None) -> None:
-        """Open the W&B run (once); with ``background``, in a thread while training goes on: the rows
-        logged meanwhile are held and logged, in order and at their steps, once the run exists; whatever
-        needs the run itself (the summary, a checkpoint's run id, the test report, closing) waits for it."""
+        """Open the W&B run (once); with ``background``, in a thread (see the module's notes): the run id is
+        chosen now, the rows logged before the run exists are held and logged, in order and at their steps,
+        once it does; the test report and closing wait for it."""
         if not self.background or self.started or self.closed or not self.enabled:
             super().start(engine)
             return
         self.started = self.opened = True  # opened: the handlers log (into the logger's hold) from now on
-        self._opening = threading.Thread(target=self._open_behind, name="wandb-start", daemon=True)
-        self._opening.start()
+        if self.mode == "online":  # W&B names the run (an offline fallback gets another name)
+            self._begin_opening()
+            return
+        self._deferred = True
+        self.run_id = self.run_id or new_run_id()  # what checkpoints hold, before W&B has started
+
+    def _begin_opening(self, engine: Engine | None = None) -> None:
+        """Begin the background run's start now (once): training ended, or a checkpoint or a report needs it."""
+        with self._lock:
+            if not (self.background and self.enabled and self.started) or self._opening is not None:
+                return
+            self._opening = threading.Thread(target=self._open_behind, name="wandb-start", daemon=True)
+            self._opening.start()
 
     def _open_behind(self) -> None:
         try:
@@ -323,10 +364,21 @@ class WandbTracker(LoggerTracker):
             self._could_not_start(error)
 
     def _ready(self) -> bool:
-        """Wait until a run starting in the background has started (or failed to); whether there is one."""
+        """Wait until a run starting in the background has started (beginning its start if it had not begun) or
+        failed to; whether there is one."""
+        self._begin_opening()
         if self._opening is not None:
             self._opening.join()
         return self.run is not None
+
+    def _log_best(self, record: BestValues) -> None:
+        """``best_<metric>`` in the run's summary; held until the run exists (the latest values win)."""
+        best = {f"best_{k}": v for k, v in record.best.items()}
+        with self._lock:
+            if self.run is None:
+                self._best = best
+                return
+        self.run.summary.update(best)
 
     def attach(
         self,
@@ -345,8 +397,12 @@ class WandbTracker(LoggerTracker):
         """
         super().attach(trainer, evaluators=evaluators, optimizer=optimizer, model=model, epoch_metrics=epoch_metrics)
         if self.enabled and record is not None:
-            self._on(trainer, ValidationEvents.VALIDATION_COMPLETED, lambda _: self._ready() and
-                     self.run.summary.update({f"best_{k}": v for k, v in record.best.items()}))
+            self._on(trainer, ValidationEvents.VALIDATION_COMPLETED, lambda _: self._log_best(record))
+        if self.enabled and self.background:  # training's last step (or an early stop) is done: an offline run
+            # starts while the last validation, the checkpoint and the report are made
+            last_step = Events.ITERATION_COMPLETED(event_filter=lambda engine, _: self._training_ends_here())
+            for event in (last_step, Events.COMPLETED):
+                self.handles.append(trainer.add_event_handler(event, self._begin_opening))
 
     def log_test_report(self, evaluation: Evaluation) -> None:
         """Log the test metrics, the confusion matrix and the misclassified digits, once the run has started."""
@@ -372,7 +428,7 @@ class WandbTracker(LoggerTracker):
         table = wandb.Table(columns=["image", "label", "prediction", "confidence"])
         for wrong in evaluation.misclassified:
             caption = f"{names[wrong.label]} -> {names[wrong.prediction]}"
-            pixels = wrong.image.mul(255).round().to(torch.uint8).numpy()  # (28, 28) grayscale, as W&B reads it
+            pixels = np.rint(np.asarray(wrong.image) * 255).astype(np.uint8)  # (28, 28) grayscale, as W&B reads it
             table.add_data(wandb.Image(pixels, caption=caption), names[wrong.label], names[wrong.prediction],
                            round(wrong.confidence, 4))
         y_true, y_pred = _labelled_pairs(evaluation.confusion_matrix)
@@ -394,8 +450,19 @@ class WandbTracker(LoggerTracker):
         self.run.finish(exit_code=exit_code)
 
     def state_dict(self) -> dict[str, Any]:
-        self._ready()  # a checkpoint holds the run id, so that a resume continues this run
+        """The run id, so that a resume continues this run. A checkpoint before the end of training waits for
+        the run (see the module's notes); at the end of training a background run begins to start, its id known."""
+        if self._deferred and self._training_ends_here():
+            self._begin_opening()
+        else:
+            self._ready()
         return {"run_id": self.run_id}
+
+    def _training_ends_here(self) -> bool:
+        """Whether the trainer is at its last iteration (a checkpoint there is no point to resume training from)."""
+        state = self.trainer.state if self.trainer is not None else None
+        return (state is not None and state.epoch_length is not None and state.max_epochs is not None
+                and state.iteration >= state.epoch_length * state.max_epochs)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Take the run id of a resumed run (before the run starts; a live run keeps its own)."""

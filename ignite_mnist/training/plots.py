@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from ignite_mnist.console import say
 from ignite_mnist.errors import WriteError
@@ -126,7 +126,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], label_smoothing: float = 0.0) ->
               (accuracy_axes, _points(rows, "val_accuracy", per, 100), "validation", "tab:green"))
     for axes, points, label, color in curves:
         if points:
-            axes.plot(*zip(*points), marker="o" if len(points) <= 30 else None, label=label, color=color)
+            axes.plot(*zip(*points, strict=True), marker="o" if len(points) <= 30 else None, label=label, color=color)
     smoothing = f" (train: against targets smoothed by {label_smoothing:g})" if label_smoothing else ""
     loss_axes.set(title=f"loss{smoothing}", xlabel=unit, ylabel="cross-entropy")
     accuracy_axes.set(title="accuracy", xlabel=unit, ylabel="%")
@@ -140,15 +140,15 @@ def plot_curves(rows: Sequence[dict[str, Any]], label_smoothing: float = 0.0) ->
     return figure
 
 
-def plot_confusion_matrix(matrix: torch.Tensor | Sequence[Sequence[int]], classes: Sequence[str]) -> Figure:
+def plot_confusion_matrix(matrix: Any, classes: Sequence[str]) -> Figure:
     """The confusion matrix as a heat map with counts (rows: true class, columns: predicted).
 
     Example:
     """
-    counts = torch.as_tensor(matrix).long()
+    counts = np.asarray(matrix).astype(np.int64)  # a nested list, an array or a CPU tensor
     figure = _figure("confusion_matrix")
     axes = figure.subplots()
-    shown = axes.imshow(counts.numpy(), cmap="Blues")
+    shown = axes.imshow(counts, cmap="Blues")
     figure.colorbar(shown, ax=axes)
     ticks = range(len(classes))
     axes.set_xticks(ticks, classes, rotation=45 if max(len(c) for c in classes) > 2 else 0)
@@ -176,7 +176,7 @@ def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence
         limit: most images shown (a square grid).
 
     Example:
-        >>> example = Misclassified(torch.zeros(28, 28), label=7, prediction=1, confidence=0.9)
+        >>> example = Misclassified(np.zeros((28, 28), dtype=np.float32), label=7, prediction=1, confidence=0.9)
         >>> [text.get_text() for text in plot_misclassified([example], ["0", "1", "2", "3", "4", "5", "6", "7"],
         ...                                                  wrong=1).axes[0].texts]
         ['7 -> 1']
@@ -191,14 +191,14 @@ def plot_misclassified(misclassified: Sequence[Misclassified], classes: Sequence
     shown = list(misclassified[:limit])
     height, width = shown[0].image.shape if shown else (28, 28)
     cell_height, cell_width = height + height // 2, width + width // 4  # room for a title above each image
-    canvas = torch.full((side * cell_height, side * cell_width), float("nan"))
+    canvas = np.full((side * cell_height, side * cell_width), np.nan, dtype=np.float32)
     for position, example in enumerate(shown):
         row, column = divmod(position, side)
         top, left = row * cell_height + height // 2, column * cell_width
         canvas[top:top + height, left:left + width] = example.image
         axes.text(left + width / 2, top - 1, f"{classes[example.label]} -> {classes[example.prediction]}",
                   ha="center", va="bottom", fontsize=7)
-    axes.imshow(canvas.numpy(), cmap=colormaps["gray"].with_extremes(bad="white"), vmin=0, vmax=1,
+    axes.imshow(canvas, cmap=colormaps["gray"].with_extremes(bad="white"), vmin=0, vmax=1,
                 interpolation="nearest")
     return figure
 
@@ -215,7 +215,7 @@ def plot_validation_curves(curves: Mapping[str, Sequence[tuple[float, float]]], 
     axes = figure.subplots()
     for name, points in curves.items():
         if points:
-            axes.plot(*zip(*points), marker="." if len(points) > 1 else "o", label=name)
+            axes.plot(*zip(*points, strict=True), marker="." if len(points) > 1 else "o", label=name)
     axes.set(title=f"{metric} of each run", xlabel="training images seen", ylabel=metric)
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:  # beside the axes (the layout makes room), where it covers no curve

@@ -20,10 +20,10 @@ import torch
 from ignite.engine import Engine, Events
 
 from ignite_mnist import TrainConfig, run
-from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
 from ignite_mnist.cli import parse_train_args
 from ignite_mnist.evaluation import MISCLASSIFIED_KEPT
 from ignite_mnist.handlers import attach_wandb
+from ignite_mnist.storage.checkpoints import checkpoint_iteration, find_latest_checkpoint, load_checkpoint
 from ignite_mnist.storage.run_dir import read_metrics_log
 from ignite_mnist.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
 from tests.conftest import REPO, run_cli
@@ -50,8 +50,8 @@ def offline_runs(wandb_dir: Path) -> list[Path]:
 
 
 def small_config(idx_root: Path, out: Path, **changes: Any) -> TrainConfig:
-    values = dict(data_dir=str(idx_root), output_dir=str(out), val_size=200, epochs=2, batch_size=32,
-                  progress="none", run_name="r", wandb_mode="offline")
+    values = {"data_dir": str(idx_root), "output_dir": str(out), "val_size": 200, "epochs": 2, "batch_size": 32,
+              "progress": "none", "run_name": "r", "wandb_mode": "offline"}
     return TrainConfig.from_dict(values | changes)
 
 
@@ -307,3 +307,68 @@ def test_a_run_started_in_the_background_keeps_the_rows_logged_before_it_existed
     assert inspect(wandb_run, "--summary")["summary"]["test_accuracy"] == pytest.approx(summary.test_accuracy)
     assert load_checkpoint(find_latest_checkpoint(Path(summary.run_dir) / "checkpoints"))["wandb"]["run_id"] \
         == wandb_run.name.rsplit("-", 1)[-1]
+
+
+def test_an_offline_run_starts_when_training_ends_and_gets_every_row(idx_root, tmp_path, monkeypatch):
+    # The managed run holds W&B's rows in memory while it trains and starts W&B after the last training step (here
+    # no checkpoint comes before: one epoch, validated at its end): no W&B run exists when any step starts (its
+    # folder would be in the run directory) nor is being started (in the tracker's "wandb-start" thread), and
+    # afterwards it has every row.
+    monkeypatch.delenv("WANDB_DIR")  # W&B's files inside the run directory, where the hook below looks
+    seen: list[list[Any]] = []
+
+    def watch_for_wandb(parts: Any) -> None:
+        parts.trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: seen.append(
+            list(parts.run_dir.path.glob("wandb/offline-run-*"))
+            + [thread.name for thread in threading.enumerate() if thread.name == "wandb-start"]))
+
+    config = small_config(idx_root, tmp_path, epochs=1, log_every=1)
+    summary = run(config, attach=watch_for_wandb)
+    assert seen == [[]] * 32  # 1000 training images in batches of 32
+    (wandb_run,) = offline_runs(Path(summary.run_dir))
+    rows, logged = history(inspect(wandb_run)), inspect(wandb_run, "--summary")
+    assert [row["_step"] for row in rows if "train/loss" in row] == list(range(1, 33))
+    metrics = read_metrics_log(Path(summary.run_dir) / "metrics.jsonl")
+    validations = {row["iteration"]: row["val_accuracy"] for row in metrics if row.get("val_accuracy") is not None}
+    assert list(validations) == [32]
+    assert {row["_step"]: row["val/accuracy"] for row in rows if "val/accuracy" in row} == pytest.approx(validations)
+    (epoch,) = [row for row in metrics if row["kind"] == "epoch"]
+    assert [(row["_step"], row["epoch/train_loss"]) for row in rows if "epoch/train_loss" in row] == [
+        (32, pytest.approx(epoch["train_loss"]))]
+    assert logged["summary"]["best_val_accuracy"] == pytest.approx(summary.best_val_accuracy)
+    assert logged["summary"]["test_accuracy"] == pytest.approx(summary.test_accuracy)
+    assert logged["state"] == "finished" and logged["summary"]["status"] == "finished"
+    checkpoint = load_checkpoint(Path(summary.run_dir) / summary.best_checkpoint)
+    assert checkpoint["wandb"]["run_id"] == logged["run_id"]  # chosen before W&B started
+
+
+INTERRUPTED_RUN = """
+import json, os, signal, sys
+from ignite.engine import Events
+from ignite_mnist import TrainConfig, run
+from ignite_mnist.errors import Interrupted
+
+def interrupt(parts):
+    parts.trainer.add_event_handler(Events.ITERATION_COMPLETED(once=20), lambda _: os.kill(os.getpid(), signal.SIGINT))
+
+try:
+    run(TrainConfig.from_dict(json.loads(sys.argv[1])), attach=interrupt)
+except Interrupted as error:
+    print(error, file=sys.stderr)
+    sys.exit(error.exit_code)
+"""
+
+
+def test_an_interrupted_run_hands_every_row_to_wandb_before_it_closes(idx_root, tmp_path, isolated_wandb):
+    config = small_config(idx_root, tmp_path, epochs=3, log_every=1)
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_RUN, json.dumps(config.to_dict())], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 130, result.stderr
+    saved = find_latest_checkpoint(tmp_path / "r" / "checkpoints")
+    stopped = checkpoint_iteration(saved)  # where the signal was acted on
+    assert stopped >= 20 and str(saved) in result.stderr
+    (wandb_run,) = offline_runs(isolated_wandb / "wandb_dir")
+    rows, logged = history(inspect(wandb_run)), inspect(wandb_run, "--summary")
+    assert [row["_step"] for row in rows if "train/loss" in row] == list(range(1, stopped + 1))
+    assert logged["summary"]["status"] == "interrupted"
+    assert load_checkpoint(saved)["wandb"]["run_id"] == logged["run_id"]

@@ -12,12 +12,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from ignite_mnist.data.preprocess import preprocess_image
 from ignite_mnist.inference.demo import classify_drawing
-from ignite_mnist.inference.export import INT8_MAX_ACCURACY_DROP, TOLERANCE, export_model, load_exported
+from ignite_mnist.inference.export import INT8_MAX_ACCURACY_DROP, TOLERANCE, export_model
+from ignite_mnist.inference.exported import load_exported
 from ignite_mnist.inference.trained import Classifier, load_model, predict
 from ignite_mnist.models import DeskewMLP
 from tests.inference.conftest import train_checkpoint
@@ -55,7 +57,8 @@ def test_the_checkpoint_is_the_deskewing_mlp_and_the_deskewing_matters(
 ) -> None:
     loaded = load_model(deskew_checkpoint)
     assert isinstance(loaded.model, DeskewMLP)
-    inputs = torch.stack([preprocess_image(png, mean=loaded.spec.mean, std=loaded.spec.std) for png in digit_pngs])
+    inputs = torch.from_numpy(np.stack([preprocess_image(png, mean=loaded.spec.mean, std=loaded.spec.std)
+                                        for png in digit_pngs]))
     with torch.inference_mode():
         whole, mlp_alone = loaded.model(inputs), loaded.model.mlp(inputs)
     assert (whole - mlp_alone).abs().max() > 100 * TOLERANCE  # a file without the deskewing would be caught

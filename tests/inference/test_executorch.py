@@ -28,7 +28,8 @@ from PIL import Image
 
 from ignite_mnist.cli import main
 from ignite_mnist.data import MNIST, load_split_tensors, normalise
-from ignite_mnist.inference.export import TOLERANCE, export_model, load_exported, run_exported, sidecar_path
+from ignite_mnist.inference.export import TOLERANCE, export_model, run_exported, sidecar_path
+from ignite_mnist.inference.exported import load_exported
 from ignite_mnist.inference.trained import load_model
 
 pytestmark = [

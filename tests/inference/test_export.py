@@ -23,10 +23,10 @@ from ignite_mnist.inference.export import (
     ExportError,
     ExportResult,
     export_model,
-    load_exported,
     run_exported,
     sidecar_path,
 )
+from ignite_mnist.inference.exported import load_exported
 from ignite_mnist.inference.trained import load_model, predict
 
 ONNX_INSTALLED = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
