@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -133,9 +133,9 @@ def _collect_misclassified(evaluator: Engine, spec: DatasetInfo, kept: list[Misc
     def collect(engine: Engine) -> None:
         if len(kept) >= MISCLASSIFIED_KEPT:
             return
-        logits, labels = engine.state.output
+        logits, labels = cast(tuple[torch.Tensor, torch.Tensor], engine.state.output)  # Ignite types it an int
         confidence, predicted = torch.softmax(logits.detach().float(), dim=1).max(dim=1)
-        images = engine.state.batch[0]
+        images = cast(tuple[torch.Tensor, torch.Tensor], engine.state.batch)[0]
         for i in (predicted != labels).nonzero().flatten()[: MISCLASSIFIED_KEPT - len(kept)].tolist():
             image = (images[i].detach().float().cpu().reshape(28, 28) * spec.std + spec.mean).clamp(0, 1)
             kept.append(Misclassified(image.numpy(), int(labels[i]), int(predicted[i]), float(confidence[i])))

@@ -73,12 +73,14 @@ class DatasetSpec:
         images_name, labels_name = file_names(train)
         return read_idx_pair(raw / images_name, raw / labels_name, len(self.classes))
 
-    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset:
+    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset[Any]:
         """The split as torchvision's dataset class with ``ToTensor`` + ``Normalize`` (the classic path)."""
         from torchvision import transforms
 
         to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
-        return self.torchvision_class(str(root), train=train, download=False, transform=to_tensor)
+        dataset: torch.utils.data.Dataset[Any] = self.torchvision_class(str(root), train=train, download=False,
+                                                                        transform=to_tensor)
+        return dataset
 
 
 MNIST = DatasetSpec("mnist", "MNIST", 0.1307, 0.3081, tuple(str(d) for d in range(10)))
@@ -138,19 +140,24 @@ class DatasetInfo:
         if not (isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES
                 and all(isinstance(c, str) for c in classes)):
             raise ValueError(f"dataset entry: classes must be a list of 2 to {MAX_CLASSES} names")
-        for key, value in (("mean", mean), ("std", std)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"dataset entry: {key} must be a finite number, got {repr(value)[:40]}")
+        mean, std = (_finite(key, value) for key, value in (("mean", mean), ("std", std)))
         if std <= 0:
             raise ValueError(f"dataset entry: std must be > 0, got {std}")
-        return cls(name, tuple(classes), float(mean), float(std))
+        return cls(name, tuple(classes), mean, std)
+
+
+def _finite(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"dataset entry: {key} must be a finite number, got {repr(value)[:40]}")
+    return float(value)
 
 
 class Dataset(Protocol):
     """What training and inference need of a dataset: an IDX :class:`DatasetSpec` or a
     :class:`~ignite_mnist.data.folders.FolderDataset`."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def classes(self) -> tuple[str, ...]: ...
@@ -163,7 +170,7 @@ class Dataset(Protocol):
 
     def load_arrays(self, root: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset: ...
+    def torchvision_dataset(self, root: str | Path, train: bool) -> torch.utils.data.Dataset[Any]: ...
 
 
 def dataset_spec(name: str) -> Dataset:
@@ -177,7 +184,13 @@ def dataset_spec(name: str) -> Dataset:
         from ignite_mnist.data.folders import folder_dataset  # torchvision lists the folder
 
         return folder_dataset(name.removeprefix(FOLDER_PREFIX))
-    return DATASETS.load(name)
+    return _registered(name)
+
+
+def _registered(name: str) -> DatasetSpec:
+    """A dataset of :data:`ignite_mnist.registry.DATASETS` (MNIST-style IDX files)."""
+    spec: DatasetSpec = DATASETS.load(name)
+    return spec
 
 
 def _download(spec: DatasetSpec, root: Path) -> str | None:
@@ -211,7 +224,7 @@ def prepare_files(root: str | Path, dataset: str, *, download: bool = True) -> P
         >>> prepare_files(data_dir, "mnist").relative_to(data_dir)
         PosixPath('MNIST/raw')
     """
-    spec = dataset_spec(dataset)
+    spec = _registered(dataset)
     raw = spec.raw_dir(root)
     for name in ALL_FILES:
         if (raw / name).is_file():

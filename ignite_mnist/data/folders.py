@@ -117,11 +117,13 @@ class FolderDataset:
         """Standard deviation of the preprocessed training pixels."""
         return self._statistics[1]
 
-    def torchvision_dataset(self, root: Any, train: bool) -> torch.utils.data.Dataset:
+    def torchvision_dataset(self, root: Any, train: bool) -> torch.utils.data.Dataset[Any]:
         """The split as torchvision's ``ImageFolder``, each image preprocessed and normalised when read."""
         from torchvision.datasets import ImageFolder
 
-        return ImageFolder(str(self._split_dir(train)), loader=digit_field, transform=_Normalise(self.mean, self.std))
+        dataset: torch.utils.data.Dataset[Any] = ImageFolder(str(self._split_dir(train)), loader=digit_field,
+                                                             transform=_Normalise(self.mean, self.std))
+        return dataset
 
 
 class _Normalise:

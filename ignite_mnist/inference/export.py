@@ -115,7 +115,8 @@ def _load_torchscript(path: Path, extra_files: dict[str, Any] | None = None) -> 
     import torch
 
     with _torchscript_deprecation_silenced():
-        return torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
+        loaded: torch.jit.ScriptModule = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
+    return loaded
 
 
 def _run_torchscript(path: Path, images: np.ndarray) -> np.ndarray:
@@ -157,6 +158,7 @@ def _save_onnx(model: nn.Module, path: Path, metadata: str) -> None:
             model, (torch.zeros(2, 1, 28, 28),), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_shapes=({0: batch},), dynamo=True,
         )
+    assert program is not None  # dynamo=True: an ONNXProgram
     program.model.metadata_props[METADATA_NAME] = metadata
     program.save(str(path), external_data=False)
 
@@ -215,7 +217,8 @@ def _run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def _read_onnx_metadata(path: Path) -> str | None:
-    return _onnx_session(path).get_modelmeta().custom_metadata_map.get(METADATA_NAME)
+    found: str | None = _onnx_session(path).get_modelmeta().custom_metadata_map.get(METADATA_NAME)
+    return found
 
 
 def _check_torchscript(path: Path) -> None:

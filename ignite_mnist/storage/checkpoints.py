@@ -38,7 +38,7 @@ import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -111,7 +111,8 @@ class RNGStates:
     """
 
     def state_dict(self) -> dict[str, Any]:
-        kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+        kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float],
+                                                       np.random.get_state(legacy=True))
         return {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
@@ -213,7 +214,7 @@ def newest_intact_checkpoint(dirname: str | Path, *, before: int | None = None
                              ) -> tuple[Path, dict[str, Any], list[str]] | None:
     """The newest "last" checkpoint of folder ``dirname`` (below iteration ``before``) that loads, read; and why
     each newer one was skipped (:func:`load_checkpoint`'s message). None when no "last" checkpoint loads."""
-    skipped = []
+    skipped: list[str] = []
     while (path := find_latest_checkpoint(dirname, before=before)) is not None:
         try:
             return path, load_checkpoint(path, inside=dirname), skipped
@@ -338,8 +339,8 @@ def _unlike(fresh: Any, saved: Any, where: str) -> str | None:
     if isinstance(fresh, (list, tuple)):
         if not isinstance(saved, (list, tuple)) or len(saved) > MAX_SAVED_ITEMS or (fresh and len(saved) != len(fresh)):
             return where
-        pairs = list(zip(fresh, saved, strict=True)) if fresh else [(_empty_like(v), v) for v in saved]
-        return next((bad for f, v in pairs if (bad := _unlike(f, v, f"{where}[]"))), None)
+        items = list(zip(fresh, saved, strict=True)) if fresh else [(_empty_like(v), v) for v in saved]
+        return next((bad for f, v in items if (bad := _unlike(f, v, f"{where}[]"))), None)
     if isinstance(fresh, torch.Tensor):
         return None if isinstance(saved, torch.Tensor) and saved.dtype == fresh.dtype else where
     if isinstance(saved, float) and not math.isfinite(saved):

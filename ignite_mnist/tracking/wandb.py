@@ -150,7 +150,7 @@ def wandb_init_args(
     }
 
 
-def _quiet_wandb() -> dict[str, bool]:
+def _quiet_wandb() -> dict[str, Any]:
     """Unless the user set them: W&B's banner and login lines give way to our one line ($WANDB_SILENT), and
     W&B's own error reporting stays off ($WANDB_ERROR_REPORTING): with a server that accepts connections
     but never answers, its telemetry held the process ~25 s at exit. Set before W&B starts, for the process.
@@ -197,7 +197,7 @@ def _start_run(mode: str, run_id: str | None, init_args: dict[str, Any], offline
         Path(init_args["dir"]).mkdir(parents=True, exist_ok=True)
     quiet = _quiet_wandb()
     if mode == "online":
-        timeout = {} if os.environ.get("WANDB_INIT_TIMEOUT") else {"init_timeout": ONLINE_INIT_TIMEOUT}
+        timeout: dict[str, Any] = {} if os.environ.get("WANDB_INIT_TIMEOUT") else {"init_timeout": ONLINE_INIT_TIMEOUT}
         started = time.monotonic()
         try:
             run = wandb.init(mode="online", id=run_id, resume="allow", settings=wandb.Settings(**quiet, **timeout),

@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ignite.distributed as idist
 import torch
@@ -91,7 +91,7 @@ def open_run_dir(config: TrainConfig, *, resuming: bool, held: contextlib.ExitSt
     try:
         run_dir.path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise unwritable(run_dir, error) from None
+        raise unwritable(run_dir.path, error) from None
     held.enter_context(run_dir.lock())
     if not resuming and run_dir.holds_run():
         if run_dir.holds_checkpoints() and not config.overwrite:
@@ -117,14 +117,14 @@ def write_config(run_dir: RunDir, config: TrainConfig) -> None:
     try:
         run_dir.write_config(config.to_dict())
     except (OSError, WriteError) as error:
-        raise unwritable(run_dir, error if isinstance(error, OSError) else OSError(error.reason)) from None
+        raise unwritable(run_dir.path, error if isinstance(error, OSError) else OSError(error.reason)) from None
 
 
 def _shared_run_dir(config: TrainConfig, plan: ResumePlan | None, held: contextlib.ExitStack) -> RunDir:
     """Rank 0 opens the run directory (its name may hold the time) and tells the others."""
     resuming = plan is not None and plan.in_place
     path = str(open_run_dir(config, resuming=resuming, held=held).path) if is_rank_zero() else None
-    return RunDir(idist.broadcast(path, safe_mode=True))
+    return RunDir(cast(str, idist.broadcast(path, safe_mode=True)))
 
 
 def _build_model_and_optimizer(config: TrainConfig, spec: Dataset, device: torch.device) -> tuple[Any, Any]:
