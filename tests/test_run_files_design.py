@@ -20,6 +20,7 @@ FILE_FUNCTIONS = frozenset({
     "open", "os.open", "os.rename", "os.replace", "json.load", "json.dump", "pickle.load", "pickle.dump",
     "torch.load", "torch.save", "torch.jit.load", "onnx.load", "zipfile.ZipFile", "sqlite3.connect",
     "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move", "shutil.copyfileobj",
+    "np.fromfile", "np.load", "np.save", "numpy.fromfile", "numpy.load", "numpy.save",
 })
 #: (module, call) -> why it may read or write a file itself.
 ALLOWED = {
@@ -28,7 +29,7 @@ ALLOWED = {
     ("ignite_mnist.data.idx", "open"): "the dataset's IDX files in --data-dir (your command line), size-checked first",
     ("ignite_mnist.data.idx", "gzip.open"): "the dataset's downloaded archives in --data-dir",
     ("ignite_mnist.data.idx", "shutil.copyfileobj"): "unpacks an archive into a file files.replacing opened",
-    ("ignite_mnist.data.idx", "labels_path.read_bytes"): "the dataset's IDX labels, size-checked first",
+    ("ignite_mnist.data.idx", "np.fromfile"): "the dataset's IDX files, headers and sizes checked first, count bounded",
     ("ignite_mnist.data.preprocess", "Image.open"): "image files: decoded by Pillow behind the image checks",
     ("ignite_mnist.inference.demo", "resources.files('ignite_mnist.inference').joinpath('demo.html').read_bytes"):
         "the package's own page",

@@ -109,7 +109,7 @@ def check_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes
     (label_count,) = _read_header(labels_path, LABELS_MAGIC, 1)
     if label_count != count:
         raise DataError(f"{labels_path}: {label_count} labels but {images_path.name} holds {count} images")
-    labels = np.fromfile(labels_path, dtype=np.uint8, offset=8)
+    labels = np.fromfile(labels_path, dtype=np.uint8, count=count, offset=8)
     if labels.size and int(labels.max()) >= num_classes:
         bad = int(np.flatnonzero(labels >= num_classes)[0])
         raise DataError(f"{labels_path}: label {int(labels[bad])} at index {bad} is outside 0-{num_classes - 1}")

@@ -152,8 +152,10 @@ def test_a_closed_stdout_does_not_stop_training(idx_root: Path, tmp_path: Path) 
 def test_sigterm_during_the_final_test_says_how_to_finish_the_report(idx_root: Path, tmp_path: Path) -> None:
     code = ("import os, signal, sys\nimport ignite_mnist.evaluation as evaluation\n"
             "from ignite_mnist.cli import main\n"
+            "evaluate_model = evaluation.evaluate_model\n"
             "def testing(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
-            "evaluation.create_evaluator = testing\n"  # the test set's evaluator starts: SIGTERM arrives
+            "    return evaluate_model(*args, **kwargs)\n"
+            "evaluation.evaluate_model = testing\n"  # the test set's evaluation starts: SIGTERM arrives
             "sys.exit(main(sys.argv[1:]))\n")
     result = subprocess.run([sys.executable, "-c", code, *train(idx_root, tmp_path, "t")], env=SUBPROCESS_ENV,
                             capture_output=True, text=True, timeout=300)
