@@ -99,7 +99,8 @@ def check_pad(script: Path, run: Path, image: Path) -> None:
             page = response.read().decode()
         if "<title>ignite-mnist digit pad</title>" not in page or "<canvas" not in page:
             fail(f"{url} did not serve the digit pad's page")
-        request = urllib.request.Request(url + "predict", data=image.read_bytes(), method="POST")
+        request = urllib.request.Request(url + "predict", data=image.read_bytes(), method="POST",
+                                         headers={"Content-Type": "image/png"})  # what the page sends
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.load(response)
         if answer.get("classes") != [str(d) for d in range(10)] or len(answer.get("probabilities", [])) != 10:
