@@ -212,3 +212,11 @@ def test_two_sweep_workers_on_two_hosts_share_a_postgresql_study_and_survive_a_k
         assert len(others) == 1 and not (others[0] / f"trial-{trial.number:04d}").exists()
     assert (folders[1] / "grid" / f"trial-{killed:04d}" / "checkpoints").is_dir()  # the dead one's files stay
     assert f"trial {retry.number}: complete" in outputs[0] + outputs[1]
+
+
+def test_workers_of_one_postgresql_study_take_new_trials_one_at_a_time(database: Postgres, tmp_path: Path) -> None:
+    """The study's lock is a PostgreSQL advisory lock: a worker in another folder (another machine's disk) waits for it
+    (tests/test_sweep_claims.py, with the server reached through its Unix socket)."""
+    from tests.test_sweep_claims import a_second_folder_waits_for_the_study
+
+    a_second_folder_waits_for_the_study(database.local_url, tmp_path)

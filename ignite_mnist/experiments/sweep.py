@@ -8,6 +8,9 @@
     trial-0000/      each trial's run directory: config.json, metrics.jsonl, checkpoints, summary.json
     workers/         <host>:<pid>.lock, held by each live worker process of this folder
     .lock            held while a worker takes its next trial
+    study.db-claims.lock
+                     held, beside a SQLite study wherever it is, while any worker of the study
+                     (in any folder) counts its trials and asks for a new one
 ```
 
 How a sweep goes:
@@ -15,8 +18,8 @@ How a sweep goes:
 1. :func:`open_sweep` checks the folder and opens the study (created on first use)
    with the sampler of the file's ``method`` and the pruner of ``--pruner``
    (:data:`~ignite_mnist.registry.SWEEP_METHODS`, :data:`~ignite_mnist.registry.PRUNERS`).
-2. Each worker process (:func:`work`) takes a trial under the folder's lock
-   (:func:`claim_trial`): first a running trial whose worker on this machine is
+2. Each worker process (:func:`work`) takes a trial under the folder's lock and
+   the study's (:func:`claim_trial`, :meth:`SweepDir.lock`): first a running trial whose worker on this machine is
    gone (killed), which goes on in its own run directory from its newest
    checkpoint; else a new one from the sampler while the study holds fewer
    trials than the sweep runs. Finished trials are never run again, and a trial
@@ -73,6 +76,7 @@ from ignite_mnist.experiments.sweep_storage import (
     open_storage,
     quiet_heartbeat_warnings,
     record_heartbeat,
+    study_lock,
 )
 from ignite_mnist.limits import MAX_SETTINGS_FILE_BYTES
 from ignite_mnist.registry import AUTO_PRUNER, PRUNERS, SWEEP_DISTRIBUTIONS, SWEEP_METHODS
@@ -245,6 +249,8 @@ class SweepDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        #: The study's database, once :func:`open_sweep` has opened it: :meth:`lock` takes the study's lock there.
+        self.database: optuna.storages.RDBStorage | None = None
 
     def __str__(self) -> str:
         return str(self.path)
@@ -291,9 +297,14 @@ class SweepDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the folder's lock (waiting for it) while the ``with`` block runs."""
+        """Hold the folder's lock, then the study's (:func:`study_lock`: every worker's of the study, in any folder
+        or on any machine, once the study is open), waiting for each, while the ``with`` block runs."""
         with locked(self.path / self.LOCK):
-            yield
+            if self.database is None:
+                yield
+                return
+            with study_lock(self.database, self.path.name):
+                yield
 
     @contextlib.contextmanager
     def worker(self) -> Iterator[dict[str, Any]]:
@@ -364,8 +375,9 @@ def open_sweep(spec: SweepSpec, output_dir: str | Path, name: str | None = None,
         raise ConfigError("--storage", f"{sweep} keeps its study in another database; leave --storage out to use it")
     if pruner == AUTO_PRUNER:
         pruner = "halving" if spec.early_terminate is not None else "none"
+    sweep.database = open_storage(storage or sweep.storage(), heartbeat)
     study = optuna.create_study(
-        storage=open_storage(storage or sweep.storage(), heartbeat), study_name=sweep.path.name,
+        storage=sweep.database, study_name=sweep.path.name,
         direction=cast(Literal["minimize", "maximize"], spec.goal),  # the sweep file's check: one of the two
         sampler=SWEEP_METHODS.load(spec.method)(spec), pruner=PRUNERS.load(pruner)(spec), load_if_exists=True,
     )

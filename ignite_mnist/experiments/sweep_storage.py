@@ -10,7 +10,10 @@ parameters, for the next worker to take). Added here:
   whatever SQLAlchemy's own default for the version installed;
 * one line for a URL that is not one (exit 2) or a database that cannot be
   opened (exit 1), the password hidden;
-* :func:`counted_trials`: a failed trial that was retried counts once, through its retry.
+* :func:`counted_trials`: a failed trial that was retried counts once, through its retry;
+* :func:`study_lock`: the lock every worker of a study takes, wherever it runs, to count
+  the trials and ask for a new one, so that workers in several folders or on several
+  machines together run the sweep's count, not one more.
 
 Example:
     >>> with_driver("postgresql://sweeps@db.example.org/sweeps")
@@ -22,19 +25,23 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread  # no public names; optimize() uses them
 
 from ignite_mnist.errors import ConfigError, SweepError, first_line
+from ignite_mnist.storage.files import locked
 
 __all__ = [
     "Heartbeat", "counted_trials", "keep_alive", "open_storage", "quiet_heartbeat_warnings", "record_heartbeat",
-    "with_driver",
+    "study_lock", "with_driver",
 ]
 
 #: Seconds a worker waits for SQLite's write lock (workers share one file).
@@ -159,3 +166,43 @@ def quiet_heartbeat_warnings() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="ignite_mnist")
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+
+def _advisory_key(study_name: str) -> int:
+    """The study's PostgreSQL advisory-lock key: a signed 64-bit number from its name (the same on every machine)."""
+    digest = hashlib.sha256(f"ignite-mnist sweep {study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def study_lock(storage: optuna.storages.RDBStorage, study_name: str) -> Iterator[None]:
+    """Hold the lock every worker of the study takes, whatever its folder or machine, while the ``with`` block runs.
+
+    A worker counts the study's trials and asks for a new one under it, so that two
+    workers asking at the same moment cannot both make the last trial. The lock lives
+    where every worker of the study reaches: with PostgreSQL, a session advisory lock
+    in the database (the server drops it when a worker's connection goes, however it
+    goes); with SQLite, an ``flock`` on ``<database>-claims.lock`` beside the database
+    file (SQLite is one machine's, or a shared disk's); an in-memory SQLite study has
+    one process. Other databases (MySQL) have none: two workers asking at the same
+    moment may together run one trial more than the sweep's count.
+    """
+    import sqlalchemy
+
+    url = storage.engine.url
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        key = {"key": _advisory_key(study_name)}
+        with storage.engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), key)
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), key)
+                connection.commit()
+    elif backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(str(url.database))
+        with locked(database.with_name(f"{database.name}-claims.lock")):
+            yield
+    else:
+        yield
