@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-__all__ = ["closed", "note", "say", "silence"]
+__all__ = ["closed", "note", "say", "say_at_line_start", "silence"]
 
 #: The names (``stdout``/``stderr``) of the streams found closed.
 closed: set[str] = set()
@@ -60,6 +60,26 @@ def say(message: str, stream: TextIO | None = None) -> None:
     except BrokenPipeError:
         if target in (sys.stdout, sys.stderr):
             _silence(name)
+
+
+#: A carriage return, then "erase to the end of the line" (ANSI): a terminal's echo of Ctrl-C (``^C``) is wiped.
+ERASE_LINE = "\r\x1b[K"
+
+
+def say_at_line_start(message: str, stream: TextIO | None = None) -> None:
+    """:func:`say` ``message`` at the start of its line, even right after a Ctrl-C on a terminal.
+
+    A terminal echoes Ctrl-C as ``^C`` where its cursor stands: after a finished line,
+    at the start of the next one, where the message would follow it (``^Cignite-mnist:
+    interrupted ...``). On a terminal the line is erased first; elsewhere (a pipe, a
+    file) nothing was echoed and the message is written as it is.
+    """
+    target = stream if stream is not None else sys.stdout
+    try:
+        on_terminal = target.isatty()
+    except (OSError, ValueError):  # closed, or not a real file
+        on_terminal = False
+    say(f"{ERASE_LINE}{message}" if on_terminal else message, stream)
 
 
 def _shown_bars() -> Any:

@@ -21,7 +21,7 @@ from types import FrameType
 
 from ignite_mnist._version import __version__
 from ignite_mnist.cli.command_list import DEFAULT_COMMAND, SUMMARIES, VERSION_FLAG
-from ignite_mnist.console import silence
+from ignite_mnist.console import say_at_line_start, silence
 from ignite_mnist.errors import EXIT_OK, EXIT_SIGINT, EXIT_SIGPIPE, ConfigError, IgniteMnistError, Interrupted
 from ignite_mnist.settings.arguments import PROG
 
@@ -115,15 +115,15 @@ def _run(args: list[str]) -> int:
         with _sigterm_says_so(name):
             code = COMMANDS[name](args)
             sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
-    except Interrupted as error:  # asked for, not a failure: said as it is
-        print(f"{PROG}: {error}", file=sys.stderr)
+    except Interrupted as error:  # asked for, not a failure: said as it is, not after the terminal's "^C"
+        say_at_line_start(f"{PROG}: {error}", sys.stderr)
         return error.exit_code
     except IgniteMnistError as error:
         hint = _hint(name) if isinstance(error, ConfigError) else ""
         print(f"{PROG}: error: {error}{hint}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        say_at_line_start(f"{PROG}: interrupted", sys.stderr)
         return EXIT_SIGINT
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as a tool killed by SIGPIPE does
         silence("stdout")  # Python's last flush at exit must not fail

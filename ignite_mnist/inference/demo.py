@@ -334,7 +334,7 @@ def serve_pad(classifier: Classifier, port: int = DEFAULT_PORT, *, source: str |
     From another thread than the main one (where signals cannot be caught) it serves until the server's
     ``shutdown()`` is called.
     """
-    from ignite_mnist.console import say
+    from ignite_mnist.console import say, say_at_line_start
 
     with PadServer(classifier, port) as server:
         announcement = f"digit pad for {source} at {server.url} (Ctrl-C stops it)"
@@ -343,7 +343,7 @@ def serve_pad(classifier: Classifier, port: int = DEFAULT_PORT, *, source: str |
             server.serve_forever()
             return
         received = _serve_until_signal(server, announcement)
-    say(f"digit pad stopped ({received})")
+    say_at_line_start(f"digit pad stopped ({received})")
 
 
 def _serve_until_signal(server: PadServer, announcement: str) -> str:
