@@ -41,8 +41,6 @@ ALLOWED = {
     ("ignite_mnist.runtime.distributed", "open"): "the launcher's own temporary folder, never a run directory",
     ("ignite_mnist.runtime.distributed", "pickle.dump"): "rank 0's result, in the launcher's temporary folder",
     ("ignite_mnist.runtime.distributed", "pickle.load"): "rank 0's result, in the launcher's temporary folder",
-    ("ignite_mnist.runtime.distributed", "(reports / f'rank{rank}.json').write_text"):
-        "a rank's failure report, in the launcher's temporary folder",
     ("ignite_mnist.runtime.distributed", "p.read_text"): "the ranks' reports, in the launcher's temporary folder",
     ("ignite_mnist.storage.checkpoints", "torch.load"): "reads the handle reader.open_file opened",
     ("ignite_mnist.storage.checkpoints", "zipfile.ZipFile"): "reads the handle reader.open_file opened",

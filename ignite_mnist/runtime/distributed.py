@@ -62,6 +62,7 @@ from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedExc
 from ignite_mnist.errors import EXIT_FAILURE, EXIT_SIGINT, ConfigError, IgniteMnistError, first_line
 from ignite_mnist.settings.config import TrainConfig
 from ignite_mnist.storage.checkpoints import RNGStates
+from ignite_mnist.storage.files import write_json
 
 __all__ = [
     "RankError",
@@ -285,7 +286,9 @@ def _write_report(reports: Path, error: BaseException) -> int:
         message, code = f"rank {rank}: {type(error).__name__}: {error}", EXIT_FAILURE
         trace = "".join(traceback.format_exception(error))
     report = {"rank": rank, "time": time.time(), "peer": peer, "message": message, "exit_code": code, "trace": trace}
-    (reports / f"rank{rank}.json").write_text(json.dumps(report))
+    # atomically: the launcher stops the other ranks once one has failed, maybe while one writes its report, and
+    # reads them all (a report cut short by that SIGTERM was once read as an empty file, a JSONDecodeError)
+    write_json(reports / f"rank{rank}.json", report)
     return code
 
 
